@@ -1,0 +1,79 @@
+"""Fixtures shared by every test: an isolated FLOWSHIP_HOME with a real MLflow store,
+the machine's real PostgreSQL, and the CLI run in-process with its exit code."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("FLOWSHIP_TEST_PG", "postgresql://127.0.0.1:5432/test")
+
+
+def _reset_caches() -> None:
+    from flowship import _mlflow
+    from flowship.config import get_settings
+    from flowship.store import db
+
+    get_settings.cache_clear()
+    _mlflow._client_for.cache_clear()
+    db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def flowship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own FLOWSHIP_HOME (MLflow store, state database, tables)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FLOWSHIP_HOME", str(home))
+    for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL", "FLOWSHIP_TABLES_URI"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FLOWSHIP_ACTOR", "tester")
+    _reset_caches()
+    yield home
+    _reset_caches()
+
+
+@pytest.fixture
+def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the machine's server, set as flowship's
+    state database for the test and dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"flowship_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://127.0.0.1:5432/{name}"
+    monkeypatch.setenv("FLOWSHIP_DATABASE_URL", url)
+    _reset_caches()
+    yield url
+    _reset_caches()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``flowship ARGS...`` in-process; returns exit code, stdout and stderr."""
+    from flowship.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
