@@ -4,7 +4,24 @@ The public Python API is re-exported here; ``__all__`` is checked by a test.
 """
 
 from flowship.errors import FlowshipError
+from flowship.registry import (
+    VersionInfo,
+    get_version,
+    list_models,
+    list_versions,
+    register,
+    register_estimator,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["FlowshipError", "__version__"]
+__all__ = [
+    "FlowshipError",
+    "VersionInfo",
+    "__version__",
+    "get_version",
+    "list_models",
+    "list_versions",
+    "register",
+    "register_estimator",
+]

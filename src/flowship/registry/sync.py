@@ -1,0 +1,143 @@
+"""Notice stage changes made outside flowship and record them as external events.
+
+Someone may move an alias in the MLflow UI, or run the seed's
+``client.transition_model_version_stage(...)``. Every time flowship looks at a model
+(listing, history, promotion, rollback) it compares each version's signals in MLflow
+with the stage the history says it has. A signal that differs from the history is a
+change made outside: it is recorded as an ``external`` event and the other signals are
+brought in line, so that ``@production``, ``/Production`` and the tag agree again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from flowship.config import get_settings
+from flowship.registry._state import Observed, mirror_agrees, read_model, write_stage
+from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING
+from flowship.store import db, events
+from flowship.store.events import DELETED, Event
+
+log = logging.getLogger(__name__)
+EXTERNAL_ACTOR = "external"
+
+
+def actor() -> str:
+    """Who is recorded as making a change: FLOWSHIP_ACTOR, else the OS user."""
+    configured = get_settings().actor
+    if configured:
+        return configured
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
+
+
+@dataclass
+class ModelState:
+    """A model as seen inside its lock, after external changes were recorded."""
+
+    name: str
+    observed: dict[str, Observed]
+    stages: dict[str, str]  # version -> stage, for every version that exists
+
+    def holder(self, stage: str) -> str | None:
+        return next((v for v, s in self.stages.items() if s == stage), None)
+
+
+@contextmanager
+def locked(name: str) -> Iterator[tuple[Session, ModelState]]:
+    """Hold the model's lock for the block, with external changes already recorded.
+
+    The lock is taken before MLflow is read, so two flowship processes never act on
+    the same snapshot; everything recorded in the block commits together.
+    """
+    with db.transaction() as session:
+        db.lock(session, f"model:{name}")
+        session.connection()  # on SQLite this runs BEGIN IMMEDIATE: the lock is ours now
+        observed = read_model(name)
+        stages = reconcile(session, name, observed)
+        yield session, ModelState(name=name, observed=observed, stages=stages)
+
+
+def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dict[str, str]:
+    """Record what changed outside flowship; returns every version's stage now."""
+    recorded = events.current_stages(session, name)
+    found: dict[str, tuple[str, str | None]] = {}
+    for version, seen in observed.items():
+        found[version] = _stage_of(seen, recorded.get(version))
+    _one_holder_per_stage(found, recorded)
+
+    new_events = []
+    for version, (stage, why) in found.items():
+        before = recorded.get(version, NONE)
+        if stage != before:
+            new_events.append(_external(name, version, before, stage, why))
+    for version, before in recorded.items():
+        if version not in observed and before != DELETED:
+            why = "version deleted in MLflow"
+            new_events.append(_external(name, version, before, DELETED, why))
+    if new_events:
+        events.record(session, new_events)
+        for ev in new_events:
+            log.warning(
+                "Model %s version %s: %s -> %s changed outside flowship (%s); recorded.",
+                name, ev.version, ev.from_stage, ev.to_stage, ev.reason,
+            )  # fmt: skip
+    stages = {v: stage for v, (stage, _) in found.items()}
+    for version, stage in stages.items():
+        if not mirror_agrees(observed[version], stage) and (version in recorded or stage != NONE):
+            write_stage(name, version, stage, observed)
+    return stages
+
+
+def _stage_of(seen: Observed, recorded: str | None) -> tuple[str, str | None]:
+    """The stage MLflow shows for one version, and why it differs from ``recorded``."""
+    if recorded is None or recorded == DELETED:
+        stage = seen.alias_stage or (seen.native if seen.native != NONE else None)
+        stage = stage or seen.tag or NONE
+        return stage, f"found in {stage} when flowship first looked"
+    if seen.alias_stage and seen.alias_stage != recorded:
+        return seen.alias_stage, f"alias '{ALIASES[seen.alias_stage]}' set on it in MLflow"
+    if seen.native != recorded:
+        return seen.native, f"MLflow stage set to {seen.native}"
+    if seen.tag and seen.tag != recorded:
+        return seen.tag, f"tag flowship.stage set to {seen.tag}"
+    if recorded in ALIASES and seen.alias_stage != recorded:
+        return ARCHIVED, f"alias '{ALIASES[recorded]}' moved or removed in MLflow"
+    return recorded, None
+
+
+def _one_holder_per_stage(
+    found: dict[str, tuple[str, str | None]], recorded: dict[str, str]
+) -> None:
+    """Staging and Production hold one version each: when MLflow shows several, the
+    one that changed outside flowship (else the newest) keeps it, the others are
+    archived, as MLflow's ``archive_existing_versions`` would have done."""
+    for stage in (PRODUCTION, STAGING):
+        holders = [v for v, (s, _) in found.items() if s == stage]
+        if len(holders) < 2:
+            continue
+        changed = [v for v in holders if recorded.get(v) != stage]
+        keep = max(changed or holders, key=int)
+        for version in holders:
+            if version != keep:
+                found[version] = (ARCHIVED, f"replaced in {stage} by version {keep} in MLflow")
+
+
+def _external(name: str, version: str, before: str, after: str, why: str | None) -> Event:
+    return Event(
+        model=name,
+        version=version,
+        from_stage=before,
+        to_stage=after,
+        action="external",
+        actor=EXTERNAL_ACTOR,
+        reason=f"changed outside flowship: {why}" if why else "changed outside flowship",
+    )
