@@ -4,6 +4,7 @@ The public Python API is re-exported here; ``__all__`` is checked by a test.
 """
 
 from flowship.errors import FlowshipError
+from flowship.predict import Predictor, resolve_ref
 from flowship.registry import (
     VersionInfo,
     get_version,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FlowshipError",
+    "Predictor",
     "VersionInfo",
     "__version__",
     "get_version",
@@ -24,4 +26,5 @@ __all__ = [
     "list_versions",
     "register",
     "register_estimator",
+    "resolve_ref",
 ]

@@ -1,0 +1,87 @@
+"""Fetch a model's files once and read its MLmodel metadata.
+
+Registry versions are immutable, so their files are kept under
+``$FLOWSHIP_HOME/cache/models/<name>/<version>/`` and a second load (a restart, a second
+worker, a rollback) does not download again. The copy is written to a temporary folder
+and renamed into place, so a crash never leaves a half-downloaded model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from flowship._mlflow import client, mlflow_errors
+from flowship.config import get_settings
+from flowship.errors import InvalidInput
+from flowship.predict.refs import ResolvedRef
+
+log = logging.getLogger(__name__)
+
+_MARKER = "flowship-cache.json"
+
+
+def cache_dir(kind: str, resolved: ResolvedRef) -> Path | None:
+    """``$FLOWSHIP_HOME/cache/<kind>/<name>/<version>``, or None for refs that are not an
+    immutable registry version (runs and directories are cheap to read again)."""
+    if resolved.model_name is None or resolved.model_version is None:
+        return None
+    root = get_settings().home_dir / "cache" / kind
+    return root / quote(resolved.model_name, safe="") / resolved.model_version
+
+
+def local_model_dir(resolved: ResolvedRef) -> Path:
+    """A local folder holding the model's files (MLmodel and its flavors)."""
+    if Path(resolved.uri).is_dir():
+        return Path(resolved.uri)
+    target = cache_dir("models", resolved)
+    if target is not None and _valid(target, resolved):
+        return target
+    client()  # makes the configured tracking URI MLflow's default for the download
+    import mlflow
+
+    staging = Path(tempfile.mkdtemp(prefix="flowship-model-"))
+    try:
+        with mlflow_errors(resolved.model_name, resolved.model_version):
+            path = Path(mlflow.artifacts.download_artifacts(resolved.uri, dst_path=str(staging)))
+        if target is None:
+            return path
+        (path / _MARKER).write_text(json.dumps({"run_id": resolved.run_id}))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # stale (another run id) or incomplete: replace it
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(path, target)
+        except OSError:  # another process won the race; its copy is as good as ours
+            if not _valid(target, resolved):
+                raise
+        return target
+    finally:
+        if target is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _valid(target: Path, resolved: ResolvedRef) -> bool:
+    try:
+        marker = json.loads((target / _MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("run_id") == resolved.run_id and (target / "MLmodel").is_file()
+
+
+def read_mlmodel(path: Path) -> Any:  # -> mlflow.models.Model
+    from mlflow.models import Model
+
+    try:
+        return Model.load(str(path / "MLmodel"))
+    except Exception as exc:  # a corrupt or hand-edited MLmodel file
+        raise InvalidInput(
+            f"Cannot read the MLmodel file at {path}: {exc}",
+            "Re-log the model with mlflow.<flavor>.log_model.",
+        ) from exc

@@ -1,0 +1,171 @@
+"""Turn a model reference into a concrete, pinned one, without loading the model.
+
+Serving polls :func:`resolve_ref` to notice a promotion and batch pins a job to
+``ResolvedRef.uri`` at start, so this must stay cheap: registry look-ups only, no
+artifact download.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from flowship._mlflow import client, mlflow_errors
+from flowship.errors import ModelNotFound, NotFound, UsageError, VersionNotFound
+
+# Native stage names, matched case-insensitively as MLflow does.
+STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
+_FORMS = (
+    "models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, models:/NAME/latest, "
+    "runs:/RUN_ID/PATH or a local directory"
+)
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+@dataclass(frozen=True)
+class ResolvedRef:
+    """Where a reference points right now. ``uri`` is what to load: ``models:/NAME/3`` for
+    registry refs (so a later promotion cannot change what was loaded), else the ref itself."""
+
+    ref: str
+    uri: str
+    model_name: str | None = None
+    model_version: str | None = None
+    run_id: str | None = None
+    source: str | None = None
+
+
+def resolve_ref(ref: str) -> ResolvedRef:
+    """Resolve ``ref`` against the registry (or the file system for a local directory).
+
+    Raises ``ModelNotFound`` / ``VersionNotFound`` for an unknown model, version, alias or
+    stage, ``NotFound`` for a missing run or directory and ``UsageError`` for a malformed ref.
+    """
+    if not isinstance(ref, str) or not ref.strip():
+        raise UsageError("The model reference is empty.", f"Use one of: {_FORMS}.")
+    ref = ref.strip()
+    if ref.startswith("models:/"):
+        return _resolve_registry(ref)
+    if ref.startswith("runs:/"):
+        return _resolve_run(ref)
+    if ref.startswith("file://"):
+        return _resolve_dir(ref, Path(unquote(urlparse(ref).path)))
+    if "://" in ref or ref.startswith(("models:", "runs:")):
+        raise UsageError(f"Unsupported model reference {ref!r}.", f"Use one of: {_FORMS}.")
+    return _resolve_dir(ref, Path(ref))
+
+
+def _resolve_registry(ref: str) -> ResolvedRef:
+    body = ref[len("models:/") :]
+    if "@" in body:
+        name, _, alias = body.partition("@")
+        if not name or not alias or "/" in name or "/" in alias:
+            raise UsageError(f"Malformed model reference {ref!r}.", f"Use one of: {_FORMS}.")
+        mv = _by_alias(name, alias)
+    else:
+        name, _, selector = body.partition("/")
+        if not name or not selector or "/" in selector:
+            raise UsageError(f"Malformed model reference {ref!r}.", f"Use one of: {_FORMS}.")
+        if _VERSION.match(selector):
+            mv = _by_version(name, selector)
+        elif selector.lower() == "latest":
+            mv = _latest(name)
+        elif selector.lower() in STAGES:
+            mv = _by_stage(name, STAGES[selector.lower()])
+        else:
+            raise UsageError(
+                f"Malformed model reference {ref!r}: {selector!r} is neither a version number, "
+                "'latest' nor a stage (None, Staging, Production, Archived).",
+                f"Use one of: {_FORMS}.",
+            )
+    return ResolvedRef(
+        ref=ref,
+        uri=f"models:/{mv.name}/{mv.version}",
+        model_name=mv.name,
+        model_version=str(mv.version),
+        run_id=mv.run_id or None,
+        source=mv.source,
+    )
+
+
+def _require_model(name: str) -> None:
+    with mlflow_errors(name):
+        client().get_registered_model(name)
+
+
+def _by_version(name: str, version: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with mlflow_errors(name, version):
+            return client().get_model_version(name, version)
+    except (VersionNotFound, ModelNotFound, MlflowException):
+        _require_model(name)
+        raise VersionNotFound(name, version) from None
+
+
+def _by_alias(name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with mlflow_errors(name):
+            return client().get_model_version_by_alias(name, alias)
+    except (ModelNotFound, MlflowException):
+        _require_model(name)
+        raise VersionNotFound(
+            name,
+            f"with alias {alias!r}",
+            f"Promote one (flowship promote {name} VERSION --to {alias}) "
+            f"or list its versions with: flowship versions {name}",
+        ) from None
+
+
+def _by_stage(name: str, stage: str):
+    _require_model(name)
+    with mlflow_errors(name):
+        found = client().get_latest_versions(name, stages=[stage])
+    if not found:
+        raise VersionNotFound(
+            name,
+            f"in stage {stage}",
+            f"Promote one (flowship promote {name} VERSION --to {stage.lower()}) "
+            f"or list its versions with: flowship versions {name}",
+        )
+    return max(found, key=lambda mv: int(mv.version))
+
+
+def _latest(name: str):
+    _require_model(name)
+    with mlflow_errors(name):
+        found = client().search_model_versions(f"name = '{name}'")
+    if not found:
+        raise VersionNotFound(name, "(it has no versions)", "Register one first.")
+    return max(found, key=lambda mv: int(mv.version))
+
+
+def _resolve_run(ref: str) -> ResolvedRef:
+    run_id, _, path = ref[len("runs:/") :].partition("/")
+    if not run_id or not path.strip("/"):
+        raise UsageError(f"Malformed model reference {ref!r}.", "Use runs:/RUN_ID/ARTIFACT_PATH.")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with mlflow_errors():
+            client().get_run(run_id)
+    except (UsageError, MlflowException):
+        raise NotFound(
+            f"Run {run_id!r} does not exist in the tracking store.",
+            "Check the run id (mlflow runs list) or MLFLOW_TRACKING_URI.",
+        ) from None
+    return ResolvedRef(ref=ref, uri=ref, run_id=run_id)
+
+
+def _resolve_dir(ref: str, path: Path) -> ResolvedRef:
+    if not (path / "MLmodel").is_file():
+        raise NotFound(
+            f"No MLflow model at {str(path)!r} (no MLmodel file there).",
+            f"Point at a directory saved by mlflow.*.save_model, or use one of: {_FORMS}.",
+        )
+    return ResolvedRef(ref=ref, uri=str(path.resolve()), source=str(path.resolve()))
