@@ -1,0 +1,198 @@
+"""Adaptive micro-batching: requests that are waiting at the same moment become one
+predict call; a lone request is never held back.
+
+A request's columns join a pending list; a flush is scheduled for the end of the
+current event-loop turn (``call_soon``), so every request already received in that turn
+rides along and nothing waits on a timer (unless ``max_wait_s`` asks for one). Fast
+models run inline on the event loop (a thread hop costs more than the prediction);
+slow ones run on one worker thread, and requests arriving meanwhile form the next
+batch. A batch the model rejects is retried request by request, so one bad request
+never fails its neighbours, and each gets its own error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from flowship.errors import FlowshipError, InvalidInput
+from flowship.serving.errors import Overloaded
+from flowship.serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
+
+# Above this many seconds per predict call, predict on the worker thread instead of inline.
+INLINE_LIMIT_S = 0.002
+_EWMA = 0.2
+
+
+@dataclass(slots=True)
+class _Item:
+    columns: dict[str, Any]
+    n_rows: int
+    future: asyncio.Future = field(repr=False)
+
+
+Outcome = tuple[np.ndarray, Any] | FlowshipError  # (rows of the result, predictor) or error
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        current: Callable[[], Any],
+        *,
+        metrics: ServingMetrics,
+        max_batch_size: int = 64,
+        max_wait_s: float = 0.0,
+        max_queue: int = 256,
+    ) -> None:
+        self._current = current  # returns the Predictor to use now (or raises NotReady)
+        self._metrics = metrics
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._pending: list[_Item] = []
+        self._waiting = 0
+        self._scheduled = False
+        self._busy = False
+        self._cost_s = 0.0  # moving average of one predict call
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-predict")
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    async def predict(self, columns: dict[str, Any], n_rows: int) -> tuple[np.ndarray, Any]:
+        """Predict ``n_rows`` rows; returns the result rows and the Predictor that made them."""
+        if self._waiting >= self.max_queue:
+            raise Overloaded(self._waiting)
+        loop = asyncio.get_running_loop()
+        item = _Item(columns, n_rows, loop.create_future())
+        self._pending.append(item)
+        self._waiting += 1
+        self._metrics.queue_depth.set(value=self._waiting)
+        if not self._scheduled and not self._busy:
+            self._scheduled = True
+            if self.max_wait_s > 0 and self._pending_rows() < self.max_batch_size:
+                loop.call_later(self.max_wait_s, self._flush)
+            else:
+                loop.call_soon(self._flush)
+        try:
+            outcome = await item.future
+        finally:
+            self._waiting -= 1
+            self._metrics.queue_depth.set(value=self._waiting)
+        if isinstance(outcome, FlowshipError):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _pending_rows(self) -> int:
+        return sum(item.n_rows for item in self._pending)
+
+    def _take(self) -> list[_Item]:
+        """The next batch: whole requests, up to max_batch_size rows (at least one request)."""
+        self._pending = [item for item in self._pending if not item.future.done()]  # timed out
+        rows, count = 0, 0
+        for item in self._pending:
+            if count and rows + item.n_rows > self.max_batch_size:
+                break
+            rows += item.n_rows
+            count += 1
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while not self._busy:
+            batch = self._take()
+            if not batch:
+                return
+            try:
+                predictor = self._current()
+            except FlowshipError as error:
+                self._deliver(batch, [error] * len(batch))
+                continue
+            if self._cost_s < INLINE_LIMIT_S:
+                self._deliver(batch, self._compute(predictor, batch))
+                continue
+            self._busy = True
+            loop = asyncio.get_running_loop()
+            done = loop.run_in_executor(self._executor, self._compute, predictor, batch)
+            done.add_done_callback(lambda f, batch=batch: self._threaded_done(batch, f))
+
+    def _threaded_done(self, batch: list[_Item], done: asyncio.Future) -> None:
+        self._busy = False
+        if done.cancelled():
+            outcomes: list[Outcome] = [FlowshipError("The server is shutting down.")] * len(batch)
+        else:
+            outcomes = done.result()
+        self._deliver(batch, outcomes)
+        self._flush()
+
+    @staticmethod
+    def _deliver(batch: list[_Item], outcomes: list[Outcome]) -> None:
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if not item.future.done():
+                item.future.set_result(outcome)
+
+    def _compute(self, predictor: Any, batch: list[_Item]) -> list[Outcome]:
+        """Runs inline or on the worker thread; touches no event-loop object."""
+        if len(batch) > 1:
+            names = list(batch[0].columns)
+            if all(list(item.columns) == names for item in batch[1:]):
+                merged = {name: _concat([item.columns[name] for item in batch]) for name in names}
+                rows = sum(item.n_rows for item in batch)
+                try:
+                    result = self._timed_predict(predictor, merged, rows)
+                except FlowshipError:
+                    pass  # some request is bad: find out which, one by one
+                else:
+                    offsets = np.cumsum([0] + [item.n_rows for item in batch])
+                    return [
+                        (result[start:end], predictor)
+                        for start, end in zip(offsets[:-1], offsets[1:], strict=True)
+                    ]
+        outcomes: list[Outcome] = []
+        for item in batch:
+            try:
+                outcomes.append(
+                    (self._timed_predict(predictor, item.columns, item.n_rows), predictor)
+                )
+            except FlowshipError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _timed_predict(self, predictor: Any, columns: dict[str, Any], rows: int) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            result = predictor.predict(columns)
+        except FlowshipError:
+            raise
+        except Exception as exc:  # the model's own code failed on this input: MLflow says 400
+            log.warning("Model %s raised on a request", predictor.model_name, exc_info=True)
+            raise InvalidInput(
+                f"The model failed on this input: {type(exc).__name__}: {exc}",
+                "Check that the values fit the model's signature (GET /v2/models/NAME).",
+            ) from exc
+        self._cost_s += _EWMA * ((time.perf_counter() - start) - self._cost_s)
+        self._metrics.batch_size.observe(
+            rows, predictor.model_name or "", str(predictor.model_version or ""), predictor.backend
+        )
+        return result
+
+
+def _concat(parts: list[Any]) -> Any:
+    if all(isinstance(part, list) for part in parts):
+        return list(chain.from_iterable(parts))
+    return np.concatenate([np.asarray(part) for part in parts])

@@ -1,0 +1,93 @@
+"""What one ``flowship serve`` process serves and how: a pydantic model that the CLI
+builds from its options or from ``deployment.yaml``.
+
+A deployment file holds the same fields as the command's options::
+
+    ref: models:/ChurnPredictor@production
+    output: proba
+    port: 5000
+    workers: 2
+    max_batch_size: 64
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flowship.errors import ConfigError
+
+
+class ServeConfig(BaseModel):
+    """One served model ref and the server's limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: str = Field(min_length=1)
+    """Model to serve: models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, runs:/..., a dir."""
+    name: str | None = None
+    """Model name in V2 paths (/v2/models/NAME); default: the registered model's name."""
+    output: Literal["predict", "proba"] = "predict"
+    """predict: labels/values as MLflow does; proba: class probabilities."""
+    extra_columns: Literal["reject", "ignore"] = "ignore"
+    """Columns the signature does not name: a 400 (reject) or dropped silently as MLflow does."""
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    """Processes; each loads the model and follows the ref on its own."""
+    max_batch_size: int = Field(64, ge=1, le=100_000)
+    """Most rows handed to one predict call when requests arrive together."""
+    max_batch_wait_ms: float = Field(0.0, ge=0, le=1000)
+    """Extra time to wait for a batch to fill; 0 batches only requests already waiting."""
+    max_queue: int = Field(256, ge=1, le=1_000_000)
+    """Requests waiting for a predict call before new ones get 503 + Retry-After."""
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    """Larger request bodies get 413 without being read."""
+    request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """A request not answered within this gets 504."""
+    poll_interval_s: float = Field(5.0, ge=0, le=3600)
+    """How often to re-resolve an alias or stage ref; 0 disables following."""
+    graceful_timeout_s: float = Field(30.0, ge=0, le=3600)
+    """On SIGTERM, how long in-flight requests may take to finish."""
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: object) -> ServeConfig:
+        """Read a deployment file; ``overrides`` (CLI options given explicitly) win."""
+        import yaml
+
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                path, "file not found.", "Pass an existing file to --config."
+            ) from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(path, f"not a readable YAML file: {problem}") from exc
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                path, f"expected a mapping of settings, got {type(raw).__name__}.", _FIELDS_HINT
+            )
+        return cls.parse(
+            {**raw, **{k: v for k, v in overrides.items() if v is not None}}, source=path
+        )
+
+    @classmethod
+    def parse(cls, values: dict[str, object], *, source: object = "options") -> ServeConfig:
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            problem = first["msg"]
+            if first["type"] == "extra_forbidden":
+                problem = "unknown setting"
+            raise ConfigError(source, f"{field}: {problem}.", _FIELDS_HINT) from None
+
+
+_FIELDS_HINT = "Known settings: " + ", ".join(ServeConfig.model_fields) + "."
