@@ -14,6 +14,15 @@ from flowship.registry._types import (
     ModelInfo,
     VersionInfo,
 )
+from flowship.registry.gates import (
+    ChecklistItem,
+    GateResult,
+    MetricThreshold,
+    NoRegression,
+    SignaturePresent,
+)
+from flowship.registry.history import history, stage_at
+from flowship.registry.promote import Transition, promote, rollback
 from flowship.registry.versions import (
     get_version,
     list_models,
@@ -24,15 +33,25 @@ from flowship.registry.versions import (
 
 __all__ = [
     "ARCHIVED",
+    "ChecklistItem",
+    "GateResult",
+    "MetricThreshold",
+    "ModelInfo",
     "NONE",
+    "NoRegression",
     "PRODUCTION",
     "STAGES",
     "STAGING",
-    "ModelInfo",
+    "SignaturePresent",
+    "Transition",
     "VersionInfo",
     "get_version",
+    "history",
     "list_models",
     "list_versions",
+    "promote",
     "register",
     "register_estimator",
+    "rollback",
+    "stage_at",
 ]

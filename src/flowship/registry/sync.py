@@ -56,14 +56,27 @@ def locked(name: str) -> Iterator[tuple[Session, ModelState]]:
     """Hold the model's lock for the block, with external changes already recorded.
 
     The lock is taken before MLflow is read, so two flowship processes never act on
-    the same snapshot; everything recorded in the block commits together.
+    the same snapshot; everything recorded in the block commits together, or not at
+    all if the block raises.
     """
+    failure: BaseException | None = None
     with db.transaction() as session:
         db.lock(session, f"model:{name}")
         session.connection()  # on SQLite this runs BEGIN IMMEDIATE: the lock is ours now
         observed = read_model(name)
         stages = reconcile(session, name, observed)
-        yield session, ModelState(name=name, observed=observed, stages=stages)
+        # A refused change (failed gate, lost compare-and-swap) must not take the
+        # external events just recorded down with it: the block runs in a savepoint.
+        savepoint = session.begin_nested()
+        try:
+            yield session, ModelState(name=name, observed=observed, stages=stages)
+        except BaseException as exc:
+            savepoint.rollback()
+            failure = exc
+        else:
+            savepoint.commit()
+    if failure is not None:
+        raise failure
 
 
 def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dict[str, str]:

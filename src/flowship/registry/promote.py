@@ -1,0 +1,368 @@
+"""Stage changes: ``promote`` (behind gates) and ``rollback`` (by the history).
+
+Every change runs inside the model's lock (``sync.locked``): external changes are
+recorded first, the transition is checked, gates run, then MLflow is written
+(aliases, tag, native stage) and the events are recorded in the same transaction. If
+an MLflow write fails half-way, the writes already made are undone before the error
+is raised, so a refused or failed change leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from flowship._mlflow import mlflow_errors
+from flowship.errors import (
+    ConcurrentChange,
+    GateFailed,
+    IllegalTransition,
+    UsageError,
+    VersionNotFound,
+)
+from flowship.registry._state import check_name, check_version, write_stage
+from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
+from flowship.registry.gate_config import GatePlan, plan_for
+from flowship.registry.gates import (
+    GateResult,
+    Subject,
+    checklist_item,
+    confirmed_from_tags,
+    run_gates,
+)
+from flowship.registry.sync import ModelState, actor, locked
+from flowship.store import events
+from flowship.store.events import DELETED, Event
+
+log = logging.getLogger(__name__)
+
+#: Which stage a version may move to from each stage with ``promote``. Putting an
+#: archived version back in Production is what ``rollback`` is for.
+ALLOWED = {
+    NONE: (STAGING, PRODUCTION, ARCHIVED),
+    STAGING: (PRODUCTION, ARCHIVED, NONE),
+    PRODUCTION: (ARCHIVED,),
+    ARCHIVED: (STAGING, NONE),
+}
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a promotion or rollback did."""
+
+    name: str
+    version: str
+    from_stage: str
+    to_stage: str
+    previous: str | None  # the version that left ``to_stage`` to make room, if any
+    forced: bool = False
+    gates: list[GateResult] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "previous": self.previous,
+            "forced": self.forced,
+            "gates": [g.to_dict() for g in self.gates],
+            "events": [e.to_dict() for e in self.events],
+        }
+
+
+def promote(
+    name: str,
+    version: str | int,
+    to: str,
+    *,
+    expect_current: str | int | None = None,
+    force: bool = False,
+    reason: str | None = None,
+    archive_previous: bool = True,
+    confirm: Iterable[str] = (),
+    config: str | None = None,
+    gates: list[str] | None = None,
+    no_regression: list[str] | None = None,
+    require_signature: bool = False,
+    checklist: list[str] | None = None,
+    evaluation_data: str | None = None,
+    target: str | None = None,
+) -> Transition:
+    """Move ``version`` of ``name`` to stage ``to`` (none/staging/production/archived).
+
+    Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments) must
+    pass before Staging and Production, else ``GateFailed`` and nothing changes;
+    ``force=True`` with a ``reason`` bypasses them and is recorded. The version that
+    held the stage before is archived (``archive_previous=False``: back to None).
+    ``expect_current`` makes it compare-and-swap on the Production version
+    (``"none"``: there must be none); ``ConcurrentChange`` if it has moved.
+    """
+    check_name(name)
+    version = check_version(name, version)
+    stage = parse_stage(to)
+    reason = _check_reason(reason, force=force)
+    expected = _check_expected(name, expect_current)
+    confirmed = {checklist_item(item) for item in confirm}
+    plan = GatePlan()
+    if stage in (STAGING, PRODUCTION):
+        plan = plan_for(
+            name,
+            stage,
+            config=config,
+            gates=gates,
+            no_regression=no_regression,
+            require_signature=require_signature,
+            checklist=checklist,
+            evaluation_data=evaluation_data,
+            target=target,
+        )
+    elif gates or no_regression or require_signature or checklist:
+        raise UsageError(
+            f"Gates guard only staging and production, not {stage.lower()}.",
+            "Drop the gate options, or promote to staging or production.",
+        )
+
+    with locked(name) as (session, state):
+        _check_transition(state, version, stage)
+        current = state.holder(PRODUCTION)
+        if expected is not None and (current or "none") != expected:
+            raise ConcurrentChange(
+                f"Production of {name} is version {current or 'none'}, not {expected} as "
+                "--expect-current said; nothing was changed.",
+                f"Check with: flowship versions {name}, then retry with "
+                f"--expect-current {current or 'none'}.",
+            )
+        results = _evaluate(state, version, current, plan, confirmed) if plan.gates else []
+        failed = [r for r in results if not r.passed]
+        if failed and not force:
+            names = ", ".join(r.name for r in failed)
+            raise GateFailed(
+                f"{name} version {version} failed {len(failed)} of {len(results)} gate(s) for "
+                f"{stage}: {names}. Nothing was changed.",
+                results,
+                "Fix the model or the data, or bypass with --force --reason '...'.",
+            )
+        return _apply(
+            session,
+            state,
+            version,
+            stage,
+            action="promote",
+            reason=reason,
+            forced=force,
+            results=results,
+            archive_previous=archive_previous,
+        )
+
+
+def rollback(name: str, *, to: str | int | None = None, reason: str | None = None) -> Transition:
+    """Put back the version that was in Production before the current one (by the
+    history, not "the newest archived version") and archive the current one;
+    ``to`` names the version explicitly."""
+    check_name(name)
+    reason = _check_reason(reason, force=False)
+    target = check_version(name, to) if to is not None else None
+    with locked(name) as (session, state):
+        current = state.holder(PRODUCTION)
+        if current is None:
+            raise IllegalTransition(
+                f"Model {name!r} has no version in Production, so there is nothing to roll back.",
+                f"Promote one instead: flowship promote {name} VERSION --to production",
+            )
+        if target is None:
+            target = previous_production(events.list_events(session, name), current, state)
+            if target is None:
+                raise IllegalTransition(
+                    f"No other version of {name!r} was in Production before version {current}; "
+                    "there is nothing to roll back to.",
+                    f"Name a version explicitly: flowship rollback {name} --to VERSION",
+                )
+        elif target not in state.stages:
+            raise VersionNotFound(name, target)
+        elif target == current:
+            raise IllegalTransition(
+                f"{name} version {target} is already in Production.",
+                f"Pick another version: flowship versions {name}",
+            )
+        return _apply(
+            session,
+            state,
+            target,
+            PRODUCTION,
+            action="rollback",
+            reason=reason or f"rollback from version {current}",
+            forced=False,
+            results=[],
+            archive_previous=True,
+        )
+
+
+def previous_production(history: list[Event], current: str, state: ModelState) -> str | None:
+    """The version that held Production just before ``current``'s present tenure."""
+    holders = [ev.version for ev in history if ev.to_stage == PRODUCTION]
+    if current not in holders:
+        return None
+    start = len(holders) - 1 - holders[::-1].index(current)
+    for version in reversed(holders[:start]):
+        if version != current and state.stages.get(version, DELETED) != DELETED:
+            return version
+    return None
+
+
+def _check_transition(state: ModelState, version: str, stage: str) -> None:
+    if version not in state.stages:
+        raise VersionNotFound(state.name, version)
+    before = state.stages[version]
+    if before == stage:
+        raise IllegalTransition(
+            f"{state.name} version {version} is already in {stage}.",
+            f"See its stages with: flowship versions {state.name}",
+        )
+    if stage not in ALLOWED[before]:
+        allowed = ", ".join(s.lower() for s in ALLOWED[before])
+        hint = f"From {before} it can go to: {allowed}."
+        if before == ARCHIVED and stage == PRODUCTION:
+            hint = (
+                f"Roll back to it with: flowship rollback {state.name} --to {version}, "
+                "or promote it to staging first."
+            )
+        raise IllegalTransition(
+            f"{state.name} version {version} cannot move from {before} to {stage}.", hint
+        )
+
+
+def _check_reason(reason: str | None, *, force: bool) -> str | None:
+    if reason is not None:
+        reason = reason.strip()
+        if len(reason) > MAX_REASON:
+            raise UsageError(
+                f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}.",
+                "Shorten it, and link to a document for the details.",
+            )
+        if any(ord(c) < 32 and c not in "\t" for c in reason):
+            raise UsageError("The reason contains control characters.", "Use one line of text.")
+    if force and not reason:
+        raise UsageError(
+            "--force needs a reason, which is recorded in the history.",
+            "Add --reason 'why the gates are bypassed'.",
+        )
+    return reason or None
+
+
+def _check_expected(name: str, value: str | int | None) -> str | None:
+    if value is None:
+        return None
+    if str(value).strip().lower() == "none":
+        return "none"
+    return check_version(name, value)
+
+
+def _subject(state: ModelState, version: str, plan: GatePlan, confirmed: set[str], data) -> Subject:
+    import mlflow
+
+    uri = f"models:/{state.name}/{version}"
+    with mlflow_errors(model=state.name, version=version):
+        signature = mlflow.models.get_model_info(uri).signature
+    tags = dict(state.observed[version].mv.tags or {})
+    label = f"{state.name} version {version}"
+    return Subject(
+        name=state.name,
+        version=version,
+        has_inputs=bool(signature is not None and signature.inputs),
+        has_outputs=bool(signature is not None and signature.outputs),
+        confirmed=frozenset(confirmed | confirmed_from_tags(tags)),
+        score=data.scorer(uri, label) if data is not None else None,
+    )
+
+
+def _evaluate(
+    state: ModelState, version: str, current: str | None, plan: GatePlan, confirmed: set[str]
+) -> list[GateResult]:
+    from flowship.registry.evaluation import EvaluationData
+
+    data = None
+    if plan.needs_data:
+        assert plan.evaluation_data is not None and plan.target is not None
+        data = EvaluationData(plan.evaluation_data, plan.target)
+    candidate = _subject(state, version, plan, confirmed, data)
+    baseline = None
+    if current is not None and current != version:
+        baseline = _subject(state, current, plan, set(), data)
+    return run_gates(plan.gates, candidate, baseline)
+
+
+def _apply(
+    session: Session,
+    state: ModelState,
+    version: str,
+    stage: str,
+    *,
+    action: str,
+    reason: str | None,
+    forced: bool,
+    results: list[GateResult],
+    archive_previous: bool,
+) -> Transition:
+    name = state.name
+    before = state.stages[version]
+    who = actor()
+    changes = [
+        Event(
+            model=name,
+            version=version,
+            from_stage=before,
+            to_stage=stage,
+            action=action,
+            actor=who,
+            reason=reason,
+            forced=forced,
+            gates=[r.to_dict() for r in results] or None,
+        )
+    ]
+    previous = state.holder(stage) if stage in ALIASES else None
+    if previous == version:
+        previous = None
+    if previous is not None:
+        changes.append(
+            Event(
+                model=name,
+                version=previous,
+                from_stage=stage,
+                to_stage=ARCHIVED if archive_previous else NONE,
+                action=action,
+                actor=who,
+                reason=f"replaced in {stage} by version {version}",
+            )
+        )
+    written: list[Event] = []
+    try:
+        # The new holder first: the alias moves in one write, so a reader polling
+        # @production never sees the stage empty.
+        for change in changes:
+            write_stage(name, change.version, change.to_stage, state.observed)
+            written.append(change)
+        saved = events.record(session, changes)
+    except BaseException:
+        for change in reversed(written):
+            with contextlib.suppress(Exception):  # best effort; the next sync reports the rest
+                write_stage(name, change.version, change.from_stage, {})
+        raise
+    log.info("%s version %s: %s -> %s (%s by %s)", name, version, before, stage, action, who)
+    return Transition(
+        name=name,
+        version=version,
+        from_stage=before,
+        to_stage=stage,
+        previous=previous,
+        forced=forced,
+        gates=results,
+        events=saved,
+    )
