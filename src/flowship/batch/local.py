@@ -1,0 +1,226 @@
+"""The local engine: stream the input in Arrow batches, score, stage, commit once.
+
+Memory is bounded by the batch size plus the id sets (8 bytes an id): the input is
+never materialised, and output rows go to Parquet files as they are produced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowship.batch._threads import read_ahead
+from flowship.batch.incremental import IdSet, first_occurrences, id_keys
+from flowship.batch.plan import META_COLUMNS, REJECTS_SCHEMA, Plan, output_schema
+from flowship.batch.progress import Progress, ProgressCallback
+from flowship.batch.rows import check_rows
+from flowship.batch.sinks import PARTITION, open_sink
+from flowship.errors import CheckFailed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    progress: Progress
+    output_version: int | None
+
+
+def constant_strings(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as an Arrow string array, built from buffers (fast)."""
+    data = value.encode()
+    offsets = np.arange(0, (n + 1) * len(data), len(data) or 1, dtype=np.int32)[: n + 1]
+    if not data:
+        offsets = np.zeros(n + 1, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n)]
+    )
+
+
+def _prediction_arrays(plan: Plan, features: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    arrays: dict[str, pa.Array] = {}
+    for predictor in plan.predictors:
+        result = predictor.predict(features)
+        columns = result.reshape(len(result), -1) if result.ndim > 1 else result[:, None]
+        for j, name in enumerate(predictor.output_columns):
+            if name not in arrays:
+                values = columns[:, j]
+                arrays[name] = pa.array(values if values.dtype != object else values.tolist())
+    return arrays
+
+
+class _Rejects:
+    """Rejected rows, staged like predictions and committed even when the run fails, so
+    the reasons can be read."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        job = plan.job
+        self.sink = open_sink(
+            plan.rejects_uri, format=job.output.format, rows_per_file=job.output.rows_per_file
+        )
+        self.writer: Any = None
+
+    def add(self, batch: pa.RecordBatch, reasons: np.ndarray) -> None:
+        plan = self.plan
+        rows = np.flatnonzero(reasons != None)  # noqa: E711
+        picked = batch.take(pa.array(rows))
+        ids = pc.cast(picked.column(plan.job.id), pa.string())
+        text = [json.dumps(r, default=str, allow_nan=True) for r in picked.to_pylist()]
+        n = len(rows)
+        out = pa.RecordBatch.from_arrays(
+            [
+                ids,
+                pa.array(reasons[rows].tolist(), pa.string()),
+                pa.array(text, pa.string()),
+                *(
+                    constant_strings(v, n)
+                    for v in (plan.model_name, plan.model_version, plan.run_id)
+                ),
+            ],
+            names=[f.name for f in REJECTS_SCHEMA if f.name != PARTITION],
+        )
+        if self.writer is None:
+            self.sink.check_schema(REJECTS_SCHEMA)
+            self.writer = self.sink.open(run_id=plan.run_id, day=plan.day, schema=REJECTS_SCHEMA)
+        self.writer.write(out)
+
+    def commit(self) -> None:
+        if self.writer is not None:
+            replace = None if self.plan.job.incremental else self.plan.model_name
+            self.writer.commit(replace_model=replace)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> Outcome:
+    job = plan.job
+    sink = open_sink(
+        plan.output_uri, format=job.output.format, rows_per_file=job.output.rows_per_file
+    )
+    progress = Progress(total=plan.source.row_count)
+    scored = IdSet()
+    if job.incremental:
+        done = sink.scored_ids(
+            id_column=job.id,
+            model_name=plan.model_name,
+            model_version=plan.model_version,
+            day=plan.day,
+        )
+        if done is not None and len(done):
+            scored.add(id_keys(done.drop_null()))
+        log.info("Incremental: %d id(s) already scored for this version and date", len(scored))
+    seen = IdSet()
+    rejects = _Rejects(plan)
+    writer: Any = None
+    limit = job.max_reject_fraction
+    try:
+        batches = plan.source.batches(plan.read_columns, job.batch_size)
+        for batch in read_ahead(batches):
+            progress.rows_in += batch.num_rows
+            checked = check_rows(
+                batch, id_column=job.id, features=plan.features, text=plan.source.text_columns
+            )
+            reasons = checked.reasons
+            good_rows = np.flatnonzero(checked.good)
+            keys = id_keys(batch.column(job.id).take(pa.array(good_rows)))
+            keep = np.ones(len(good_rows), dtype=bool)
+            if job.incremental and len(scored):
+                already = scored.contains(keys)
+                progress.rows_skipped += int(already.sum())
+                keep &= ~already
+            duplicate = keep & (seen.contains(keys) | ~first_occurrences(keys))
+            if duplicate.any():
+                if reasons is None:
+                    reasons = np.full(batch.num_rows, None, dtype=object)
+                reasons[good_rows[duplicate]] = f"{job.id} is a duplicate: scored once already"
+                keep &= ~duplicate
+            if reasons is not None:
+                rejected = int((reasons != None).sum())  # noqa: E711
+                if rejected:
+                    progress.rows_rejected += rejected
+                    rejects.add(batch, reasons)
+            rows = good_rows[keep]
+            if len(rows):
+                seen.add(keys[keep])
+                everything = len(rows) == batch.num_rows
+                features = {k: (v if everything else v[rows]) for k, v in checked.features.items()}
+                predictions = _prediction_arrays(plan, features)
+                ids = batch.column(job.id)
+                ids = ids if everything else ids.take(pa.array(rows))
+                if pa.types.is_dictionary(ids.type):
+                    ids = ids.cast(ids.type.value_type)
+                if pa.types.is_large_string(ids.type):
+                    ids = ids.cast(pa.string())
+                if writer is None:
+                    schema = output_schema(
+                        job.id, ids.type, {k: v.type for k, v in predictions.items()}
+                    )
+                    sink.check_schema(schema)  # before the first row is written
+                    writer = sink.open(run_id=plan.run_id, day=plan.day, schema=schema)
+                n = len(rows)
+                meta = [
+                    constant_strings(v, n)
+                    for v in (plan.model_name, plan.model_version, plan.run_id)
+                ]
+                writer.write(
+                    pa.RecordBatch.from_arrays(
+                        [ids, *predictions.values(), *meta],
+                        names=[job.id, *predictions, *META_COLUMNS],
+                    )
+                )
+                progress.rows_out += n
+            if on_progress is not None:
+                on_progress(progress)
+            total = progress.total
+            if total and progress.rows_rejected > limit * total:
+                break  # already past the threshold: no need to read the rest
+        _check_rejects(progress, limit, plan)
+    except CheckFailed:
+        if writer is not None:
+            writer.abort()
+        rejects.commit()  # so the reasons can be read
+        raise
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        rejects.abort()
+        raise
+    version = None
+    if writer is not None:
+        version = writer.commit(replace_model=None if job.incremental else plan.model_name)
+    elif not job.incremental:
+        version = _replace_with_nothing(sink, plan)
+    rejects.commit()
+    return Outcome(progress, version)
+
+
+def _replace_with_nothing(sink: Any, plan: Plan) -> int | None:
+    """A full rerun that scored no row still replaces the earlier output for the date."""
+    table = getattr(sink, "table", lambda: None)()
+    if table is None:
+        return None
+    schema = pa.schema(table.schema().to_arrow())
+    return sink.open(run_id=plan.run_id, day=plan.day, schema=schema).commit(
+        replace_model=plan.model_name
+    )
+
+
+def _check_rejects(progress: Progress, limit: float, plan: Plan) -> None:
+    denominator = progress.total or progress.rows_in
+    if denominator and progress.rows_rejected > limit * denominator:
+        share = progress.rows_rejected / denominator
+        raise CheckFailed(
+            f"{progress.rows_rejected:,} of {denominator:,} input rows ({share:.1%}) were "
+            f"rejected, more than the {limit:.1%} allowed; no predictions were committed.",
+            f"See why in the rejects table {plan.rejects_uri}, fix the input and run again "
+            "(or raise max_reject_fraction).",
+        )

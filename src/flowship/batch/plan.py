@@ -1,0 +1,165 @@
+"""Everything a run settles before it scores a row, shared by both engines.
+
+The model ref is resolved to a concrete version once (``models:/Name/3``) and loaded
+from that pinned URI, so a promotion during the run cannot mix two versions. The input
+is checked against the signature here: every missing or mistyped column is listed in
+one ``SchemaMismatch`` before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from flowship.batch.rows import Feature, accepts
+from flowship.batch.sinks import PARTITION
+from flowship.batch.sources import Source, open_source
+from flowship.batch.spec import ScoreJob
+from flowship.config import get_settings
+from flowship.errors import InvalidInput, SchemaMismatch
+
+log = logging.getLogger(__name__)
+
+META_COLUMNS = ("model_name", "model_version", "run_id")
+
+
+@dataclass
+class Plan:
+    job: ScoreJob
+    run_id: str
+    day: date
+    predictors: list[Any]  # one per output mode (two for "both")
+    model_name: str
+    model_version: str
+    model_uri: str
+    source: Source
+    features: list[Feature]
+    output_uri: str
+    rejects_uri: str
+
+    @property
+    def read_columns(self) -> list[str]:
+        return [self.job.id, *(f.name for f in self.features)]
+
+    @property
+    def prediction_columns(self) -> list[str]:
+        names: list[str] = []
+        for p in self.predictors:
+            names.extend(c for c in p.output_columns if c not in names)
+        return names
+
+
+def table_location(path: str) -> str:
+    """A bare name (``predictions``) is a flowship table under FLOWSHIP_HOME/tables."""
+    if "://" in path or "/" in path or path.startswith(".") or Path(path).is_absolute():
+        return path
+    return get_settings().table_uri(path)
+
+
+def load_models(job: ScoreJob) -> tuple[list[Any], str, str, str]:
+    """Resolve the ref once and load the pinned version: (predictors, name, version, uri)."""
+    from flowship.predict import Predictor, resolve_ref
+
+    resolved = resolve_ref(job.model)
+    modes = ["predict", "proba"] if job.output_mode == "both" else [job.output_mode]
+    predictors = [Predictor.load(resolved.uri, output=mode) for mode in modes]
+    name = resolved.model_name or Path(resolved.uri.rstrip("/")).name
+    version = resolved.model_version or (resolved.run_id or "local")
+    log.info("Scoring with %s version %s (%s)", name, version, predictors[0].backend)
+    return predictors, name, version, resolved.uri
+
+
+def check_columns(source: Source, job: ScoreJob, predictor: Any) -> list[Feature]:
+    """The features to read, after checking every one against the input and the model."""
+    signature = {c.name: c for c in predictor.input_columns}
+    if job.features:
+        unknown = [f for f in job.features if signature and f not in signature]
+        if unknown:
+            raise SchemaMismatch(
+                f"features names column(s) the model does not take: {', '.join(unknown)}.",
+                f"The model takes: {', '.join(signature)}.",
+            )
+        names = job.features
+    else:
+        names = list(signature)
+    if not names:
+        raise InvalidInput(
+            "The model has no column signature, so the features to score are unknown.",
+            "List them with --features (or features: in the job file).",
+        )
+    missing_required = [c for c in signature.values() if c.required and c.name not in names]
+    have = {f.name: f.type for f in source.schema}
+    problems = [f"{c.name} is required by the model but not in features" for c in missing_required]
+    if job.id not in have:
+        problems.append(f"{job.id} (the id column) is missing")
+    elif not source.text_columns and not _id_type_ok(have[job.id]):
+        problems.append(f"{job.id} (the id column) is {have[job.id]}; use integers or text")
+    features = []
+    for name in names:
+        column = signature.get(name)
+        kind, required = (column.type, column.required) if column else ("double", True)
+        if name not in have:
+            problems.append(f"{name} is missing")
+        elif not source.text_columns and not accepts(kind, have[name]):
+            problems.append(f"{name} is {have[name]} but the model expects {kind}")
+        features.append(Feature(name, kind, required))
+    if problems:
+        raise SchemaMismatch(
+            f"The input {source.spec.describe()!r} does not match model: {'; '.join(problems)}.",
+            "Fix the input (or pick the features with --features); nothing was scored.",
+        )
+    return features
+
+
+def _id_type_ok(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def make_plan(job: ScoreJob, *, run_id: str) -> Plan:
+    predictors, name, version, uri = load_models(job)
+    source = open_source(job.input)
+    if source.row_count == 0:
+        raise InvalidInput(
+            f"The input {source.spec.describe()!r} has no rows.", "Point the job at the data."
+        )
+    features = check_columns(source, job, predictors[0])
+    output = table_location(job.output.path)
+    rejects = table_location(job.output.rejects) if job.output.rejects else f"{output}_rejects"
+    day = job.prediction_date or datetime.now(UTC).date()
+    return Plan(job, run_id, day, predictors, name, version, uri, source, features, output, rejects)
+
+
+def output_schema(
+    id_column: str, id_type: pa.DataType, predictions: dict[str, pa.DataType]
+) -> pa.Schema:
+    """The full output table schema: id, predictions, metadata, partition column last."""
+    if pa.types.is_dictionary(id_type):
+        id_type = id_type.value_type
+    if pa.types.is_large_string(id_type):
+        id_type = pa.string()
+    return pa.schema(
+        [
+            pa.field(id_column, id_type),
+            *(pa.field(name, kind) for name, kind in predictions.items()),
+            *(pa.field(c, pa.string()) for c in META_COLUMNS),
+            pa.field(PARTITION, pa.date32()),
+        ]
+    )
+
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("reason", pa.string()),
+        ("row", pa.string()),
+        *((c, pa.string()) for c in META_COLUMNS),
+        (PARTITION, pa.date32()),
+    ]
+)

@@ -1,0 +1,491 @@
+"""Outputs of a scoring job, written so that a run becomes visible all at once or not at all.
+
+Delta (default): the run streams its rows into Parquet files inside the table directory
+(``prediction_date=D/part-<run_id>-<n>.parquet``), invisible because no commit names
+them, then adds them in ONE Delta transaction at the end. A full (non-incremental) rerun
+removes the same job's earlier files for that date in that same transaction, so a rerun
+replaces its output instead of duplicating it. Each commit carries the run id in its
+commit info; files of a run that never committed and whose process is gone are
+orphans, deleted by the next run on the same table.
+
+Parquet: the run writes into ``_staging/<run_id>/`` (ignored by readers, as every
+``_``-prefixed directory is) and commits with one directory rename to
+``prediction_date=D/run_id=<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from flowship.batch import _delta
+from flowship.errors import ConcurrentChange, FlowshipError, InvalidInput, SchemaMismatch
+
+log = logging.getLogger(__name__)
+
+PARTITION = "prediction_date"
+_PART = re.compile(r"part-([0-9a-f]{32})-\d+\.parquet$")
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), _abs(uri))
+
+
+def _abs(path: str) -> str:
+    from pathlib import Path
+
+    return str(Path(path).absolute())
+
+
+def _unwritable(uri: str, exc: BaseException) -> FlowshipError:
+    return InvalidInput(
+        f"The output {uri!r} cannot be written: {str(exc).splitlines()[0] if str(exc) else exc}",
+        "Choose a location you can write to (check permissions and the parent folder).",
+    )
+
+
+def _same_columns(existing: pa.Schema, wanted: pa.Schema) -> list[str]:
+    """Differences between an existing output's columns and the ones this job writes."""
+    problems = []
+    have = {f.name: f.type for f in existing}
+    want = {f.name: f.type for f in wanted}
+    for name in want.keys() - have.keys():
+        problems.append(f"{name} is new")
+    for name in have.keys() - want.keys():
+        problems.append(f"{name} is missing from this job's output")
+    for name in want.keys() & have.keys():
+        if not _compatible(have[name], want[name]):
+            problems.append(f"{name} is {have[name]} in the table but {want[name]} here")
+    return sorted(problems)
+
+
+def _compatible(have: pa.DataType, want: pa.DataType) -> bool:
+    def norm(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return pa.string()
+        if pa.types.is_timestamp(t):
+            return pa.timestamp("us", tz="UTC" if t.tz else None)
+        return t
+
+    return norm(have) == norm(want)
+
+
+@dataclass
+class _FileStats:
+    """Delta statistics for one data file, gathered while it is written."""
+
+    rows: int = 0
+    mins: dict[str, Any] = field(default_factory=dict)
+    maxs: dict[str, Any] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            self.nulls[name] = self.nulls.get(name, 0) + column.null_count
+            t = column.type
+            if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_floating(t)):
+                continue
+            low, high = pc.min_max(column).values()
+            low, high = low.as_py(), high.as_py()
+            if low is None or (isinstance(low, float) and not np.isfinite([low, high]).all()):
+                continue
+            if name not in self.mins or low < self.mins[name]:
+                self.mins[name] = low
+            if name not in self.maxs or high > self.maxs[name]:
+                self.maxs[name] = high
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "numRecords": self.rows,
+                "minValues": self.mins,
+                "maxValues": self.maxs,
+                "nullCount": self.nulls,
+            }
+        )
+
+
+class _RollingWriter:
+    """Parquet files of at most ``rows_per_file`` rows under ``folder`` of ``root``."""
+
+    def __init__(
+        self,
+        fs: pafs.FileSystem,
+        root: str,
+        folder: str,
+        prefix: str,
+        rows_per_file: int,
+        on_close: Callable[[str, _FileStats], None],
+    ) -> None:
+        self.fs, self.root, self.folder, self.prefix = fs, root, folder, prefix
+        self.rows_per_file = rows_per_file
+        self.on_close = on_close
+        self._writer: pq.ParquetWriter | None = None
+        self._path = ""
+        self._stats = _FileStats()
+        self._count = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._writer is None:
+            self._path = f"{self.folder}/{self.prefix}-{self._count:05d}.parquet"
+            self._count += 1
+            self.fs.create_dir(f"{self.root}/{self.folder}", recursive=True)
+            self._writer = pq.ParquetWriter(
+                f"{self.root}/{self._path}", batch.schema, filesystem=self.fs, compression="zstd"
+            )
+            self._stats = _FileStats()
+        self._writer.write_batch(batch)
+        self._stats.update(batch)
+        if self._stats.rows >= self.rows_per_file:
+            self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self.on_close(self._path, self._stats)
+
+
+class DeltaSink:
+    """A Delta table partitioned by prediction date; one commit per run."""
+
+    format = "delta"
+
+    def __init__(self, uri: str, *, rows_per_file: int = 2_000_000) -> None:
+        self.uri = uri
+        self.rows_per_file = rows_per_file
+        self.fs, self.root = _fs(uri)
+
+    def table(self):  # -> DeltaTable | None
+        return _delta.open_table(self.uri)
+
+    def check_writable(self) -> None:
+        probe = f"{self.root}/.flowship-probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            with self.fs.open_output_stream(probe) as out:
+                out.write(b"ok")
+            self.fs.delete_file(probe)
+        except (OSError, pa.ArrowException) as exc:
+            raise _unwritable(self.uri, exc) from None
+
+    def check_schema(self, schema: pa.Schema) -> None:
+        """Refuse to write columns that differ from the existing table's."""
+        table = self.table()
+        if table is None:
+            return
+        existing = pa.schema(table.schema().to_arrow())
+        problems = _same_columns(existing, schema)
+        if problems:
+            raise SchemaMismatch(
+                f"The output table {self.uri!r} has different columns: {'; '.join(problems)}.",
+                "Write to a new output, or drop the old table if its predictions can go.",
+            )
+
+    def scored_ids(
+        self, *, id_column: str, model_name: str, model_version: str, day: date
+    ) -> pa.ChunkedArray | None:
+        table = self.table()
+        if table is None or id_column not in pa.schema(table.schema().to_arrow()).names:
+            return None
+        data = _delta.dataset(table, self.uri, predicate=[(PARTITION, "=", day.isoformat())])
+        wanted = (pds.field("model_name") == model_name) & (
+            pds.field("model_version") == model_version
+        )
+        return data.to_table(columns=[id_column], filter=wanted).column(id_column)
+
+    def committed_runs(self) -> set[str]:
+        table = self.table()
+        if table is None:
+            return set()
+        runs = set()
+        for commit in table.history():
+            run = commit.get("flowship.run_id")
+            if run:
+                runs.add(run)
+        return runs
+
+    def remove_orphans(self, is_orphan: Callable[[str], bool]) -> int:
+        """Delete data files of runs that never committed (``is_orphan(run_id)``)."""
+        committed = self.committed_runs()
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True))
+        except (OSError, FileNotFoundError):
+            return 0
+        removed = 0
+        for info in infos:
+            match = _PART.search(info.base_name)
+            if info.type != pafs.FileType.File or match is None:
+                continue
+            run = match.group(1)
+            if run not in committed and is_orphan(run):
+                self.fs.delete_file(info.path)
+                removed += 1
+        if removed:
+            log.info("Removed %d orphaned file(s) of crashed runs from %s", removed, self.uri)
+        return removed
+
+    def open(self, *, run_id: str, day: date, schema: pa.Schema) -> DeltaRun:
+        return DeltaRun(self, run_id=run_id, day=day, schema=schema)
+
+
+class DeltaRun:
+    """One run's staged files in a Delta table, committed together by ``commit``."""
+
+    def __init__(self, sink: DeltaSink, *, run_id: str, day: date, schema: pa.Schema) -> None:
+        from deltalake.transaction import AddAction
+
+        self.sink, self.run_id, self.day = sink, run_id, day
+        self.schema = schema  # the table's full schema, with the partition column
+        self.adds: list[AddAction] = []
+        self.rows = 0
+        self._writer = _RollingWriter(
+            sink.fs,
+            sink.root,
+            f"{PARTITION}={day.isoformat()}",
+            f"part-{run_id}",
+            sink.rows_per_file,
+            self._closed,
+        )
+
+    def _closed(self, path: str, stats: _FileStats) -> None:
+        from deltalake.transaction import AddAction
+
+        size = self.sink.fs.get_file_info(f"{self.sink.root}/{path}").size
+        self.adds.append(
+            AddAction(
+                path,
+                size,
+                {PARTITION: self.day.isoformat()},
+                int(time.time() * 1000),
+                True,
+                stats.to_json(),
+            )
+        )
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        self._writer.write(batch)
+
+    def commit(self, *, replace_model: str | None) -> int | None:
+        """Make every staged file visible in one transaction; with ``replace_model``,
+        the same transaction removes that model's earlier rows for this date."""
+        from deltalake import DeltaTable
+        from deltalake.transaction import CommitProperties, create_table_with_add_actions
+
+        self._writer.close()
+        meta = CommitProperties(custom_metadata={"flowship.run_id": self.run_id})
+        table = self.sink.table()
+        try:
+            if table is None:
+                if not self.adds:
+                    return None
+                create_table_with_add_actions(
+                    self.sink.uri,
+                    _delta_schema(self.schema),
+                    self.adds,
+                    mode="error",
+                    partition_by=[PARTITION],
+                    commit_properties=meta,
+                )
+                return DeltaTable(self.sink.uri).version()
+            removes = self._removes(table, replace_model) if replace_model else []
+            if not self.adds and not removes:
+                return table.version()
+            table.create_write_transaction(
+                [*self.adds, *removes],
+                "append",
+                _delta_schema(self.schema),
+                partition_by=[PARTITION],
+                commit_properties=meta,
+            )
+            return DeltaTable(self.sink.uri).version()
+        except Exception as exc:
+            if (
+                type(exc).__name__ in ("CommitFailedError", "DeltaError")
+                or "conflict" in str(exc).lower()
+            ):
+                raise ConcurrentChange(
+                    f"Another writer changed {self.sink.uri!r} while this run was committing: "
+                    f"{str(exc).splitlines()[0]}",
+                    "Run the job again; nothing from this run was committed.",
+                ) from exc
+            raise
+
+    def _removes(self, table: Any, model: str) -> list[Any]:
+        from deltalake.transaction import RemoveAction
+
+        actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+        now = int(time.time() * 1000)
+        day = self.day
+        return [
+            RemoveAction(a["path"], True, now, a["size_bytes"], {PARTITION: day.isoformat()})
+            for a in actions
+            if a.get(f"partition.{PARTITION}") in (day, day.isoformat())
+            and a.get("min.model_name") == model == a.get("max.model_name")
+        ]
+
+    def abort(self) -> None:
+        """Delete this run's staged files (best effort: a crash leaves them as orphans)."""
+        self._writer.on_close = lambda *_: None
+        with contextlib.suppress(Exception):  # must not hide the error that stopped the run
+            self._writer.close()
+        for info in self._files():
+            self.sink.fs.delete_file(info.path)
+
+    def _files(self) -> list[pafs.FileInfo]:
+        folder = f"{self.sink.root}/{PARTITION}={self.day.isoformat()}"
+        try:
+            infos = self.sink.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        except OSError:
+            return []
+        return [i for i in infos if i.base_name.startswith(f"part-{self.run_id}-")]
+
+
+def _delta_schema(schema: pa.Schema):  # -> deltalake.Schema
+    from deltalake import Schema
+
+    return Schema.from_arrow(schema)
+
+
+class ParquetSink:
+    """A directory of Parquet files, hive-partitioned by prediction date and run."""
+
+    format = "parquet"
+
+    def __init__(self, uri: str, *, rows_per_file: int = 2_000_000) -> None:
+        self.uri = uri
+        self.rows_per_file = rows_per_file
+        self.fs, self.root = _fs(uri)
+
+    check_writable = DeltaSink.check_writable
+
+    def _dataset(self) -> pds.Dataset | None:
+        part = pds.partitioning(
+            pa.schema([(PARTITION, pa.date32()), ("run_id", pa.string())]), flavor="hive"
+        )
+        try:
+            data = pds.dataset(self.root, filesystem=self.fs, format="parquet", partitioning=part)
+        except (FileNotFoundError, pa.ArrowInvalid):
+            return None
+        return data if data.files else None
+
+    def check_schema(self, schema: pa.Schema) -> None:
+        data = self._dataset()
+        if data is None:
+            return
+        problems = _same_columns(data.schema, schema)
+        if problems:
+            raise SchemaMismatch(
+                f"The output {self.uri!r} has different columns: {'; '.join(problems)}.",
+                "Write to a new output, or remove the old files if their predictions can go.",
+            )
+
+    def scored_ids(
+        self, *, id_column: str, model_name: str, model_version: str, day: date
+    ) -> pa.ChunkedArray | None:
+        data = self._dataset()
+        if data is None or id_column not in data.schema.names:
+            return None
+        wanted = (
+            (pds.field(PARTITION) == pa.scalar(day, pa.date32()))
+            & (pds.field("model_name") == model_name)
+            & (pds.field("model_version") == model_version)
+        )
+        return data.to_table(columns=[id_column], filter=wanted).column(id_column)
+
+    def remove_orphans(self, is_orphan: Callable[[str], bool]) -> int:
+        staging = f"{self.root}/_staging"
+        infos = self.fs.get_file_info(pafs.FileSelector(staging, allow_not_found=True))
+        removed = 0
+        for info in infos:
+            if info.type == pafs.FileType.Directory and is_orphan(info.base_name):
+                self.fs.delete_dir(info.path)
+                removed += 1
+        return removed
+
+    def open(self, *, run_id: str, day: date, schema: pa.Schema) -> ParquetRun:
+        return ParquetRun(self, run_id=run_id, day=day)
+
+
+class ParquetRun:
+    def __init__(self, sink: ParquetSink, *, run_id: str, day: date) -> None:
+        self.sink, self.run_id, self.day = sink, run_id, day
+        self.rows = 0
+        self.staging = f"_staging/{run_id}"
+        self._writer = _RollingWriter(
+            sink.fs, sink.root, self.staging, "part", sink.rows_per_file, lambda *_: None
+        )
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        self._writer.write(batch.drop_columns(["run_id"]))
+
+    def commit(self, *, replace_model: str | None) -> int | None:
+        self._writer.close()
+        fs, root = self.sink.fs, self.sink.root
+        day_dir = f"{root}/{PARTITION}={self.day.isoformat()}"
+        fs.create_dir(day_dir, recursive=True)
+        old = []
+        if replace_model:
+            for info in fs.get_file_info(pafs.FileSelector(day_dir)):
+                if info.type == pafs.FileType.Directory and self._model_of(info.path) in (
+                    replace_model,
+                    None,
+                ):
+                    old.append(info.path)
+        # Old output leaves before the new arrives: a crash in between can leave the date
+        # empty (a rerun fills it) but never shows two predictions for one id.
+        trash = f"{root}/_staging/trash-{self.run_id}"
+        for i, path in enumerate(old):
+            fs.create_dir(trash, recursive=True)
+            fs.move(path, f"{trash}/{i}")
+        if self.rows:
+            fs.move(f"{root}/{self.staging}", f"{day_dir}/run_id={self.run_id}")
+        else:
+            fs.delete_dir_contents(f"{root}/{self.staging}", missing_dir_ok=True)
+        if old:
+            fs.delete_dir(trash)
+        return None
+
+    def _model_of(self, folder: str) -> str | None:
+        files = [
+            i.path
+            for i in self.sink.fs.get_file_info(pafs.FileSelector(folder))
+            if i.base_name.endswith(".parquet")
+        ]
+        if not files:
+            return None
+        first = pq.ParquetFile(files[0], filesystem=self.sink.fs).read_row_group(
+            0, columns=["model_name"]
+        )
+        return first.column(0)[0].as_py() if first.num_rows else None
+
+    def abort(self) -> None:
+        self._writer.on_close = lambda *_: None
+        with contextlib.suppress(Exception):  # must not hide the error that stopped the run
+            self._writer.close()
+        self.sink.fs.delete_dir_contents(f"{self.sink.root}/{self.staging}", missing_dir_ok=True)
+
+
+def open_sink(uri: str, *, format: str, rows_per_file: int) -> DeltaSink | ParquetSink:
+    cls = DeltaSink if format == "delta" else ParquetSink
+    return cls(uri, rows_per_file=rows_per_file)
