@@ -1,0 +1,300 @@
+"""One monitor run: compute the reports, raise and deliver alerts, write the JSON and
+HTML reports, and record the run in flowship's database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flowship.errors import InvalidInput
+from flowship.monitoring import report_html
+from flowship.monitoring.alerts import Alert, check_webhook, dispatch
+from flowship.monitoring.specs import DriftSpec, HealthSpec, MonitorSpec, PerformanceSpec, load_spec
+from flowship.store import monitor_runs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MonitorResult:
+    monitor: str
+    run_id: str
+    kind: str
+    status: str
+    reports: dict[str, dict[str, Any]]
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    json_path: str | None = None
+    html_path: str | None = None
+
+    @property
+    def fired(self) -> bool:
+        """True when an alert fired (even one already delivered on an earlier run)."""
+        return bool(self.alerts)
+
+    def summary(self) -> str:
+        return " | ".join(r["summary"] for r in self.reports.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {"monitor": self.monitor, "run_id": self.run_id, "alerts": self.alerts}
+        if len(self.reports) == 1:
+            # A single check's report keeps its own fields at the top level.
+            return {**next(iter(self.reports.values())), **head}
+        return {"kind": "monitor", "status": self.status, **head, **self.reports}
+
+
+def run_drift(
+    spec: DriftSpec,
+    *,
+    name: str,
+    model: str | None = None,
+    webhook: str | None = None,
+    json_path: str | None = None,
+    html_path: str | None = None,
+) -> MonitorResult:
+    return _run(name, model, webhook, json_path, html_path, drift=spec)
+
+
+def run_performance(
+    spec: PerformanceSpec,
+    *,
+    name: str,
+    model: str | None = None,
+    webhook: str | None = None,
+    json_path: str | None = None,
+    html_path: str | None = None,
+) -> MonitorResult:
+    return _run(name, model, webhook, json_path, html_path, performance=spec)
+
+
+def run_health(
+    spec: HealthSpec,
+    *,
+    model: str,
+    name: str | None = None,
+    webhook: str | None = None,
+    json_path: str | None = None,
+    html_path: str | None = None,
+) -> MonitorResult:
+    return _run(name or f"health:{model}", model, webhook, json_path, html_path, health=spec)
+
+
+def run_spec(spec: MonitorSpec) -> MonitorResult:
+    return _run(
+        spec.name,
+        spec.model,
+        spec.webhook,
+        spec.report.json_path,
+        spec.report.html,
+        drift=spec.drift,
+        performance=spec.performance,
+        health=spec.health,
+    )
+
+
+def run_monitor_file(path: str | Path) -> MonitorResult:
+    """Run a ``kind: monitor`` file (what ``flowship schedule`` calls for such files)."""
+    return run_spec(load_spec(path))
+
+
+def _run(
+    name: str,
+    model: str | None,
+    webhook: str | None,
+    json_path: str | None,
+    html_path: str | None,
+    *,
+    drift: DriftSpec | None = None,
+    performance: PerformanceSpec | None = None,
+    health: HealthSpec | None = None,
+) -> MonitorResult:
+    check_webhook(webhook)  # refuse a bad URL before any work
+    started = datetime.now(UTC)
+    reports: dict[str, dict[str, Any]] = {}
+    alerts: list[Alert] = []
+    if drift:
+        report = _drift(drift, model)
+        reports["drift"] = report
+        alerts += _drift_alerts(report)
+    if performance:
+        report = _performance(performance, model, started)
+        reports["performance"] = report
+        alerts += [
+            Alert(f"performance:{v['metric']}", f"Performance: {v['message']}.")
+            for v in report["violations"]
+        ]
+    if health:
+        report = _health(health, model)
+        reports["health"] = report
+        alerts += [
+            Alert(f"health:{c['check']}:{c['details'].get('table', '')}".rstrip(":"), c["message"])
+            for c in report["checks"]
+            if c["status"] == "alert"
+        ]
+    outcomes = dispatch(name, alerts, webhook=webhook)
+    kind = next(iter(reports)) if len(reports) == 1 else "monitor"
+    result = MonitorResult(
+        monitor=name,
+        run_id=uuid.uuid4().hex,
+        kind=kind,
+        status=_status(reports, outcomes),
+        reports=reports,
+        alerts=outcomes,
+        json_path=json_path,
+        html_path=html_path,
+    )
+    if json_path:
+        _write(json_path, json.dumps(result.to_dict(), indent=2, default=str))
+    if html_path:
+        history = _history(name) if performance else []
+        title = f"flowship monitor: {name}"
+        _write(html_path, report_html.render(list(reports.values()), title=title, history=history))
+    monitor_runs.record_run(
+        monitor_runs.RunRecord(
+            id=result.run_id,
+            monitor=name,
+            kind=kind,
+            status=result.status,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            summary=result.summary()[:2000],
+            alerts=outcomes,
+            report=json.loads(json.dumps(result.to_dict(), default=str)),
+            model=model,
+            json_path=json_path,
+            html_path=html_path,
+        )
+    )
+    log.info("Monitor %s run %s: %s", name, result.run_id, result.status)
+    return result
+
+
+def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
+    from flowship.monitoring.drift import check_drift
+    from flowship.monitoring.sources import load_frame
+
+    baseline = spec.baseline or model
+    reference = load_frame(baseline, role="baseline", sql_url=spec.sql_url)  # type: ignore[arg-type]
+    current = load_frame(spec.current, role="current", sql_url=spec.sql_url)
+    params: dict[str, Any] = {
+        "columns": spec.columns,
+        "column_types": spec.column_types,
+        "prediction_columns": spec.prediction_columns,
+        "drift_share": spec.drift_share,
+        "min_rows": spec.min_rows,
+    }
+    if spec.method == "ks":
+        params["alpha"] = spec.alpha
+    else:
+        params.update(q=spec.q, psi_warn=spec.psi_warn, psi_alert=spec.psi_alert, bins=spec.bins)
+    report = check_drift(reference, current, method=spec.method, **params).to_dict()
+    report["baseline"], report["current"] = baseline, spec.current
+    return report
+
+
+def _drift_alerts(report: dict[str, Any]) -> list[Alert]:
+    alerts = [
+        Alert(f"drift:column:{c['name']}", f"Drift in column {c['name']!r} ({_effect(c)}).")
+        for c in report["columns"]
+        if c["drifted"]
+    ]
+    if report["dataset_drift"]:
+        alerts.insert(0, Alert("drift:dataset", f"Dataset drift: {report['summary']}"))
+    return alerts
+
+
+def _effect(column: dict[str, Any]) -> str:
+    if column["test"] == "value_set":
+        return f"constant baseline, new values {column['value_set']['new_values']}"
+    if column["test"] == "ks":
+        return f"KS p={column['p_value']:.3g}"
+    return f"PSI {column['psi']:.3f}, adjusted p={column['p_value_adjusted']:.3g}"
+
+
+def _performance(spec: PerformanceSpec, model: str | None, started: datetime) -> dict[str, Any]:
+    from flowship.monitoring.performance import evaluate_performance, parse_threshold
+    from flowship.monitoring.sources import load_frame
+
+    thresholds = dict(parse_threshold(t) for t in spec.thresholds) if spec.thresholds else None
+    predictions = load_frame(spec.predictions, role="predictions", sql_url=spec.sql_url)
+    actuals = load_frame(spec.actuals, role="actuals", sql_url=spec.sql_url)
+    report = evaluate_performance(
+        predictions,
+        actuals,
+        id_column=spec.id,
+        label_column=spec.label,
+        score_column=spec.score,
+        prediction_column=spec.prediction,
+        task=spec.task,
+        time_column=spec.time_column,
+        window=spec.window,
+        since=spec.since,
+        segment_column=spec.segment,
+        thresholds=thresholds,
+        positive_label=spec.positive_label,
+        min_rows=spec.min_rows,
+    ).to_dict()
+    if spec.log_to_mlflow and model and report["status"] != "insufficient_data":
+        from flowship.monitoring.baseline import log_production_metrics
+
+        report["mlflow"] = log_production_metrics(
+            model, report["metrics"], step=int(started.timestamp())
+        )
+    return report
+
+
+def _health(spec: HealthSpec, model: str | None) -> dict[str, Any]:
+    from flowship.monitoring.health import check_health
+
+    return check_health(
+        model_name(model or ""),
+        max_age_days=spec.max_age_days,
+        deployments=spec.deployments,
+        prediction_tables=spec.prediction_tables,
+        max_silence_hours=spec.max_silence_hours,
+    ).to_dict()
+
+
+def model_name(model: str) -> str:
+    """``models:/NAME@alias`` / ``models:/NAME/Stage`` / ``NAME`` -> ``NAME``."""
+    name = model.removeprefix("models:/").split("@")[0].split("/")[0].strip()
+    if not name:
+        raise InvalidInput(
+            f"Cannot tell the model name from {model!r}.", "Pass NAME or models:/NAME@alias."
+        )
+    return name
+
+
+def _status(reports: dict[str, dict[str, Any]], alerts: list[dict[str, Any]]) -> str:
+    if alerts:
+        return "alert"
+    states = {r["status"] for r in reports.values()}
+    for status in ("warn", "warning"):
+        if status in states:
+            return "warn"
+    if states == {"insufficient_data"}:
+        return "insufficient_data"
+    return "ok"
+
+
+def _history(name: str) -> list[dict[str, Any]]:
+    """Earlier performance results of this monitor, oldest first, for the chart."""
+    points = []
+    for run in reversed(monitor_runs.list_runs(monitor=name, limit=30, with_report=True)):
+        perf = run.report.get("performance", run.report if run.kind == "performance" else None)
+        if perf and perf.get("metrics"):
+            points.append({"at": run.started_at.isoformat(), "metrics": perf["metrics"]})
+    return points
+
+
+def _write(path: str, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
