@@ -114,7 +114,12 @@ class ServingApp:
         served = predictor or self.holder.current
         labels = labels_of(served) if served is not None else _NO_MODEL
         self._observe(labels, "mlflow", status, start)
-        response_headers = [(b"content-type", JSON), *extra, *_model_headers(served)]
+        response_headers = [
+            (b"content-type", JSON),
+            (b"content-length", str(len(payload)).encode()),
+            *extra,
+            *_model_headers(served),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
 
@@ -232,6 +237,8 @@ def _routes(app: ServingApp) -> list[Route]:
         return Response(orjson.dumps(body, default=str), media_type="application/json")
 
     return [
+        # POST is answered before routing; the route gives other methods a 405.
+        Route("/invocations", app._invocations, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
         Route("/health", ping, methods=["GET"]),
         Route("/version", mlflow_version, methods=["GET"]),
