@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tests.serving._server import Server
 
 FEATURES = ["age", "tenure", "recency", "plan"]

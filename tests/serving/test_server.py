@@ -11,7 +11,6 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-
 from tests.serving.conftest import FEATURES, split_body
 
 JSON = {"Content-Type": "application/json"}
