@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,10 @@ def register_estimator(
     example = _check_estimator(estimator, input_example)
     try:
         sample = example.head(100)
-        signature = infer_signature(sample, estimator.predict(sample))
+        with warnings.catch_warnings():
+            # MLflow's hint about integer columns is advice for notebooks, not an error.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            signature = infer_signature(sample, estimator.predict(sample))
     except Exception as exc:  # the estimator cannot predict on its own example
         raise InvalidInput(
             f"The estimator cannot predict on the input example: {exc}",
