@@ -88,7 +88,10 @@ class CategoricalBins:
     @classmethod
     def fit(cls, series: pd.Series, *, max_categories: int) -> CategoricalBins:
         counts = series.value_counts(dropna=True, sort=True)
-        return cls(counts.index[:max_categories], counts.index[max_categories:])
+        kept, pooled = counts.index[:max_categories], counts.index[max_categories:]
+        if pd.api.types.is_numeric_dtype(kept.dtype):
+            kept = kept.sort_values()  # codes read best in their own order
+        return cls(kept, pooled)
 
     @property
     def n_bins(self) -> int:

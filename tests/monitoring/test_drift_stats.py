@@ -1,0 +1,77 @@
+"""The building blocks against scipy and by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import chi2_contingency, wasserstein_distance
+
+from flowship.monitoring.drift.binning import CategoricalBins, NumericBins, sorted_sample
+from flowship.monitoring.drift.distances import jensen_shannon, wasserstein_sorted
+from flowship.monitoring.drift.psi import psi
+from flowship.monitoring.drift.stattests import benjamini_hochberg, chi2_homogeneity
+
+
+def test_chi2_matches_scipy_contingency():
+    ref = np.array([120.0, 80, 50, 0, 9])
+    cur = np.array([100.0, 90, 70, 0, 1])
+    stat, dof, p = chi2_homogeneity(ref, cur)
+    expected = chi2_contingency(
+        np.vstack([ref[ref + cur > 0], cur[ref + cur > 0]]), correction=False
+    )
+    assert stat == pytest.approx(expected.statistic)
+    assert dof == expected.dof == 3
+    assert p == pytest.approx(expected.pvalue)
+
+
+def test_chi2_with_one_bin_compares_nothing():
+    assert chi2_homogeneity(np.array([5.0, 0]), np.array([7.0, 0])) == (0.0, 0, 1.0)
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.20])
+    # sorted 0.01, 0.03, 0.04, 0.20 -> 0.04, 0.0533, 0.0533, 0.20
+    assert benjamini_hochberg(p) == pytest.approx([0.04, 0.05333333, 0.05333333, 0.2])
+    assert benjamini_hochberg(np.array([])).size == 0
+
+
+def test_psi_zero_for_equal_and_large_for_moved_mass():
+    a = np.array([50.0, 30, 20, 0])
+    assert psi(a, a * 3) == pytest.approx(0.0)
+    assert psi(a, np.array([20.0, 30, 20, 30])) > 0.25
+
+
+def test_jensen_shannon_matches_scipy():
+    a, b = np.array([5.0, 3, 2, 0]), np.array([1.0, 3, 4, 2])
+    assert jensen_shannon(a, b) == pytest.approx(jensenshannon(a, b, base=2))
+
+
+@pytest.mark.parametrize("n_a,n_b", [(3000, 3000), (2000, 3500)])
+def test_wasserstein_matches_scipy_below_the_sample_size(n_a, n_b):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=n_a), rng.normal(0.7, 2, size=n_b)
+    ours = wasserstein_sorted(sorted_sample(a), sorted_sample(b, seed=1))
+    assert ours == pytest.approx(wasserstein_distance(a, b))
+
+
+def test_numeric_bins_layout_puts_range_ends_inside_and_the_rest_in_their_own_bins():
+    ref = np.arange(100, dtype=float)
+    bins = NumericBins.fit(ref, sorted_sample(ref), bins=4)
+    assert bins.edges[0] == 0 and bins.edges[-1] == 99
+    counts = bins.count(np.array([-1.0, 0.0, 99.0, 100.0, np.nan, np.inf, -np.inf]))
+    # below: -1, -inf | first bin: 0 | last bin: 99 | above: 100, inf | missing: nan
+    assert counts.tolist() == [2, 1, 0, 0, 1, 2, 1]
+    assert counts.sum() == 7
+    assert len(bins.labels()) == counts.size
+
+
+def test_categorical_bins_other_unseen_missing():
+    import pandas as pd
+
+    ref = pd.Series(["a"] * 5 + ["b"] * 3 + ["c"])
+    bins = CategoricalBins.fit(ref, max_categories=2)
+    counts = bins.count(pd.Series(["a", "c", "z", "z", None]))
+    assert bins.labels() == ["a", "b", "(other)", "(unseen)", "(missing)"]
+    assert counts.tolist() == [1, 0, 1, 2, 1]
+    assert bins.unseen_values(pd.Series(["a", "z", "z"])) == ["z"]
