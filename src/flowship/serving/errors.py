@@ -90,7 +90,7 @@ def status_for(error: FlowshipError) -> tuple[int, str]:
 def message_for(error: FlowshipError) -> str:
     text = str(error)
     if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 15] + " ... (truncated)"
+        text = text[: MAX_MESSAGE_CHARS - 16] + " ... (truncated)"
     return text
 
 

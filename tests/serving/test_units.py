@@ -1,0 +1,100 @@
+"""Config file parsing, the status table and the metrics text format."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowship.errors import (
+    ConfigError,
+    FlowshipError,
+    GateFailed,
+    InvalidInput,
+    ModelNotFound,
+    SchemaMismatch,
+    Unavailable,
+)
+from flowship.serving.config import ServeConfig
+from flowship.serving.errors import (
+    BodyTooLarge,
+    Overloaded,
+    TimedOut,
+    message_for,
+    retry_after,
+    status_for,
+)
+from flowship.serving.metrics import ServingMetrics
+
+
+def test_config_from_yaml_with_overrides(tmp_path):
+    path = tmp_path / "deployment.yaml"
+    path.write_text("ref: models:/churn@production\noutput: proba\nport: 8000\nworkers: 2\n")
+    config = ServeConfig.from_yaml(path, port=9000, workers=None)
+    assert (config.ref, config.output, config.port, config.workers) == (
+        "models:/churn@production", "proba", 9000, 2,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("ref: m\noutput: probs\n", "output: Input should be 'predict' or 'proba'"),
+        ("ref: m\nprot: 1\n", "prot: unknown setting"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("ref: [unclosed\n", "not a readable YAML file"),
+        ("port: 5000\n", "ref: Field required"),
+        ("ref: m\nworkers: 0\n", "workers: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_config_files_name_the_file_and_field(tmp_path, text, needle):
+    path = tmp_path / "deployment.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        ServeConfig.from_yaml(path)
+    assert str(path) in caught.value.message and needle in caught.value.message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        ServeConfig.from_yaml(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (SchemaMismatch("x"), 400, "INVALID_PARAMETER_VALUE"),
+        (InvalidInput("x"), 400, "BAD_REQUEST"),
+        (BodyTooLarge(10), 413, "REQUEST_LIMIT_EXCEEDED"),
+        (ModelNotFound("m"), 404, "RESOURCE_DOES_NOT_EXIST"),
+        (Overloaded(3), 503, "TEMPORARILY_UNAVAILABLE"),
+        (Unavailable("x"), 503, "TEMPORARILY_UNAVAILABLE"),
+        (TimedOut(1.0), 504, "DEADLINE_EXCEEDED"),
+        (GateFailed("x", []), 422, "INVALID_STATE"),
+        (FlowshipError("x"), 500, "INTERNAL_ERROR"),
+    ],
+)
+def test_status_table(error, status, code):
+    assert status_for(error) == (status, code)
+
+
+def test_retry_after_and_truncation():
+    assert retry_after(Overloaded(1)) == "1" and retry_after(InvalidInput("x")) is None
+    assert len(message_for(InvalidInput("x" * 10_000))) <= 2000
+
+
+def test_metrics_render_prometheus_text():
+    m = ServingMetrics()
+    m.requests.inc("churn", "1", "onnx", "mlflow", "200")
+    m.latency.observe(0.0007, "churn", "1", "onnx", "mlflow")
+    m.latency.observe(0.02, "churn", "1", "onnx", "mlflow")
+    m.model_info.set('we"ird', "1", "onnx", "models:/x", value=1)
+    text = m.render()
+    assert "# TYPE flowship_requests_total counter" in text
+    assert (
+        'flowship_requests_total{model="churn",version="1",backend="onnx",protocol="mlflow",status="200",worker="'
+        in text
+    )  # noqa: E501
+    assert 'le="0.001",worker=' in text and 'le="+Inf",worker=' in text
+    bucket = [ln for ln in text.splitlines() if 'le="0.001"' in ln][0]
+    assert bucket.endswith(" 1")
+    assert 'model="we\\"ird"' in text
+    assert m.latency.count("churn", "1", "onnx", "mlflow") == 2
