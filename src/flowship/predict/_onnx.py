@@ -81,50 +81,74 @@ def try_backend(
     output: Output,
     run_id: str | None,
 ) -> tuple[OnnxBackend | None, str]:
-    """An ONNX backend and why it was chosen, or None and why not."""
+    """An ONNX backend and why it was chosen, or None and why not. ``matrix`` and
+    ``frame`` hold the same parity sample, which the native model must accept."""
     folder = cache_dir("onnx", resolved)
     cached = _read_cache(folder, run_id)
     classifier = is_classifier(estimator)
+    expected = _reference(estimator, frame, classifier)
+    if cached is not None and not cached["ok"]:
+        return None, f"ONNX not used: {cached['reason']} (cached)"
     if cached is not None:
-        if not cached["ok"]:
-            return None, f"ONNX not used: {cached['reason']} (cached)"
-        candidates = [(cached["dtype"], (folder / "model.onnx").read_bytes())]
-        how = "cached conversion"
-    else:
-        candidates = None
-        how = "converted with skl2onnx"
-    reasons = []
-    for dtype_name, model_bytes in candidates or _conversions(estimator, matrix.shape[1]):
-        if model_bytes is None:
+        candidate = [(cached["dtype"], (folder / "model.onnx").read_bytes())]
+        found, _ = _first_faithful(candidate, matrix, expected, classifier)
+        if found is not None:
+            dtype_name, _, session, classes = found
+            backend = OnnxBackend(session, _DTYPES[dtype_name], output=output, classes=classes)
+            return backend, _chosen("cached conversion", dtype_name, len(matrix))
+        log.warning(
+            "The cached ONNX model in %s is not faithful any more; converting again.", folder
+        )
+    found, reason = _first_faithful(
+        _conversions(estimator, matrix.shape[1]), matrix, expected, classifier
+    )
+    if found is None:
+        _write_cache(folder, run_id, ok=False, reason=reason)
+        log.info("ONNX not used for %s: %s", resolved.uri, reason)
+        return None, f"ONNX not used: {reason}"
+    dtype_name, model_bytes, session, classes = found
+    _write_cache(folder, run_id, ok=True, dtype=dtype_name, model=model_bytes)
+    backend = OnnxBackend(session, _DTYPES[dtype_name], output=output, classes=classes)
+    return backend, _chosen("converted with skl2onnx", dtype_name, len(matrix))
+
+
+def _chosen(how: str, dtype_name: str, rows: int) -> str:
+    within = f"within {TOLERANCE:g} on {rows} rows"
+    return f"onnx: {how} ({dtype_name}) matches the native model {within}"
+
+
+def _first_faithful(candidates, matrix: np.ndarray, expected: Any, classifier: bool):
+    """((dtype name, ONNX bytes, session, label classes), "") for the first faithful candidate, else
+    (None, why none was)."""
+    reasons: list[str] = []
+    for dtype_name, model_bytes in candidates:
+        if model_bytes is None:  # the conversion failed; dtype_name holds why
             reasons.append(dtype_name)
             continue
         try:
             session = _session(model_bytes)
         except Exception as exc:  # a graph ONNX Runtime rejects (e.g. mixed precision)
-            reasons.append(f"{dtype_name} rejected by ONNX Runtime: {_first_line(exc)}")
+            reasons.append(f"{dtype_name} graph rejected by ONNX Runtime: {_first_line(exc)}")
             continue
-        problem, classes = _parity(
-            session, estimator, matrix, frame, classifier, _DTYPES[dtype_name]
-        )
+        typed = matrix.astype(_DTYPES[dtype_name])
+        problem, classes = _parity(session, typed, expected, classifier)
         if problem is None:
-            if cached is None:
-                _write_cache(folder, run_id, ok=True, dtype=dtype_name, model=model_bytes)
-            backend = OnnxBackend(session, _DTYPES[dtype_name], output=output, classes=classes)
-            return backend, (
-                f"onnx: {how} ({dtype_name}) matches the native model within "
-                f"{TOLERANCE:g} on {len(matrix)} rows"
-            )
+            return (dtype_name, model_bytes, session, classes), ""
         reasons.append(f"{dtype_name} {problem}")
-    reason = "; ".join(reasons) or "no conversion"
-    if cached is None:
-        _write_cache(folder, run_id, ok=False, reason=reason)
-    log.info("ONNX not used for %s: %s", resolved.uri, reason)
-    return None, f"ONNX not used: {reason}"
+    return None, _merge(reasons) or "no conversion"
+
+
+def _merge(reasons: list[str]) -> str:
+    """'float64 X; float32 X' reads better as 'float64 and float32 X'."""
+    if len(reasons) == 2:
+        (a, rest_a), (b, rest_b) = (r.partition(" ")[::2] for r in reasons)
+        if rest_a == rest_b:
+            return f"{a} and {b} {rest_a}"
+    return "; ".join(reasons)
 
 
 def _conversions(estimator: Any, n_features: int):
-    """(dtype name, ONNX bytes or None) for double then float precision; on failure the
-    first item is the reason instead of the dtype name."""
+    """(dtype name, ONNX bytes) for double then float precision; on failure (reason, None)."""
     for dtype_name in ("float64", "float32"):
         try:
             yield dtype_name, _convert(estimator, n_features, dtype_name)
@@ -161,32 +185,38 @@ def _session(model_bytes: bytes):  # -> onnxruntime.InferenceSession
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
+def _reference(estimator: Any, frame: Any, classifier: bool) -> Any:
+    if classifier:
+        return (
+            np.asarray(estimator.predict(frame)),
+            np.asarray(estimator.predict_proba(frame)),
+            np.asarray(estimator.classes_),
+        )
+    return np.asarray(estimator.predict(frame), dtype=np.float64)
+
+
 def _parity(
-    session: Any, estimator: Any, matrix: np.ndarray, frame: Any, classifier: bool, dtype: Any
+    session: Any, matrix: np.ndarray, expected: Any, classifier: bool
 ) -> tuple[str | None, np.ndarray | None]:
-    """(None, how to label) when the session reproduces the estimator on the sample, else
-    (what differed, None). For classifiers the label rule is the classes array when
-    argmax over ONNX's probabilities reproduces the native labels, else None (ONNX's label
-    output, if that reproduces them)."""
+    """(None, label rule) when the session reproduces the native outputs, else (what
+    differed, None). The label rule is the classes array when argmax over ONNX's
+    probabilities gives the native labels, else None (ONNX's own label output)."""
     try:
-        got = session.run(None, {session.get_inputs()[0].name: matrix.astype(dtype)})
+        got = session.run(None, {session.get_inputs()[0].name: matrix})
     except Exception as exc:
         return f"failed to run in ONNX Runtime: {_first_line(exc)}", None
     if classifier:
-        expected = np.asarray(estimator.predict_proba(frame))
-        if len(got) < 2 or np.shape(got[1]) != expected.shape:
+        labels, proba, classes = expected
+        if len(got) < 2 or np.shape(got[1]) != proba.shape:
             return "probabilities have another shape than the native model's", None
-        gap = float(np.max(np.abs(got[1] - expected)))
+        gap = float(np.max(np.abs(got[1] - proba)))
         if gap > TOLERANCE:
             return f"probabilities differ by up to {gap:.2g}", None
-        labels = np.asarray(estimator.predict(frame))
-        classes = np.asarray(estimator.classes_)
         if np.array_equal(classes.take(np.argmax(got[1], axis=1)), labels):
             return None, classes
         if np.array_equal(np.ravel(got[0]).astype(labels.dtype), labels):
             return None, None
         return "labels differ from the native model", None
-    expected = np.asarray(estimator.predict(frame), dtype=np.float64)
     values = np.ravel(got[0]).astype(np.float64)
     if values.shape != expected.shape:
         return "output has another shape than the native model's", None
@@ -196,8 +226,10 @@ def _parity(
 
 
 def _first_line(exc: Exception) -> str:
+    """The first sentence of an error (skl2onnx appends advice to file an issue)."""
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+    first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 def _read_cache(folder: Path | None, run_id: str | None) -> dict[str, Any] | None:

@@ -73,14 +73,16 @@ class Predictor:
         *,
         output: Output = "predict",
         extra: Extra = "ignore",
-        onnx: bool = True,
+        backend: Literal["auto", "onnx", "native", "pyfunc"] = "auto",
     ) -> Predictor:
         """Load ``ref`` (``models:/N@alias``, ``models:/N/Stage``, ``models:/N/3``,
         ``models:/N/latest``, ``runs:/ID/PATH`` or a local model directory).
 
         ``output``: ``"predict"`` (labels or values) or ``"proba"`` (classifiers only).
         ``extra``: ``"ignore"`` columns the signature does not name, or ``"reject"`` them.
-        ``onnx``: False skips the ONNX conversion (the native estimator is used).
+        ``backend``: ``"auto"`` picks the fastest faithful one; naming one insists on it
+        (a ``UsageError`` says why when it cannot serve this model), e.g. ``"native"`` to
+        skip the ONNX conversion or ``"pyfunc"`` for plain MLflow semantics.
         """
         if output not in ("predict", "proba"):
             raise UsageError(
@@ -90,6 +92,10 @@ class Predictor:
             raise UsageError(
                 f"Unknown extra-column policy {extra!r}.", "Use extra='ignore' or extra='reject'."
             )
+        if backend not in ("auto", "onnx", "native", "pyfunc"):
+            raise UsageError(
+                f"Unknown backend {backend!r}.", "Use 'auto', 'onnx', 'native' or 'pyfunc'."
+            )
         resolved = resolve_ref(ref)
         path = local_model_dir(resolved)
         meta = read_mlmodel(path)
@@ -98,20 +104,27 @@ class Predictor:
         label = _label(resolved)
 
         estimator, native_failure = _load_sklearn(path, meta)
+        if backend in ("onnx", "native") and (estimator is None or columns is None):
+            why = native_failure or "it has no column signature"
+            raise UsageError(
+                f"backend={backend!r} cannot serve {label}: {why}.",
+                "Use backend='auto' or backend='pyfunc'.",
+            )
         if columns is None:
             schema = None
             log.warning("%s has no column signature: its input is passed through unchecked.", label)
-            backend, reason = _unchecked_backend(path, estimator, output, native_failure)
+            chosen, reason = _unchecked_backend(path, estimator, output, native_failure)
         else:
             order = fitted_order(estimator) if estimator is not None else None
             if order is not None and sorted(order) != sorted(c.name for c in columns):
                 order = None  # the matrix path needs the two to agree; frames do not
             schema = InputSchema(columns, extra=extra, order=order)
-            if estimator is None:
-                backend, reason = _pyfunc_backend(path, output, native_failure)
+            if estimator is None or backend == "pyfunc":
+                why = native_failure or "requested with backend='pyfunc'"
+                chosen, reason = _pyfunc_backend(path, output, why)
             else:
-                backend, reason = _estimator_backend(
-                    estimator, schema, meta, path, resolved, output, run_id, onnx=onnx
+                chosen, reason = _estimator_backend(
+                    estimator, schema, meta, path, resolved, output, run_id, prefer=backend
                 )
         classifier = estimator is not None and is_classifier(estimator)
         classes = list(estimator.classes_) if classifier else None
@@ -119,7 +132,7 @@ class Predictor:
             resolved=resolved,
             output=output,
             schema=schema,
-            backend=backend,
+            backend=chosen,
             reason=reason,
             output_columns=_output_columns(output, classes),
             classes=classes,
@@ -257,25 +270,43 @@ def _estimator_backend(
     output: Output,
     run_id: str | None,
     *,
-    onnx: bool,
+    prefer: str,
 ) -> tuple[Any, str]:
     if output == "proba" and not is_classifier(estimator):
         raise no_proba(f"{type(estimator).__name__} is not one")
     if not schema.numeric:
+        if prefer == "onnx":
+            raise UsageError(
+                "backend='onnx' needs a signature whose columns are all numeric.",
+                "Use backend='auto' or backend='native'.",
+            )
         return (
             NativeBackend(estimator, output=output, wants_frame=True),
             "native on a DataFrame: the signature has non-numeric columns",
         )
-    sample = parity_sample(schema, meta, path)
-    matrix = schema.to_matrix(sample)
-    frame = schema.to_frame(sample)
-    why_not_onnx = "ONNX disabled"
-    if onnx:
-        backend, why_not_onnx = _onnx.try_backend(
+    matrix, frame = _usable_sample(estimator, schema, *parity_sample(schema, meta, path))
+    if matrix is None:
+        if prefer == "onnx":
+            raise UsageError(
+                "backend='onnx' cannot be verified: the model fails on its input example.",
+                "Use backend='auto'.",
+            )
+        return (
+            NativeBackend(estimator, output=output, wants_frame=True),
+            "native on a DataFrame: no sample the model accepts to verify ONNX or matrix input",
+        )
+    why_not_onnx = "ONNX not requested (backend='native')"
+    if prefer != "native":
+        onnx, why_not_onnx = _onnx.try_backend(
             estimator, schema, matrix, frame, resolved, output, run_id
         )
-        if backend is not None:
-            return backend, why_not_onnx
+        if onnx is not None:
+            return onnx, why_not_onnx
+        if prefer == "onnx":
+            raise UsageError(
+                f"backend='onnx' cannot serve this model: {why_not_onnx}.",
+                "Use backend='auto' to fall back to the native model.",
+            )
     native = NativeBackend(estimator, output=output, wants_frame=False)
     reference = NativeBackend(estimator, output=output, wants_frame=True)
     try:
@@ -286,6 +317,27 @@ def _estimator_backend(
     if not same:
         return reference, f"native on a DataFrame: the estimator needs column names; {why_not_onnx}"
     return native, f"native on NumPy: {why_not_onnx}"
+
+
+def _usable_sample(
+    estimator: Any, schema: InputSchema, sample: dict[str, np.ndarray], n_example: int
+) -> tuple[np.ndarray | None, Any]:
+    """The parity sample as (matrix, frame); only the input example's rows when the model
+    rejects the synthetic ones (a log transform of a negative number), else (None, None)."""
+    frame = schema.to_frame(sample)
+    for rows in (len(frame), n_example):
+        if rows == 0:
+            break
+        part = frame.iloc[:rows]
+        try:
+            estimator.predict(part)
+            if is_classifier(estimator):
+                estimator.predict_proba(part)
+        except Exception as exc:
+            log.info("The model rejects %d parity rows: %s", rows, exc)
+            continue
+        return schema.to_matrix({c: part[c].to_numpy() for c in part.columns}), part
+    return None, None
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

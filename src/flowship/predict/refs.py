@@ -101,7 +101,7 @@ def _by_version(name: str, version: str):
     try:
         with mlflow_errors(name, version):
             return client().get_model_version(name, version)
-    except (VersionNotFound, ModelNotFound, MlflowException):
+    except (VersionNotFound, ModelNotFound, UsageError, MlflowException):
         _require_model(name)
         raise VersionNotFound(name, version) from None
 
@@ -112,7 +112,7 @@ def _by_alias(name: str, alias: str):
     try:
         with mlflow_errors(name):
             return client().get_model_version_by_alias(name, alias)
-    except (ModelNotFound, MlflowException):
+    except (ModelNotFound, UsageError, MlflowException):
         _require_model(name)
         raise VersionNotFound(
             name,

@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 SYNTHETIC_ROWS = 256
 
 
-def parity_sample(schema: InputSchema, meta: Any, path: Path) -> dict[str, np.ndarray]:
-    """Numeric columns only (the schemas that reach the matrix and ONNX backends)."""
+def parity_sample(schema: InputSchema, meta: Any, path: Path) -> tuple[dict[str, np.ndarray], int]:
+    """The sample's columns and how many of its first rows come from the input example.
+    Numeric schemas only (the ones that reach the matrix and ONNX backends)."""
     example = _example(schema, meta, path)
     rng = np.random.default_rng(0)
     columns: dict[str, np.ndarray] = {}
@@ -29,10 +30,12 @@ def parity_sample(schema: InputSchema, meta: Any, path: Path) -> dict[str, np.nd
         spread = spread or max(abs(centre), 1.0)
         seen = np.where(np.isfinite(seen), seen, centre)
         values = centre + spread * 2 * rng.standard_normal(SYNTHETIC_ROWS)
+        if finite.size and finite.min() >= 0:  # counts, amounts: keep the sign the model saw
+            values = np.abs(values)
         if c.type in ("long", "integer"):
             values = np.round(values)
         columns[c.name] = np.concatenate([seen, values])
-    return columns
+    return columns, len(next(iter(example.values()), ()))
 
 
 def _example(schema: InputSchema, meta: Any, path: Path) -> dict[str, np.ndarray]:

@@ -308,6 +308,10 @@ def _as_array(column: InputColumn, values: Any) -> np.ndarray:
     try:
         array = np.asarray(values)
     except (ValueError, TypeError):
+        array = None
+    if array is None or (array.dtype.kind in "US" and not isinstance(values, np.ndarray)):
+        # NumPy turns [1.0, "abc"] into strings and ragged lists into errors; an object
+        # array keeps each value as sent, so the check can name the one that is wrong.
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
     if array.ndim != 1:

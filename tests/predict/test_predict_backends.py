@@ -1,0 +1,261 @@
+"""Each backend against mlflow.pyfunc on the same inputs, the fallback paths, the cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import mlflow.pyfunc
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flowship.errors import InvalidInput, SchemaMismatch, UsageError
+from flowship.predict import Predictor
+
+FEATURES = ["age", "tenure", "recency", "frequency", "monetary"]
+
+
+def rows(frame, columns=FEATURES):
+    return {c: frame[c].tolist() for c in columns}
+
+
+def pyfunc_predict(ref: str, frame):
+    return np.asarray(mlflow.pyfunc.load_model(ref).predict(frame))
+
+
+def sklearn_model(ref: str):
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(ref)
+
+
+@pytest.mark.parametrize(
+    ("name", "backend"),
+    [
+        ("lr", "onnx"),
+        ("rf", "onnx"),
+        ("gb", "onnx"),
+        ("reg", "onnx"),
+        ("rfr", "onnx"),
+        ("ft", "native"),
+        ("mixed", "native"),
+        ("custom", "pyfunc"),
+        ("nosig", "pyfunc"),
+    ],
+)
+def test_auto_backend_matches_mlflow_pyfunc(store, name, backend):
+    ref = f"models:/{name}/1"
+    p = Predictor.load(ref)
+    assert p.backend == backend, p.backend_reason
+    columns = [c.name for c in p.input_columns] or FEATURES
+    frame = store.data[columns].head(50)
+    if name == "ft":
+        frame = frame.abs()
+    expected = pyfunc_predict(ref, frame)
+    for data in (frame, rows(frame, columns), pa.Table.from_pandas(frame)):
+        got = p.predict(data)
+        assert got.shape == expected.shape
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "native", "pyfunc"])
+@pytest.mark.parametrize("name", ["lr", "rf", "reg"])
+def test_each_forced_backend_matches_pyfunc(store, name, backend):
+    ref = f"models:/{name}/1"
+    p = Predictor.load(ref, backend=backend)
+    assert p.backend == backend
+    frame = store.data[FEATURES].head(40)
+    expected = pyfunc_predict(ref, frame)
+    got = p.predict(rows(frame))
+    if expected.dtype.kind == "f":
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "native"])
+def test_binary_proba_is_the_positive_class(store, backend):
+    p = Predictor.load("models:/gb/1", output="proba", backend=backend)
+    frame = store.data[FEATURES].head(30)
+    expected = sklearn_model("models:/gb/1").predict_proba(frame)[:, 1]
+    got = p.predict(rows(frame))
+    assert got.shape == (30,) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert p.output_columns == ["probability"]
+
+
+def test_multiclass_proba_has_one_column_per_class(store):
+    p = Predictor.load("models:/rf/1", output="proba")
+    frame = store.data[FEATURES].head(30)
+    expected = sklearn_model("models:/rf/1").predict_proba(frame)
+    got = p.predict(frame)
+    assert got.shape == (30, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert p.output_columns == ["probability_0", "probability_1", "probability_2"]
+    assert p.describe()["classes"] == [0, 1, 2]
+
+
+def test_proba_on_a_regressor_is_refused(store):
+    with pytest.raises(UsageError) as info:
+        Predictor.load("models:/reg/1", output="proba")
+    assert info.value.message == (
+        "output='proba' needs a classifier with predict_proba, and LinearRegression is not one."
+    )
+    assert info.value.hint == "Use output='predict' for this model."
+
+
+def test_proba_on_a_custom_pyfunc_is_refused(store):
+    with pytest.raises(UsageError) as info:
+        Predictor.load("models:/custom/1", output="proba")
+    assert "flavor python_function has no native backend" in info.value.message
+
+
+def test_unconvertible_model_falls_back_quietly_with_reason(store, caplog):
+    with caplog.at_level(logging.INFO, logger="flowship.predict"):
+        p = Predictor.load("models:/ft/1")
+    assert p.backend == "native"
+    assert p.backend_reason == (
+        "native on NumPy: ONNX not used: float64 and float32 conversion failed: "
+        "FunctionTransformer is not supported unless the transform function is None (= identity)"
+    )
+    assert any("backend native" in r.getMessage() for r in caplog.records)
+    with pytest.raises(UsageError) as info:
+        Predictor.load("models:/ft/1", backend="onnx")
+    assert info.value.message.startswith("backend='onnx' cannot serve this model: ONNX not used")
+
+
+def test_named_columns_use_a_dataframe(store):
+    p = Predictor.load("models:/mixed/1")
+    assert p.backend_reason == "native on a DataFrame: the signature has non-numeric columns"
+    assert [(c.name, c.type) for c in p.input_columns] == [
+        ("age", "double"),
+        ("tenure", "double"),
+        ("n_products", "long"),
+        ("plan", "string"),
+    ]
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict({"age": [1.0], "tenure": [2.0], "n_products": [1], "plan": [3]})
+    assert info.value.message == "Column 'plan' expects string, got number 3 in row 0."
+
+
+def test_model_without_signature_accepts_anything_with_a_warning(store, caplog):
+    with caplog.at_level(logging.WARNING, logger="flowship.predict"):
+        p = Predictor.load("models:/nosig/1")
+    assert p.input_columns == [] and p.backend == "pyfunc"
+    assert "has no column signature" in caplog.text
+    frame = store.data[FEATURES].head(5)
+    np.testing.assert_array_equal(p.predict(rows(frame)), pyfunc_predict("models:/nosig/1", frame))
+    with pytest.raises(InvalidInput) as info:
+        p.predict({c: [] for c in FEATURES})
+    assert info.value.message == "Input has no rows."
+
+
+def test_model_errors_become_invalid_input(store):
+    p = Predictor.load("models:/nosig/1")
+    with pytest.raises(InvalidInput) as info:
+        p.predict({"age": ["abc"]})
+    assert info.value.message.startswith("Model 'nosig' version 1 could not score this input: ")
+
+
+def test_onnx_conversion_is_cached_per_version(store, flowship_home):
+    first = Predictor.load("models:/lr/1", output="proba")
+    assert first.backend == "onnx" and "converted with skl2onnx" in first.backend_reason
+    folder = flowship_home / "cache" / "onnx" / "lr" / "1"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta == {"run_id": store.run_ids["lr"], "ok": True, "dtype": "float64"}
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+    second = Predictor.load("models:/lr@production")
+    assert "cached conversion" in second.backend_reason
+    assert (folder / "model.onnx").stat().st_mtime_ns == stamp
+    frame = store.data[FEATURES].head(20)
+    np.testing.assert_array_equal(second.predict(frame), pyfunc_predict("models:/lr/1", frame))
+
+
+def test_failed_conversion_is_cached_too(store, flowship_home):
+    Predictor.load("models:/ft/1")
+    meta = json.loads((flowship_home / "cache" / "onnx" / "ft" / "1" / "meta.json").read_text())
+    assert meta["ok"] is False
+    again = Predictor.load("models:/ft/1")
+    assert again.backend_reason.endswith("(cached)")
+
+
+def test_corrupt_cache_entry_is_replaced(store, flowship_home):
+    Predictor.load("models:/lr/1")
+    folder = flowship_home / "cache" / "onnx" / "lr" / "1"
+    (folder / "model.onnx").write_bytes(b"not an onnx graph")
+    p = Predictor.load("models:/lr/1")
+    # The cached graph fails to load, so the model is converted and cached again.
+    assert p.backend == "onnx" and "converted with skl2onnx" in p.backend_reason
+    assert (folder / "model.onnx").read_bytes() != b"not an onnx graph"
+    frame = store.data[FEATURES].head(10)
+    np.testing.assert_array_equal(p.predict(frame), pyfunc_predict("models:/lr/1", frame))
+
+
+def test_every_ref_form_loads(store):
+    run_id = store.run_ids["lr"]
+    for ref in (
+        "models:/lr@production",
+        "models:/lr/Production",
+        "models:/lr/1",
+        f"runs:/{run_id}/model",
+        str(store.dirs["lr"]),
+    ):
+        p = Predictor.load(ref)
+        assert p.ref == ref and p.backend == "onnx"
+        assert p.predict(rows(store.data.head(3))).shape == (3,)
+    latest = Predictor.load("models:/lr/latest")
+    assert (latest.model_name, latest.model_version, latest.run_id) == (
+        "lr",
+        "2",
+        store.run_ids["lr2"],
+    )
+
+
+def test_describe(store):
+    p = Predictor.load("models:/lr@production", output="proba")
+    d = p.describe()
+    assert d["name"] == "lr" and d["version"] == "1" and d["backend"] == "onnx"
+    assert d["inputs"][0] == {"name": "age", "type": "double", "required": True}
+    assert d["outputs"] == ["probability"] and d["output"] == "proba"
+    assert d["reason"] == p.backend_reason
+
+
+def test_validate_raises_what_predict_raises(store):
+    p = Predictor.load("models:/lr/1")
+    good = rows(store.data.head(2))
+    p.validate(good)
+    bad = dict(good, age=["x", 1.0])
+    with pytest.raises(SchemaMismatch) as info:
+        p.validate(bad)
+    assert info.value.message == "Column 'age' expects double, got string value 'x' in row 0."
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"output": "labels"}, "Unknown output mode 'labels'."),
+        ({"extra": "drop"}, "Unknown extra-column policy 'drop'."),
+        ({"backend": "tensorrt"}, "Unknown backend 'tensorrt'."),
+    ],
+)
+def test_bad_load_options(store, kw, message):
+    with pytest.raises(UsageError) as info:
+        Predictor.load("models:/lr/1", **kw)
+    assert info.value.message == message
+
+
+def test_fast_path_is_fast(store):
+    import time
+
+    p = Predictor.load("models:/lr/1", output="proba")
+    row = {c: [float(store.data[c].iloc[0])] for c in FEATURES}
+    p.predict(row)
+    start = time.perf_counter()
+    for _ in range(500):
+        p.predict(row)
+    per_call = (time.perf_counter() - start) / 500
+    assert per_call < 1e-3, f"{per_call * 1e6:.0f} µs per single-row predict"
