@@ -21,7 +21,7 @@ from flowship.batch.plan import META_COLUMNS, REJECTS_SCHEMA, Plan, output_schem
 from flowship.batch.progress import Progress, ProgressCallback
 from flowship.batch.rows import check_rows
 from flowship.batch.sinks import PARTITION, open_sink
-from flowship.errors import CheckFailed
+from flowship.errors import CheckFailed, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,11 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
             total = progress.total
             if total and progress.rows_rejected > limit * total:
                 break  # already past the threshold: no need to read the rest
+        if progress.rows_in == 0:
+            raise InvalidInput(
+                f"The input {plan.source.spec.describe()!r} has no rows.",
+                "Point the job at the data to score.",
+            )
         _check_rejects(progress, limit, plan)
     except CheckFailed:
         if writer is not None:

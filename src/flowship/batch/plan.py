@@ -98,7 +98,7 @@ def check_columns(source: Source, job: ScoreJob, predictor: Any) -> list[Feature
     if job.id not in have:
         problems.append(f"{job.id} (the id column) is missing")
     elif not source.text_columns and not _id_type_ok(have[job.id]):
-        problems.append(f"{job.id} (the id column) is {have[job.id]}; use integers or text")
+        problems.append(f"{job.id} (the id column) is {_shown(have[job.id])}; use integers or text")
     features = []
     for name in names:
         column = signature.get(name)
@@ -106,14 +106,23 @@ def check_columns(source: Source, job: ScoreJob, predictor: Any) -> list[Feature
         if name not in have:
             problems.append(f"{name} is missing")
         elif not source.text_columns and not accepts(kind, have[name]):
-            problems.append(f"{name} is {have[name]} but the model expects {kind}")
+            problems.append(f"{name} is {_shown(have[name])} but the model expects {kind}")
         features.append(Feature(name, kind, required))
     if problems:
         raise SchemaMismatch(
-            f"The input {source.spec.describe()!r} does not match model: {'; '.join(problems)}.",
+            f"The input {source.spec.describe()!r} does not match the model: "
+            f"{'; '.join(problems)}.",
             "Fix the input (or pick the features with --features); nothing was scored.",
         )
     return features
+
+
+def _shown(kind: pa.DataType) -> str:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return "string"
+    return str(kind)
 
 
 def _id_type_ok(kind: pa.DataType) -> bool:
