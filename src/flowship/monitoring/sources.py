@@ -138,7 +138,7 @@ def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
     try:
         with engine.connect() as conn:
             return pd.read_sql(text(query), conn)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise InvalidInput(
             f"The {role} query failed on {redact_url(url)}: {_first_line(exc)}",
             "Check the SQL and the database URL (--sql-url).",
