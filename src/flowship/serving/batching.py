@@ -4,8 +4,8 @@ predict call; a lone request is never held back.
 A request's columns join a pending list; a flush is scheduled for the end of the
 current event-loop turn (``call_soon``), so every request already received in that turn
 rides along and nothing waits on a timer (unless ``max_wait_s`` asks for one). Fast
-models run inline on the event loop (a thread hop costs more than the prediction);
-slow ones run on one worker thread, and requests arriving meanwhile form the next
+scikit-learn/ONNX models run inline on the event loop (a thread hop costs more than the
+prediction); slow ones and pyfunc models run on one worker thread, and requests arriving meanwhile form the next
 batch. A batch the model rejects is retried request by request, so one bad request
 never fails its neighbours, and each gets its own error.
 """
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Above this many seconds per predict call, predict on the worker thread instead of inline.
 INLINE_LIMIT_S = 0.002
+# Backends whose cost is predictable; pyfunc runs arbitrary user code, so it never blocks
+# the event loop (health checks and timeouts keep working while it runs).
+INLINE_BACKENDS = frozenset({"onnx", "native"})
 _EWMA = 0.2
 
 
@@ -63,7 +66,7 @@ class MicroBatcher:
         self._waiting = 0
         self._scheduled = False
         self._busy = False
-        self._cost_s = 0.0  # moving average of one predict call
+        self._cost_s = INLINE_LIMIT_S  # moving average of one predict call; measure first
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-predict")
 
     @property
@@ -123,7 +126,7 @@ class MicroBatcher:
             except FlowshipError as error:
                 self._deliver(batch, [error] * len(batch))
                 continue
-            if self._cost_s < INLINE_LIMIT_S:
+            if self._cost_s < INLINE_LIMIT_S and predictor.backend in INLINE_BACKENDS:
                 self._deliver(batch, self._compute(predictor, batch))
                 continue
             self._busy = True

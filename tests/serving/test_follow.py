@@ -1,0 +1,122 @@
+"""Zero-downtime switching: a real load loop runs while the production alias moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+import pytest
+
+from tests.serving._server import Server
+from tests.serving.conftest import _reset_caches, log_sklearn, split_body
+
+
+def _register_switch_model(store, name: str) -> dict[str, list]:
+    """v1 and v2 (different fits) and v3 whose serialized estimator is garbage."""
+    import mlflow
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.serving.conftest import frame
+
+    x = frame(300, seed=5)
+    fits = {
+        "1": LogisticRegression().fit(x, (x.age > 0).astype(int)),
+        "2": LogisticRegression().fit(x, (x.age < 0).astype(int)),
+        "3": LogisticRegression().fit(x, (x.tenure > 0).astype(int)),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store.uri)
+        mp.setenv("FLOWSHIP_HOME", str(store.home))
+        _reset_caches()
+        mlflow.set_tracking_uri(store.uri)
+        mlflow.set_experiment("flowship")
+        for version in ("1", "2", "3"):
+            log_sklearn(name, fits[version], x)
+        client = MlflowClient(store.uri)
+        client.set_registered_model_alias(name, "production", "1")
+        source = client.get_model_version_download_uri(name, "3")
+        folder = Path(unquote(urlparse(source).path)) if "://" in source else Path(source)
+        files = list(folder.rglob("model.*"))  # model.skops or model.pkl
+        assert files, f"no serialized model under {folder}"
+        for file in files:
+            file.write_bytes(b"this is not a model")
+        _reset_caches()
+    return {v: m.predict(store.data).tolist() for v, m in fits.items()}
+
+
+@pytest.mark.slow
+def test_promotion_under_load_has_zero_failures_and_never_serves_a_corrupt_version(
+    serving_store, tmp_path
+):
+    from mlflow import MlflowClient
+
+    name = "switch"
+    expected = _register_switch_model(serving_store, name)
+    server = Server.flowship(
+        f"models:/{name}@production", "--poll-interval", "0.3",
+        home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    data = serving_store.data
+    seen: list[tuple[int, str, int, list]] = []  # (status, version, row, predictions)
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            i = worker
+            while not stop.is_set():
+                row = i % len(data)
+                try:
+                    r = http.post("/invocations", json=split_body(data.iloc[[row]]))
+                    body = r.json().get("predictions") if r.status_code == 200 else r.text
+                    seen.append((r.status_code, r.headers.get("x-flowship-model-version"),
+                                 row, body))  # fmt: skip
+                except httpx.HTTPError as exc:
+                    seen.append((0, None, row, repr(exc)))
+                i += 4
+
+    def wait_for_version(version: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if seen and seen[-1][1] == version:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"never switched to {version}:\n{server.logs()[-3000:]}")
+
+    client = MlflowClient(serving_store.uri)
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        client.set_registered_model_alias(name, "production", "2")  # promotion
+        wait_for_version("2")
+        time.sleep(0.5)
+        client.set_registered_model_alias(name, "production", "3")  # a corrupt version
+        deadline = time.monotonic() + 30
+        while "Not switching to switch version 3" not in server.logs():
+            assert time.monotonic() < deadline, server.logs()[-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert seen[-1][1] == "2"  # still the working version
+        client.set_registered_model_alias(name, "production", "1")  # rollback
+        wait_for_version("1")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        metrics = httpx.get(server.url + "/metrics").text
+        server.stop()
+
+    failures = [s for s in seen if s[0] != 200]
+    assert not failures, failures[:5]
+    assert {s[1] for s in seen} == {"1", "2"}
+    for _, version, row, predictions in seen:  # every answer came from the version it names
+        assert predictions == [expected[version][row]]
+    assert len(seen) > 100
+    assert 'flowship_model_load_failures_total{model="switch",version="3"' in metrics
+    assert 'flowship_model_switches_total{model="switch"' in metrics
