@@ -65,9 +65,25 @@ def _scaled_model():  # a custom pyfunc: no scikit-learn flavor, so no native ba
     return Scaled()
 
 
-def _log(name: str, model: Any, x: pd.DataFrame, *, signature: bool = True) -> str:
+def _optional_monetary(x: pd.DataFrame, y: Any) -> Any:
+    """A signature whose 'monetary' column is optional (may be missing or NaN)."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = [ColSpec("double", name, required=name != "monetary") for name in x.columns]
+    return ModelSignature(Schema(inputs), infer_signature(x, y).outputs)
+
+
+def _log(
+    name: str, model: Any, x: pd.DataFrame, *, signature: bool = True, optional: bool = False
+) -> str:
     import mlflow
     from mlflow.models import infer_signature
+
+    if optional:
+        sig = _optional_monetary(x, model.predict(x))
+    else:
+        sig = infer_signature(x, model.predict(x)) if signature else None
 
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(
@@ -75,7 +91,7 @@ def _log(name: str, model: Any, x: pd.DataFrame, *, signature: bool = True) -> s
             name="model",
             registered_model_name=name,
             input_example=x.head(5) if signature else None,
-            signature=infer_signature(x, model.predict(x)) if signature else None,
+            signature=sig,
             serialization_format="cloudpickle",
             pip_requirements=["scikit-learn"],  # skips MLflow's slow requirement inference
         )
@@ -103,6 +119,7 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import (
         GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
         RandomForestClassifier,
         RandomForestRegressor,
     )
@@ -151,6 +168,10 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         nosig = LogisticRegression(max_iter=500).fit(x, churn)
         run_ids["nosig"] = _log("nosig", nosig, x, signature=False)
         run_ids["custom"] = _log_custom(x)
+        opt = LogisticRegression(max_iter=500).fit(x, churn)
+        run_ids["opt"] = _log("opt", opt, x, optional=True)
+        hgb = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, churn)
+        run_ids["hgb"] = _log("hgb", hgb, x, optional=True)
         dirs["lr"] = home / "saved-lr"
         mlflow.sklearn.save_model(
             LogisticRegression(max_iter=500).fit(x, churn),

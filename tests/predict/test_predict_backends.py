@@ -259,3 +259,30 @@ def test_fast_path_is_fast(store):
         p.predict(row)
     per_call = (time.perf_counter() - start) / 500
     assert per_call < 1e-3, f"{per_call * 1e6:.0f} µs per single-row predict"
+
+
+def test_optional_column_for_a_model_that_cannot_take_nan(store):
+    p = Predictor.load("models:/opt/1")
+    assert [c.required for c in p.input_columns] == [True, True, True, True, False]
+    good = rows(store.data.head(2))
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict(dict(good, monetary=[1.0, float("nan")]))
+    assert info.value.message == (
+        "Column 'monetary' is required but has a missing value (NaN) in row 1."
+    )
+    without = {k: v for k, v in good.items() if k != "monetary"}
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict(without)
+    assert info.value.message == "Missing required column(s) 'monetary'."
+    assert info.value.hint.startswith("This model cannot handle missing values.")
+
+
+def test_optional_column_for_a_model_that_takes_nan(store):
+    p = Predictor.load("models:/hgb/1", output="proba")
+    frame = store.data[FEATURES].head(20).copy()
+    frame.loc[::2, "monetary"] = np.nan
+    expected = sklearn_model("models:/hgb/1").predict_proba(frame)[:, 1]
+    np.testing.assert_allclose(p.predict(rows(frame)), expected, atol=1e-5)
+    without = {k: v for k, v in rows(frame).items() if k != "monetary"}
+    expected = sklearn_model("models:/hgb/1").predict_proba(frame.assign(monetary=np.nan))
+    np.testing.assert_allclose(p.predict(without), expected[:, 1], atol=1e-5)

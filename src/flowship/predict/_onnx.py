@@ -90,7 +90,10 @@ def try_backend(
     if cached is not None and not cached["ok"]:
         return None, f"ONNX not used: {cached['reason']} (cached)"
     if cached is not None:
-        candidate = [(cached["dtype"], (folder / "model.onnx").read_bytes())]
+        try:
+            candidate = [(cached["dtype"], (folder / "model.onnx").read_bytes())]
+        except OSError:  # replaced by another process since we read meta.json
+            candidate = []
         found, _ = _first_faithful(candidate, matrix, expected, classifier)
         if found is not None:
             dtype_name, _, session, classes = found

@@ -54,6 +54,8 @@ def local_model_dir(resolved: ResolvedRef) -> Path:
             return path
         (path / _MARKER).write_text(json.dumps({"run_id": resolved.run_id}))
         target.parent.mkdir(parents=True, exist_ok=True)
+        if _valid(target, resolved):  # another process finished first: use its copy
+            return target
         if target.exists():  # stale (another run id) or incomplete: replace it
             shutil.rmtree(target, ignore_errors=True)
         try:

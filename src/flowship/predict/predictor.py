@@ -28,7 +28,13 @@ from flowship.predict.backends import (
 )
 from flowship.predict.refs import ResolvedRef, resolve_ref
 from flowship.predict.sample import parity_sample
-from flowship.predict.signature import Extra, InputColumn, InputSchema, columns_from_signature
+from flowship.predict.signature import (
+    NUMERIC_TYPES,
+    Extra,
+    InputColumn,
+    InputSchema,
+    columns_from_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +124,8 @@ class Predictor:
             order = fitted_order(estimator) if estimator is not None else None
             if order is not None and sorted(order) != sorted(c.name for c in columns):
                 order = None  # the matrix path needs the two to agree; frames do not
-            schema = InputSchema(columns, extra=extra, order=order)
+            missing_ok = _takes_nan(estimator, columns, meta, path)
+            schema = InputSchema(columns, extra=extra, order=order, missing_ok=missing_ok)
             if estimator is None or backend == "pyfunc":
                 why = native_failure or "requested with backend='pyfunc'"
                 chosen, reason = _pyfunc_backend(path, output, why)
@@ -319,11 +326,34 @@ def _estimator_backend(
     return native, f"native on NumPy: {why_not_onnx}"
 
 
+def _takes_nan(estimator: Any, columns: list[InputColumn], meta: Any, path: Path) -> bool:
+    """Whether the model accepts NaN in the signature's optional numeric columns (probed
+    on a few rows); True when there are none, or no estimator to ask."""
+    optional = [c.name for c in columns if not c.required and c.type in NUMERIC_TYPES]
+    if estimator is None or not optional or not all(c.type in NUMERIC_TYPES for c in columns):
+        return True
+    schema = InputSchema(columns)
+    sample, _ = parity_sample(schema, meta, path)
+    frame = schema.to_frame({k: v[:5] for k, v in sample.items()})
+    frame[optional] = np.nan
+    try:
+        estimator.predict(frame)
+    except Exception as exc:
+        log.info("The model does not take NaN in its optional columns: %s", exc)
+        return False
+    return True
+
+
 def _usable_sample(
     estimator: Any, schema: InputSchema, sample: dict[str, np.ndarray], n_example: int
 ) -> tuple[np.ndarray | None, Any]:
     """The parity sample as (matrix, frame); only the input example's rows when the model
     rejects the synthetic ones (a log transform of a negative number), else (None, None)."""
+    if schema.missing_ok and schema.optional:  # make ONNX prove it handles NaN as well
+        names = [c.name for c in schema.optional]
+        sample = {k: np.concatenate([v, v[:16]]) for k, v in sample.items()}
+        for name in names:
+            sample[name][-16:] = np.nan
     frame = schema.to_frame(sample)
     for rows in (len(frame), n_example):
         if rows == 0:

@@ -12,13 +12,15 @@ Decisions, documented in docs/predict.md:
 - integers are accepted for double/float columns, integral floats for long/integer
   columns, and booleans count as 0/1 in numeric columns;
 - NaN (or null/None) is refused in required columns and allowed in optional ones, where
-  a missing optional column is filled with NaN; infinity is always refused.
+  a missing optional column is filled with NaN, unless the model cannot handle NaN
+  (``missing_ok=False``, probed at load): then optional columns are checked as required;
+  infinity is always refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -106,6 +108,7 @@ class InputSchema:
         *,
         extra: Extra = "ignore",
         order: list[str] | None = None,
+        missing_ok: bool = True,
     ) -> None:
         if extra not in ("ignore", "reject"):
             raise ValueError(f"extra must be 'ignore' or 'reject', got {extra!r}")
@@ -116,10 +119,15 @@ class InputSchema:
         self._ordered = [by_name[n] for n in self.order]
         self._by_name = by_name
         self._all = frozenset(by_name)
-        self._required = [c.name for c in columns if c.required]
+        # A model that cannot take NaN (most scikit-learn estimators) gets its optional
+        # columns checked as required: a clear 400 rather than the model's own error.
+        self.missing_ok = missing_ok
+        self._checked = columns if missing_ok else [replace(c, required=True) for c in columns]
+        self._required = [c.name for c in self._checked if c.required]
         # The fast path: every column numeric (booleans and strings need per-column checks).
         self.numeric = all(c.type in NUMERIC_TYPES for c in columns)
         self.all_required = len(self._required) == len(columns)
+        self.optional = [c for c in columns if not c.required]
         self._int_idx = [i for i, c in enumerate(self._ordered) if c.type in _INTEGRAL]
 
     # ------------------------------------------------------------------ public
@@ -160,7 +168,7 @@ class InputSchema:
         self._check_names(raw)
         n = _row_count(raw, self.columns)
         checked: dict[str, np.ndarray] = {}
-        for c in self.columns:
+        for c in self._checked:
             if c.name in raw:
                 checked[c.name] = _check_column(c, raw[c.name])
             elif c.type in NUMERIC_TYPES:
@@ -176,7 +184,8 @@ class InputSchema:
         if missing:
             raise SchemaMismatch(
                 f"Missing required column(s) {_names(missing)}.",
-                "The model expects: "
+                ("" if self.missing_ok else "This model cannot handle missing values. ")
+                + "The model expects: "
                 + ", ".join(f"{c.name} ({c.type})" for c in self.columns[:_MAX_NAMES_IN_MESSAGE])
                 + (" ..." if len(self.columns) > _MAX_NAMES_IN_MESSAGE else "")
                 + ".",
