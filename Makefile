@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quickstart test test-fast bench lint clean
+.PHONY: quickstart test test-fast bench lint clean browser-deps
 
 $(BIN)/flowship: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,19 @@ $(BIN)/flowship: pyproject.toml
 quickstart: $(BIN)/flowship
 	$(BIN)/flowship quickstart
 
-test: $(BIN)/flowship
+test: $(BIN)/flowship browser-deps
 	$(BIN)/python -m pytest -n 2 tests
+
+# The HTML-report test drives headless chromium; install it when missing and we are root
+# (otherwise that test skips and says why).
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium + chromium-driver for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null) || echo "chromium install failed: browser test will skip"; \
+	  fi; \
+	fi
 
 test-fast: $(BIN)/flowship
 	$(BIN)/python -m pytest -m "not slow and not spark" tests
