@@ -82,13 +82,19 @@ def locked(name: str) -> Iterator[tuple[Session, ModelState]]:
 def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dict[str, str]:
     """Record what changed outside flowship; returns every version's stage now."""
     recorded = events.current_stages(session, name)
+    first_look = not recorded
     found: dict[str, tuple[str, str | None]] = {}
     for version, seen in observed.items():
-        found[version] = _stage_of(seen, recorded.get(version))
+        before = recorded.get(version, NONE)
+        if before == DELETED:  # a version number MLflow reused after a deletion
+            before = NONE
+        found[version] = _stage_of(seen, before, first_look=first_look)
     _one_holder_per_stage(found, recorded)
 
     new_events = []
-    for version, (stage, why) in found.items():
+    # New holders first, as a promotion records them.
+    ordered = sorted(found.items(), key=lambda item: item[1][0] not in ALIASES)
+    for version, (stage, why) in ordered:
         before = recorded.get(version, NONE)
         if stage != before:
             new_events.append(_external(name, version, before, stage, why))
@@ -100,7 +106,7 @@ def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dic
         events.record(session, new_events)
         for ev in new_events:
             log.warning(
-                "Model %s version %s: %s -> %s changed outside flowship (%s); recorded.",
+                "Model %s version %s: %s -> %s (%s); recorded.",
                 name, ev.version, ev.from_stage, ev.to_stage, ev.reason,
             )  # fmt: skip
     stages = {v: stage for v, (stage, _) in found.items()}
@@ -110,21 +116,20 @@ def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dic
     return stages
 
 
-def _stage_of(seen: Observed, recorded: str | None) -> tuple[str, str | None]:
+def _stage_of(seen: Observed, recorded: str, *, first_look: bool) -> tuple[str, str | None]:
     """The stage MLflow shows for one version, and why it differs from ``recorded``."""
-    if recorded is None or recorded == DELETED:
-        stage = seen.alias_stage or (seen.native if seen.native != NONE else None)
-        stage = stage or seen.tag or NONE
-        return stage, f"found in {stage} when flowship first looked"
+    stage, why = recorded, None
     if seen.alias_stage and seen.alias_stage != recorded:
-        return seen.alias_stage, f"alias '{ALIASES[seen.alias_stage]}' set on it in MLflow"
-    if seen.native != recorded:
-        return seen.native, f"MLflow stage set to {seen.native}"
-    if seen.tag and seen.tag != recorded:
-        return seen.tag, f"tag flowship.stage set to {seen.tag}"
-    if recorded in ALIASES and seen.alias_stage != recorded:
-        return ARCHIVED, f"alias '{ALIASES[recorded]}' moved or removed in MLflow"
-    return recorded, None
+        stage, why = seen.alias_stage, f"alias '{ALIASES[seen.alias_stage]}' set on it in MLflow"
+    elif seen.native != recorded:
+        stage, why = seen.native, f"MLflow stage set to {seen.native}"
+    elif seen.tag and seen.tag != recorded:
+        stage, why = seen.tag, f"tag flowship.stage set to {seen.tag}"
+    elif recorded in ALIASES and seen.alias_stage != recorded:
+        stage, why = ARCHIVED, f"alias '{ALIASES[recorded]}' moved or removed in MLflow"
+    if first_look and why:
+        why = f"found in {stage} when flowship first looked"
+    return stage, why
 
 
 def _one_holder_per_stage(
