@@ -1,0 +1,78 @@
+"""Monitor files (kind: monitor): validation names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowship.errors import ConfigError, NotFound
+from flowship.monitoring.specs import load_spec
+
+
+def write(tmp_path, text: str, name: str = "monitor.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_file_resolves_relative_paths(tmp_path):
+    path = write(
+        tmp_path,
+        "kind: monitor\nname: m1\ndrift:\n  baseline: data/b.parquet\n  current: table:preds\n"
+        "report:\n  html: out.html\n",
+    )
+    spec = load_spec(path)
+    assert spec.drift.baseline == str(tmp_path / "data/b.parquet")
+    assert spec.drift.current == "table:preds"
+    assert spec.report.html == str(tmp_path / "out.html")
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("kind: job\nname: x\n", "kind: Input should be 'monitor'"),
+        ("kind: monitor\nname: x\n", "give at least one of drift, performance, health"),
+        ("kind: monitor\nname: x\ndrift:\n  current: c.csv\n", "drift needs a baseline"),
+        ("kind: monitor\nname: x\nhealth: {}\n", "health needs model"),
+        (
+            "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  colour: red\n",
+            "drift.colour: Extra inputs are not permitted",
+        ),
+        (
+            "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  method: magic\n",
+            "drift.method: Input should be 'default' or 'ks'",
+        ),
+        (
+            "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  psi_warn: 0.3\n",
+            "psi_alert must be >= psi_warn",
+        ),
+        ("kind: monitor\nname: '../../etc'\nhealth: {}\nmodel: M\n", "name: String should match"),
+        (
+            "kind: monitor\nname: x\nwebhook: javascript:alert(1)\nhealth: {}\nmodel: M\n",
+            "webhook: Value error, must be an http(s) URL",
+        ),
+        ("- just\n- a list\n", "must be a YAML mapping"),
+        ("kind: monitor\n  bad: [indent\n", "is not valid YAML"),
+    ],
+)
+def test_invalid_files(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert str(path) in err.value.message
+    assert problem in err.value.message
+
+
+def test_missing_and_oversized_files(tmp_path):
+    with pytest.raises(NotFound, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")
+    big = write(tmp_path, "kind: monitor\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="larger than"):
+        load_spec(big)
+
+
+def test_cli_run_reports_the_field(cli, tmp_path):
+    path = write(tmp_path, "kind: monitor\nname: x\nperformance:\n  predictions: p\n")
+    result = cli("monitor", "run", path)
+    assert result.exit_code == 2
+    assert "performance.actuals: Field required" in result.stderr
+    assert "Traceback" not in result.stderr
