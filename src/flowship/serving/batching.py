@@ -5,9 +5,9 @@ A request's columns join a pending list; a flush is scheduled for the end of the
 current event-loop turn (``call_soon``), so every request already received in that turn
 rides along and nothing waits on a timer (unless ``max_wait_s`` asks for one). Fast
 scikit-learn/ONNX models run inline on the event loop (a thread hop costs more than the
-prediction); slow ones and pyfunc models run on one worker thread, and requests arriving meanwhile form the next
-batch. A batch the model rejects is retried request by request, so one bad request
-never fails its neighbours, and each gets its own error.
+prediction); slow ones and pyfunc models run on one worker thread, and requests
+arriving meanwhile form the next batch. A batch the model rejects is retried request
+by request, so one bad request never fails its neighbours, and each gets its own error.
 """
 
 from __future__ import annotations
