@@ -122,10 +122,17 @@ def _by_alias(name: str, alias: str):
         ) from None
 
 
-def _by_stage(name: str, stage: str):
+def _versions(name: str) -> list:
     _require_model(name)
+    quote = '"' if "'" in name else "'"
     with mlflow_errors(name):
-        found = client().get_latest_versions(name, stages=[stage])
+        return list(client().search_model_versions(f"name = {quote}{name}{quote}"))
+
+
+def _by_stage(name: str, stage: str):
+    # Filtering the versions ourselves avoids get_latest_versions' deprecation warning
+    # on every poll; the stage is read from the same field MLflow's own resolution uses.
+    found = [mv for mv in _versions(name) if mv.current_stage == stage]
     if not found:
         raise VersionNotFound(
             name,
@@ -137,9 +144,7 @@ def _by_stage(name: str, stage: str):
 
 
 def _latest(name: str):
-    _require_model(name)
-    with mlflow_errors(name):
-        found = client().search_model_versions(f"name = '{name}'")
+    found = _versions(name)
     if not found:
         raise VersionNotFound(name, "(it has no versions)", "Register one first.")
     return max(found, key=lambda mv: int(mv.version))
