@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flowship.errors import ConfigError
+from flowship.errors import ConfigError, UsageError
 
 
 class ServeConfig(BaseModel):
@@ -87,6 +87,13 @@ class ServeConfig(BaseModel):
             problem = first["msg"]
             if first["type"] == "extra_forbidden":
                 problem = "unknown setting"
+            if source == "options":  # command-line options: name the flag
+                flag = (
+                    "--timeout"
+                    if field == "request_timeout_s"
+                    else "--" + field.replace("_", "-").removesuffix("-s")
+                )
+                raise UsageError(f"{flag}: {problem}.", "See: flowship serve --help") from None
             raise ConfigError(source, f"{field}: {problem}.", _FIELDS_HINT) from None
 
 
