@@ -30,7 +30,7 @@ def test_malformed_ref(cli):
         (["--port", "70000"], "port: Input should be less than or equal to 65535"),
         (["--output", "probs"], "output: Input should be 'predict' or 'proba'"),
         (["--workers", "0"], "workers: Input should be greater than or equal to 1"),
-        (["--max-body-bytes", "5"], "max_body_bytes"),
+        (["--max-body-bytes", "5"], "--max-body-bytes: Input should be greater"),
     ],
 )
 def test_bad_options(cli, args, needle):
