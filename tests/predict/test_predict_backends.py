@@ -286,3 +286,24 @@ def test_optional_column_for_a_model_that_takes_nan(store):
     without = {k: v for k, v in rows(frame).items() if k != "monetary"}
     expected = sklearn_model("models:/hgb/1").predict_proba(frame.assign(monetary=np.nan))
     np.testing.assert_allclose(p.predict(without), expected[:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rf", "lr"])
+def test_large_batches_match_pyfunc_whichever_backend_serves_them(store, name):
+    p = Predictor.load(f"models:/{name}/1", output="proba")
+    frame = store.data[FEATURES].sample(3000, replace=True, random_state=1).reset_index(drop=True)
+    expected = sklearn_model(f"models:/{name}/1").predict_proba(frame)
+    if expected.shape[1] == 2:
+        expected = expected[:, 1]
+    np.testing.assert_allclose(p.predict(pa.RecordBatch.from_pandas(frame)), expected, atol=1e-5)
+
+
+def test_by_size_sends_large_inputs_to_the_native_model(store):
+    from flowship.predict.backends import BySize
+
+    p = Predictor.load("models:/rf/1", backend="onnx")
+    native = Predictor.load("models:/rf/1", backend="native")
+    split = BySize(p._backend, native._backend, threshold=10)
+    matrix = np.ascontiguousarray(store.data[FEATURES].to_numpy()[:20])
+    np.testing.assert_array_equal(split(matrix[:5]), p._backend(matrix[:5]))
+    np.testing.assert_array_equal(split(matrix), native._backend(matrix))
