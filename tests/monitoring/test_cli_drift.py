@@ -217,3 +217,11 @@ def test_delta_and_sql_sources(cli, frame, tmp_path):
     data = json.loads(result.stdout)
     assert data["n_reference"] == 800 and data["n_current"] == 800
     assert data["baseline"] == "sql:SELECT * FROM features"
+
+
+def test_failed_run_is_recorded_as_error(cli, files):
+    base, _ = files
+    result = cli("monitor", "drift", "--baseline", base, "--current", "missing.csv", "--name", "m")
+    assert result.exit_code == 2
+    runs = json.loads(cli("monitor", "history", "--json").stdout)
+    assert runs[0]["status"] == "error" and "does not exist" in runs[0]["summary"]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowship.errors import InvalidInput
+from flowship.errors import FlowshipError, InvalidInput
 from flowship.monitoring import report_html
 from flowship.monitoring.alerts import Alert, check_webhook, dispatch
 from flowship.monitoring.specs import DriftSpec, HealthSpec, MonitorSpec, PerformanceSpec, load_spec
@@ -114,27 +114,14 @@ def _run(
 ) -> MonitorResult:
     check_webhook(webhook)  # refuse a bad URL before any work
     started = datetime.now(UTC)
-    reports: dict[str, dict[str, Any]] = {}
-    alerts: list[Alert] = []
-    if drift:
-        report = _drift(drift, model)
-        reports["drift"] = report
-        alerts += _drift_alerts(report)
-    if performance:
-        report = _performance(performance, model, started)
-        reports["performance"] = report
-        alerts += [
-            Alert(f"performance:{v['metric']}", f"Performance: {v['message']}.")
-            for v in report["violations"]
-        ]
-    if health:
-        report = _health(health, model)
-        reports["health"] = report
-        alerts += [
-            Alert(f"health:{c['check']}:{c['details'].get('table', '')}".rstrip(":"), c["message"])
-            for c in report["checks"]
-            if c["status"] == "alert"
-        ]
+    kinds = [
+        k for k, v in (("drift", drift), ("performance", performance), ("health", health)) if v
+    ]
+    try:
+        reports, alerts = _checks(model, drift, performance, health, started)
+    except FlowshipError as error:
+        _record_failure(name, kinds, model, started, error)
+        raise
     outcomes = dispatch(name, alerts, webhook=webhook)
     kind = next(iter(reports)) if len(reports) == 1 else "monitor"
     result = MonitorResult(
@@ -171,6 +158,60 @@ def _run(
     )
     log.info("Monitor %s run %s: %s", name, result.run_id, result.status)
     return result
+
+
+def _checks(
+    model: str | None,
+    drift: DriftSpec | None,
+    performance: PerformanceSpec | None,
+    health: HealthSpec | None,
+    started: datetime,
+) -> tuple[dict[str, dict[str, Any]], list[Alert]]:
+    reports: dict[str, dict[str, Any]] = {}
+    alerts: list[Alert] = []
+    if drift:
+        report = _drift(drift, model)
+        reports["drift"] = report
+        alerts += _drift_alerts(report)
+    if performance:
+        report = _performance(performance, model, started)
+        reports["performance"] = report
+        alerts += [
+            Alert(f"performance:{v['metric']}", f"Performance: {v['message']}.")
+            for v in report["violations"]
+        ]
+    if health:
+        report = _health(health, model)
+        reports["health"] = report
+        alerts += [
+            Alert(f"health:{c['check']}:{c['details'].get('table', '')}".rstrip(":"), c["message"])
+            for c in report["checks"]
+            if c["status"] == "alert"
+        ]
+    return reports, alerts
+
+
+def _record_failure(
+    name: str, kinds: list[str], model: str | None, started: datetime, error: FlowshipError
+) -> None:
+    """A run that could not finish is still history (status ``error``, with why)."""
+    try:
+        monitor_runs.record_run(
+            monitor_runs.RunRecord(
+                id=uuid.uuid4().hex,
+                monitor=name,
+                kind=kinds[0] if len(kinds) == 1 else "monitor",
+                status="error",
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                summary=error.message[:2000],
+                alerts=[],
+                report={"error": error.to_dict()},
+                model=model,
+            )
+        )
+    except FlowshipError:  # the database itself is the problem: the original error says more
+        log.warning("Could not record the failed run of monitor %s", name)
 
 
 def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
