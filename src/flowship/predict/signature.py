@@ -13,7 +13,7 @@ Decisions, documented in docs/predict.md:
   columns, and booleans count as 0/1 in numeric columns;
 - NaN (or null/None) is refused in required columns and allowed in optional ones, where
   a missing optional column is filled with NaN, unless the model cannot handle NaN
-  (``missing_ok=False``, probed at load): then optional columns are checked as required;
+  (``missing_ok=False``, probed at load): then its optional columns become required;
   infinity is always refused.
 """
 
@@ -112,18 +112,19 @@ class InputSchema:
     ) -> None:
         if extra not in ("ignore", "reject"):
             raise ValueError(f"extra must be 'ignore' or 'reject', got {extra!r}")
+        # A model that cannot take NaN (most scikit-learn estimators) gets its optional
+        # columns made required: a clear 400 rather than the model's own error, and
+        # ``columns`` (what the server publishes) says so.
+        if not missing_ok:
+            columns = [replace(c, required=True) for c in columns]
         self.columns = columns
         self.extra = extra
+        self.missing_ok = missing_ok
         by_name = {c.name: c for c in columns}
         self.order = list(order) if order is not None else [c.name for c in columns]
         self._ordered = [by_name[n] for n in self.order]
-        self._by_name = by_name
         self._all = frozenset(by_name)
-        # A model that cannot take NaN (most scikit-learn estimators) gets its optional
-        # columns checked as required: a clear 400 rather than the model's own error.
-        self.missing_ok = missing_ok
-        self._checked = columns if missing_ok else [replace(c, required=True) for c in columns]
-        self._required = [c.name for c in self._checked if c.required]
+        self._required = [c.name for c in columns if c.required]
         # The fast path: every column numeric (booleans and strings need per-column checks).
         self.numeric = all(c.type in NUMERIC_TYPES for c in columns)
         self.all_required = len(self._required) == len(columns)
@@ -170,7 +171,7 @@ class InputSchema:
         self._check_names(raw)
         n = _row_count(raw, self.columns)
         checked: dict[str, np.ndarray] = {}
-        for c in self._checked:
+        for c in self.columns:
             if c.name in raw:
                 checked[c.name] = _check_column(c, raw[c.name])
             elif c.type in NUMERIC_TYPES:
