@@ -168,6 +168,8 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         nosig = LogisticRegression(max_iter=500).fit(x, churn)
         run_ids["nosig"] = _log("nosig", nosig, x, signature=False)
         run_ids["custom"] = _log_custom(x)
+        words = np.where(churn == 1, "churn", "stay")
+        run_ids["words"] = _log("words", RandomForestClassifier(6, random_state=0).fit(x, words), x)
         opt = LogisticRegression(max_iter=500).fit(x, churn)
         run_ids["opt"] = _log("opt", opt, x, optional=True)
         hgb = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, churn)

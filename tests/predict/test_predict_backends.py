@@ -38,6 +38,7 @@ def sklearn_model(ref: str):
         ("gb", "onnx"),
         ("reg", "onnx"),
         ("rfr", "onnx"),
+        ("words", "onnx"),
         ("ft", "native"),
         ("mixed", "native"),
         ("custom", "pyfunc"),
@@ -309,3 +310,38 @@ def test_by_size_sends_large_inputs_to_the_native_model(store):
     matrix = np.ascontiguousarray(store.data[FEATURES].to_numpy()[:20])
     np.testing.assert_array_equal(split(matrix[:5]), p._backend(matrix[:5]))
     np.testing.assert_array_equal(split(matrix), native._backend(matrix))
+
+
+def test_concurrent_predicts_from_threads(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = Predictor.load("models:/rf/1", output="proba")
+    frames = [store.data[FEATURES].iloc[i : i + 7] for i in range(0, 280, 7)]
+    expected = [p.predict(f) for f in frames]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda f: p.predict(rows(f)), frames * 5))
+    for i, result in enumerate(got):
+        np.testing.assert_array_equal(result, expected[i % len(frames)])
+
+
+def test_pandas_nullable_and_arrow_nulls(store):
+    import pandas as pd
+
+    p = Predictor.load("models:/lr/1")
+    frame = store.data[FEATURES].head(3).astype("Float64")
+    np.testing.assert_array_equal(
+        p.predict(frame), pyfunc_predict("models:/lr/1", frame.astype(float))
+    )
+    frame.loc[2, "age"] = pd.NA
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict(frame)
+    assert info.value.message == "Column 'age' is required but has a missing value (NaN) in row 2."
+    table = pa.table(rows(store.data.head(3)))
+    table = table.set_column(0, "age", pa.array([1.0, None, 3.0]))
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict(table)
+    assert info.value.message == "Column 'age' is required but has a missing value (NaN) in row 1."
+    text = store.data[FEATURES].head(2).astype(str)
+    with pytest.raises(SchemaMismatch) as info:
+        p.predict(text)
+    assert info.value.message.startswith("Column 'age' expects double, got string value '")
