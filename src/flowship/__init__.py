@@ -13,12 +13,14 @@ from flowship.registry import (
     register,
     register_estimator,
 )
+from flowship.serving import ServeConfig, serve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FlowshipError",
     "Predictor",
+    "ServeConfig",
     "VersionInfo",
     "__version__",
     "get_version",
@@ -27,4 +29,5 @@ __all__ = [
     "register",
     "register_estimator",
     "resolve_ref",
+    "serve",
 ]

@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowship import __version__
 from flowship.errors import FlowshipError, InvalidInput, NotFound
 from flowship.serving import mlflow_protocol
 from flowship.serving.batching import MicroBatcher
@@ -220,7 +219,7 @@ def _routes(app: ServingApp) -> list[Route]:
         try:
             text = version("mlflow")
         except PackageNotFoundError:  # MLflow answers with its own version; we have none
-            text = __version__
+            from flowship import __version__ as text
         return Response(text, 200, media_type="application/json")
 
     async def metrics(request: Request) -> Response:

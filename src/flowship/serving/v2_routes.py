@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowship import __version__
 from flowship.errors import FlowshipError, NotFound
 from flowship.serving import v2_protocol as v2
 from flowship.serving.errors import TimedOut, message_for, retry_after, status_for
@@ -56,6 +55,8 @@ def routes(app: ServingApp) -> list[Route]:
         return predictor
 
     async def server_metadata(request: Request) -> Response:
+        from flowship import __version__  # not at import: flowship/__init__ imports us
+
         return _json(
             v2.MetadataServerResponse(name="flowship", version=__version__, extensions=EXTENSIONS)
         )
