@@ -58,15 +58,49 @@ def strong_model(churn_data, features):
     )
 
 
-@pytest.fixture
-def register_two(churn_data, features, weak_model, strong_model):
-    """Register the weak model as version 1 and the strong one as version 2."""
+def _reset_caches() -> None:
+    from flowship import _mlflow
+    from flowship.config import get_settings
+    from flowship.store import db
+
+    get_settings.cache_clear()
+    _mlflow._client_for.cache_clear()
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def _two_versions_home(
+    tmp_path_factory, _mlflow_template, churn_data, features, weak_model, strong_model
+):
+    """A FLOWSHIP_HOME holding ChurnPredictor v1 (weak) and v2 (strong), built once;
+    tests get a copy of its databases (the artifacts they read stay here)."""
     from flowship.registry import register_estimator
 
-    def run(name: str = "ChurnPredictor"):
+    home = tmp_path_factory.mktemp("home-two-versions")
+    shutil.copy(_mlflow_template, home / "mlflow.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWSHIP_HOME", str(home))
+        for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
+            mp.delenv(var, raising=False)
+        _reset_caches()
         example = churn_data[features].head(5)
-        v1 = register_estimator(name, weak_model, example, metrics={"train_auc": 0.7})
-        v2 = register_estimator(name, strong_model, example, metrics={"train_auc": 0.9})
-        return v1, v2
+        register_estimator("ChurnPredictor", weak_model, example, metrics={"train_auc": 0.7})
+        register_estimator("ChurnPredictor", strong_model, example, metrics={"train_auc": 0.9})
+        _reset_caches()
+    _reset_caches()
+    return home
+
+
+@pytest.fixture
+def register_two(flowship_home, _two_versions_home):
+    """Register the weak model as version 1 and the strong one as version 2 (by
+    copying a store where that was done once: registering costs seconds)."""
+    from flowship.registry import get_version
+
+    def run():
+        for db_file in ("mlflow.db", "flowship.db"):
+            shutil.copy(_two_versions_home / db_file, flowship_home / db_file)
+        _reset_caches()
+        return get_version("ChurnPredictor", 1), get_version("ChurnPredictor", 2)
 
     return run

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +118,7 @@ def register(
     uri = source if is_uri else _log_local_model(source)
     client = mlflow_client()
     try:
-        with mlflow_errors():
+        with _registering(name), mlflow_errors():
             mv = mlflow.register_model(uri, name, tags=tags)
     except UsageError as exc:
         raise UsageError(
@@ -128,6 +131,29 @@ def register(
             client.update_model_version(name, mv.version, description=description)
     log.info("Registered %s version %s from %s", name, mv.version, source)
     return get_version(name, mv.version)
+
+
+@contextlib.contextmanager
+def _registering(name: str) -> Iterator[None]:
+    """Around an MLflow call that registers a version: MLflow's progress prints go to
+    the log (only the CLI prints), and if the call fails after MLflow created the
+    registered model, the empty model is deleted again so nothing half-made remains."""
+    client = mlflow_client()
+    with mlflow_errors():
+        existed = bool(client.search_registered_models(f"name='{name}'"))
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(chatter):
+            yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(Exception):
+                if not client.search_model_versions(f"name='{name}'"):
+                    client.delete_registered_model(name)
+        raise
+    finally:
+        for line in chatter.getvalue().splitlines():
+            log.debug("mlflow: %s", line)
 
 
 def _log_local_model(source: str) -> str:
@@ -190,7 +216,7 @@ def register_estimator(
             f"The estimator cannot predict on the input example: {exc}",
             "Pass an input example with the columns the estimator was fitted on.",
         ) from exc
-    with mlflow_errors(), _flowship_run() as run:
+    with _registering(name), mlflow_errors(), _flowship_run() as run:
         if params:
             mlflow.log_params(params)
         if metrics:
