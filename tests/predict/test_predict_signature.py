@@ -233,3 +233,62 @@ def test_large_arrow_batch_is_vectorised():
     matrix = schema().to_matrix(batch)
     assert matrix.shape == (n, 4)
     np.testing.assert_array_equal(matrix[:, 2], batch.column("n_products").to_numpy())
+
+
+def _deep(levels: int) -> list:
+    value: list = [1.0]
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+HOSTILE = [
+    _deep(200),
+    {"x": 1},
+    [{"x": 1}],
+    None,
+    [None],
+    [[1], [2, 3]],
+    "abc",
+    ["a", 1],
+    [1e400],
+    [2**70],
+    [b"x"],
+    [1 + 2j],
+    [np.datetime64("2020-01-01")],
+    np.zeros((1, 1, 1)),
+    [object()],
+    {1},
+    ["1e5"],
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_values_give_a_flowship_error_or_a_result(value):
+    cols = [
+        InputColumn("a", "double"),
+        InputColumn("b", "integer"),
+        InputColumn("c", "string", required=False),
+    ]
+    for data in (
+        {"a": value, "b": [1]},
+        {"a": [1.0], "b": value},
+        {"a": [1.0], "b": [1], "c": value},
+    ):
+        for convert in (InputSchema(cols).to_frame, InputSchema(cols[:2]).to_matrix):
+            try:
+                convert(data)
+            except InvalidInput as error:
+                assert len(error.message) < 300 and "\n" not in error.message
+
+
+def test_out_of_range_integers():
+    with pytest.raises(SchemaMismatch) as info:
+        InputSchema([InputColumn("b", "integer")]).to_matrix({"b": [1, 2**40]})
+    assert (
+        info.value.message
+        == "Column 'b' expects integer, got out-of-range value 1099511627776.0 in row 1."
+    )
+    with pytest.raises(SchemaMismatch) as info:
+        InputSchema([InputColumn("b", "long")]).to_matrix({"b": [2**70]})
+    assert info.value.message.startswith("Column 'b' expects long, got ")

@@ -436,9 +436,9 @@ def _unchecked_frame(data: Any):  # -> pandas.DataFrame
         scalars = all(np.ndim(v) == 0 for v in values.values())
         try:
             frame = pd.DataFrame(values, index=[0] if scalars and values else None)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise InvalidInput(
-                f"Cannot read the input as a table: {exc}", "Send one list per column."
+                f"Cannot read the input as a table: {str(exc)[:200]}", "Send one list per column."
             ) from exc
     elif type(data).__module__.startswith("pyarrow") and hasattr(data, "to_pandas"):
         frame = data.to_pandas()

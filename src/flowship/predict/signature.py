@@ -29,6 +29,8 @@ from flowship.errors import InvalidInput, SchemaMismatch
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 _INTEGRAL = {"long", "integer"}
+# Largest magnitude a long/integer column takes (exclusive), as a float comparison.
+_LIMITS = {"long": 2.0**63, "integer": 2.0**31}
 _FRAME_DTYPES = {
     "double": "float64",
     "float": "float32",
@@ -130,6 +132,7 @@ class InputSchema:
         self.all_required = len(self._required) == len(columns)
         self.optional = [c for c in columns if not c.required]
         self._int_idx = [i for i, c in enumerate(self._ordered) if c.type in _INTEGRAL]
+        self._int_limits = np.array([_LIMITS[self._ordered[i].type] for i in self._int_idx])
 
     # ------------------------------------------------------------------ public
 
@@ -220,13 +223,12 @@ class InputSchema:
         if stacked.shape[1] == 0:
             return None
         matrix = np.ascontiguousarray(stacked.T, dtype=np.float64)
-        if stacked.dtype.kind == "f":
-            if not np.isfinite(matrix).all():
+        if stacked.dtype.kind == "f" and not np.isfinite(matrix).all():
+            return None
+        if self._int_idx:
+            part = matrix[:, self._int_idx]
+            if (part != np.trunc(part)).any() or (np.abs(part) >= self._int_limits).any():
                 return None
-            if self._int_idx:
-                part = matrix[:, self._int_idx]
-                if (part != np.trunc(part)).any():
-                    return None
         return matrix
 
 
@@ -284,12 +286,25 @@ def _row_count(raw: Mapping[str, Any], columns: list[InputColumn]) -> int:
     return n
 
 
+def _is_scalar(values: Any) -> bool:
+    return values is None or isinstance(values, (str, bytes, bool, int, float, np.generic))
+
+
 def _length(name: str, values: Any) -> int:
-    if isinstance(values, (str, bytes)) or np.ndim(values) == 0:
-        return 1  # a scalar: one row
-    if isinstance(values, np.ndarray) and values.ndim != 1:
+    if _is_scalar(values):
+        return 1  # one row
+    if isinstance(values, np.ndarray):
+        if values.ndim == 0:
+            return 1
+        if values.ndim != 1:
+            raise SchemaMismatch(
+                f"Column {name!r} must be a flat list of values, got an array of shape "
+                f"{values.shape}.",
+                "Send one value per row.",
+            )
+    elif isinstance(values, Mapping) or not hasattr(values, "__len__"):
         raise SchemaMismatch(
-            f"Column {name!r} must be a flat list of values, got an array of shape {values.shape}.",
+            f"Column {name!r} must be a list of values, got {type(values).__name__}.",
             "Send one value per row.",
         )
     return len(values)
@@ -315,17 +330,18 @@ def _as_array(column: InputColumn, values: Any) -> np.ndarray:
         return values.to_numpy(zero_copy_only=False)
     if module.startswith("pandas"):
         return values.to_numpy()
-    if isinstance(values, (str, bytes)) or np.ndim(values) == 0:
+    if _is_scalar(values) or (isinstance(values, np.ndarray) and values.ndim == 0):
         values = [values]
     try:
         array = np.asarray(values)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         array = None
     if array is None or (array.dtype.kind in "US" and not isinstance(values, np.ndarray)):
         # NumPy turns [1.0, "abc"] into strings and ragged lists into errors; an object
         # array keeps each value as sent, so the check can name the one that is wrong.
         array = np.empty(len(values), dtype=object)
-        array[:] = list(values)
+        for i, value in enumerate(values):
+            array[i] = value
     if array.ndim != 1:
         raise SchemaMismatch(
             f"Column {column.name!r} must be a flat list of values, got nested values of "
@@ -398,6 +414,15 @@ def _check_numeric(column: InputColumn, array: np.ndarray) -> np.ndarray:
                     f"{_show(result[row])} in row {row}.",
                     f"Send whole numbers in column {column.name!r}.",
                 )
+    if column.type in _INTEGRAL:
+        outside = np.abs(result) >= _LIMITS[column.type]
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise SchemaMismatch(
+                f"Column {column.name!r} expects {column.type}, got out-of-range value "
+                f"{_show(result[row])} in row {row}.",
+                f"Send values below {_LIMITS[column.type]:.0f} in magnitude.",
+            )
     return result
 
 
