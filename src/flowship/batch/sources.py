@@ -86,7 +86,7 @@ def _open_parquet(spec: SourceSpec) -> Source:
     rows = data.count_rows()
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        yield from _guard(location, data.to_batches(columns=columns, batch_size=batch_size))
+        yield from _guard(location, _read_fragments(data, columns, batch_size))
 
     return Source(spec, data.schema, rows, _file_snapshot(files), _open=read)
 
@@ -138,7 +138,7 @@ def _open_delta(spec: SourceSpec) -> Source:
     snapshot = {"delta_version": table.version(), "files": len(data.files)}
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        yield from _guard(location, data.to_batches(columns=columns, batch_size=batch_size))
+        yield from _guard(location, _read_fragments(data, columns, batch_size))
 
     return Source(spec, data.schema, data.count_rows(), snapshot, _open=read)
 
@@ -186,6 +186,35 @@ def _rows_to_batch(keys: list[str], rows: list[Any], schema: pa.Schema | None) -
         for i, values in enumerate(columns)
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _read_fragments(data: Any, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Each file in turn with ``ParquetFile.iter_batches``: synchronous, so memory holds
+    one row group. (``Dataset.to_batches`` decodes row groups ahead on a thread pool
+    whenever scoring is slower than reading, until the whole file sits in memory.)
+    Partition values (hive folders, Delta partitions) become constant columns."""
+    import pyarrow.dataset as pds
+    import pyarrow.parquet as pq
+
+    schema = data.schema
+    for fragment in data.get_fragments():
+        keys = pds.get_partition_keys(fragment.partition_expression)
+        in_file = [c for c in columns if c not in keys]
+        # pre_buffer (on by default) keeps every row group read so far until the file closes.
+        with pq.ParquetFile(
+            fragment.path, filesystem=fragment.filesystem, pre_buffer=False
+        ) as file:
+            for batch in file.iter_batches(batch_size=batch_size, columns=in_file):
+                if not keys:
+                    yield batch
+                    continue
+                arrays = [
+                    batch.column(c)
+                    if c not in keys
+                    else pa.array([keys[c]] * batch.num_rows, type=schema.field(c).type)
+                    for c in columns
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
 def _split(batch: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
