@@ -16,6 +16,7 @@ from flowship.errors import CheckFailed, FlowshipError
 # Each module registers its commands on ``app`` when imported.
 from flowship.cli import info  # noqa: E402,F401  isort: skip
 from flowship.cli import lifecycle  # noqa: E402,F401  isort: skip
+from flowship.cli import quickstart  # noqa: E402,F401  isort: skip
 from flowship.cli import score  # noqa: E402,F401  isort: skip
 from flowship.cli import monitor  # noqa: E402,F401  isort: skip
 from flowship.cli import serve  # noqa: E402,F401  isort: skip
