@@ -8,10 +8,14 @@ from flowship.predict import Predictor, resolve_ref
 from flowship.registry import (
     VersionInfo,
     get_version,
+    history,
     list_models,
     list_versions,
+    promote,
     register,
     register_estimator,
+    rollback,
+    stage_at,
 )
 from flowship.serving import ServeConfig, serve
 
@@ -24,10 +28,14 @@ __all__ = [
     "VersionInfo",
     "__version__",
     "get_version",
+    "history",
     "list_models",
     "list_versions",
+    "promote",
     "register",
     "register_estimator",
     "resolve_ref",
+    "rollback",
     "serve",
+    "stage_at",
 ]
