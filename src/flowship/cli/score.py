@@ -196,3 +196,71 @@ def runs(
     failed = [r for r in records if r.status == FAILED and r.error]
     for r in failed[:5]:
         say(f"{r.run_id[:8]} failed: {r.error}")
+
+
+def _env_pairs(values: list[str] | None) -> dict[str, str]:
+    from flowship.errors import UsageError
+
+    pairs = {}
+    for value in values or []:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--env {value!r} is not KEY=VALUE.", "Use --env KEY=VALUE.")
+        pairs[key.strip()] = text
+    return pairs
+
+
+@app.command()
+def schedule(
+    files: Annotated[list[Path], typer.Argument(help="Job files (kind: score or monitor).")],
+    cron: Annotated[
+        str | None, typer.Option(help="Cron expression in UTC, e.g. '0 6 * * *' (06:00 daily).")
+    ] = None,
+    max_runs: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many runs (default: never).")
+    ] = None,
+    export_cronjob: Annotated[
+        bool, typer.Option("--export-cronjob", help="Print Kubernetes CronJob YAML instead.")
+    ] = False,
+    image: Annotated[str, typer.Option(help="Container image for --export-cronjob.")] = (
+        "flowship:latest"
+    ),
+    name: Annotated[str | None, typer.Option(help="CronJob name (default: file name).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+    env: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE environment for the CronJob (repeat).")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="A Secret whose keys become environment variables.")
+    ] = None,
+) -> None:
+    """Run job files on a cron schedule in this process, or export them as CronJobs."""
+    from flowship.schedule import cronjob_manifest, plan_entries, run_schedule
+
+    entries = plan_entries(list(files), cron=cron)
+    if export_cronjob:
+        pairs = _env_pairs(env)
+        sys.stdout.write(
+            "---\n".join(
+                cronjob_manifest(
+                    e,
+                    image=image,
+                    name=name if len(entries) == 1 else None,
+                    namespace=namespace,
+                    env=pairs,
+                    secret=secret,
+                )
+                for e in entries
+            )
+        )
+        return
+    for e in entries:
+        say(f"Scheduled {e.path} ({e.kind}) on '{e.cron}' (UTC).")
+
+    def report(entry, ok: bool, detail: str) -> None:
+        say(f"{'ok' if ok else 'FAILED'} {entry.path}: {detail}")
+
+    try:
+        run_schedule(entries, max_runs=max_runs, on_result=report)
+    except KeyboardInterrupt:
+        say("Stopped.")
