@@ -46,6 +46,7 @@ class OnnxBackend:
 
     name = "onnx"
     wants_frame = False
+    contiguous = True  # ONNX Runtime wants row-major input
 
     def __init__(
         self, session: Any, dtype: Any, *, output: Output, classes: np.ndarray | None

@@ -57,6 +57,8 @@ class NativeBackend:
     """The scikit-learn estimator called directly (no pandas on the matrix path)."""
 
     name = "native"
+    dtype = np.float64
+    contiguous = False  # scikit-learn takes column-major matrices as they are
 
     def __init__(self, estimator: Any, *, output: Output, wants_frame: bool) -> None:
         self.estimator = estimator
@@ -103,6 +105,7 @@ class BySize:
     name = "onnx"
     wants_frame = False
     dtype = np.float64
+    contiguous = False
 
     def __init__(self, small: Any, large: NativeBackend, *, threshold: int) -> None:
         self.small = small
@@ -113,6 +116,4 @@ class BySize:
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         if len(matrix) >= self.threshold:
             return self.large(matrix)
-        if matrix.dtype != self._small_dtype:
-            matrix = matrix.astype(self._small_dtype)
-        return self.small(matrix)
+        return self.small(np.ascontiguousarray(matrix, dtype=self._small_dtype))

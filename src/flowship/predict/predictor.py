@@ -200,7 +200,8 @@ class Predictor:
             return _unchecked_frame(data)
         if self._backend.wants_frame:
             return schema.to_frame(data)
-        return schema.to_matrix(data, getattr(self._backend, "dtype", np.float64))
+        backend = self._backend
+        return schema.to_matrix(data, backend.dtype, contiguous=backend.contiguous)
 
 
 # ------------------------------------------------------------------ choosing
@@ -337,7 +338,8 @@ def _native_on_matrix(
     native = NativeBackend(estimator, output=output, wants_frame=False)
     reference = NativeBackend(estimator, output=output, wants_frame=True)
     try:
-        same = _same(native(matrix), reference(frame))
+        # Column-major, as large inputs reach it (see InputSchema.to_matrix).
+        same = _same(native(np.asfortranarray(matrix)), reference(frame))
     except Exception as exc:  # e.g. a ColumnTransformer selecting columns by name
         log.info("Native matrix input failed for %s: %s", path, exc)
         same = False
