@@ -210,8 +210,8 @@ class ChecklistItem:
             return GateResult(self.name, True, "checked", "done", CHECKLIST[self.item])
         if self.item in candidate.confirmed:
             return GateResult(self.name, True, "confirmed", "done", "confirmed by the promoter")
-        how = f"confirm it with --confirm {self.item} or tag the version checklist.{self.item}=done"
-        return GateResult(self.name, False, "open", "done", f"{CHECKLIST[self.item]}; {how}")
+        how = f"--confirm {self.item}, or tag checklist.{self.item}=done"
+        return GateResult(self.name, False, "open", "done", f"{CHECKLIST[self.item]}; or {how}")
 
 
 def confirmed_from_tags(tags: dict[str, str]) -> set[str]:
