@@ -112,6 +112,22 @@ def test_attached_baseline_and_production_metrics(cli, registered, churn, tmp_pa
     )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["drifted_columns"] == ["age"]
+    # The model's own outputs move with its inputs.
+    scored = cli(
+        "monitor",
+        "drift",
+        "--model",
+        "models:/ChurnPredictor@production",
+        "--current",
+        tmp_path / "current.parquet",
+        "--score-with-model",
+        "--json",
+        "-",
+    )
+    assert scored.exit_code == 1, scored.stderr
+    outputs = {c["name"]: c for c in json.loads(scored.stdout)["columns"]}
+    assert outputs["probability"]["role"] == "prediction"
+    assert outputs["probability"]["drifted"]
     # No baseline on v2: say how to attach one.
     none = cli(
         "monitor",

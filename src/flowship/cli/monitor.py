@@ -59,6 +59,9 @@ def drift(
     predictions: Annotated[
         list[str] | None, typer.Option("--prediction-column", help="Columns holding model output.")
     ] = None,
+    score_with_model: Annotated[
+        bool, typer.Option("--score-with-model", help="Also compare --model's outputs.")
+    ] = False,
     q: Annotated[float, typer.Option("--q", help="False discovery rate across columns.")] = 0.05,
     psi_warn: Annotated[float, typer.Option("--psi-warn")] = 0.1,
     psi_alert: Annotated[float, typer.Option("--psi-alert")] = 0.25,
@@ -82,6 +85,8 @@ def drift(
 
     if not baseline and not model:
         raise typer.BadParameter("give --baseline PATH or --model models:/NAME@alias")
+    if score_with_model and not model:
+        raise typer.BadParameter("--score-with-model needs --model models:/NAME@alias")
     spec = _spec(
         DriftSpec,
         baseline=baseline,
@@ -90,6 +95,7 @@ def drift(
         columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
         column_types=_pairs(types or []),
         prediction_columns=predictions or None,
+        score_with_model=score_with_model,
         q=q,
         psi_warn=psi_warn,
         psi_alert=psi_alert,

@@ -221,10 +221,19 @@ def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
     baseline = spec.baseline or model
     reference = load_frame(baseline, role="baseline", sql_url=spec.sql_url)  # type: ignore[arg-type]
     current = load_frame(spec.current, role="current", sql_url=spec.sql_url)
+    columns, outputs = spec.columns, spec.prediction_columns
+    if spec.score_with_model:
+        if not model:
+            raise InvalidInput("Scoring with the model needs --model.", "Pass --model REF.")
+        from flowship.monitoring.model_outputs import add_model_outputs
+
+        added = add_model_outputs(model, [reference, current])
+        outputs = [*(outputs or []), *added]
+        columns = [*columns, *added] if columns else None
     params: dict[str, Any] = {
-        "columns": spec.columns,
+        "columns": columns,
         "column_types": spec.column_types,
-        "prediction_columns": spec.prediction_columns,
+        "prediction_columns": outputs,
         "drift_share": spec.drift_share,
         "min_rows": spec.min_rows,
     }

@@ -54,6 +54,8 @@ class DriftSpec(_Strict):
     columns: list[str] | None = None
     column_types: dict[str, Literal["numerical", "categorical"]] = Field(default_factory=dict)
     prediction_columns: list[str] | None = None
+    score_with_model: bool = False
+    """Score both sides with ``model`` and compare its outputs too."""
     q: float = Field(0.05, gt=0, lt=1)
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
@@ -127,6 +129,8 @@ class MonitorSpec(_Strict):
             raise ValueError("health needs model: models:/NAME@production (or a model name)")
         if self.drift and not self.drift.baseline and not self.model:
             raise ValueError("drift needs a baseline, or a model with an attached baseline")
+        if self.drift and self.drift.score_with_model and not self.model:
+            raise ValueError("drift.score_with_model needs model")
         if self.performance and self.performance.log_to_mlflow and not self.model:
             raise ValueError("performance.log_to_mlflow needs model")
         return self
