@@ -46,14 +46,45 @@ def _register_switch_model(store, name: str) -> dict[str, list]:
     return {v: m.predict(store.data).tolist() for v, m in fits.items()}
 
 
+@pytest.fixture(scope="module")
+def switch_model(serving_store) -> dict[str, list]:
+    return _register_switch_model(serving_store, "switch")
+
+
+def test_live_but_not_ready_while_no_version_loads(serving_store, switch_model, tmp_path):
+    server = Server.flowship(
+        "models:/switch/3", "--poll-interval", "0.5",
+        home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",
+    )  # fmt: skip
+    server.ready_path = "/v2/health/live"
+    server.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "Not switching to switch version 3" not in server.logs():
+            assert time.monotonic() < deadline, server.logs()[-3000:]
+            time.sleep(0.1)
+        assert httpx.get(server.url + "/v2/health/live").status_code == 200
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+        assert httpx.get(server.url + "/ping").status_code == 503
+        assert httpx.get(server.url + "/v2/models/switch/ready").status_code == 503
+        response = httpx.post(server.url + "/invocations", json={"inputs": {"age": [1.0]}})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "is not loaded yet" in response.json()["message"]
+        assert "switch version 3" in httpx.get(server.url + "/flowship").json()["last_error"]
+        metrics = httpx.get(server.url + "/metrics").text
+        assert 'flowship_model_load_failures_total{model="switch",version="3"' in metrics
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
 def test_promotion_under_load_has_zero_failures_and_never_serves_a_corrupt_version(
-    serving_store, tmp_path
+    serving_store, switch_model, tmp_path
 ):
     from mlflow import MlflowClient
 
     name = "switch"
-    expected = _register_switch_model(serving_store, name)
+    expected = switch_model
     server = Server.flowship(
         f"models:/{name}@production", "--poll-interval", "0.3",
         home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",

@@ -142,7 +142,8 @@ class ServingApp:
 
     def served_name(self) -> str:
         predictor = self.holder.current
-        return self.config.name or (predictor.model_name if predictor else None) or "model"
+        name = predictor.model_name if predictor else self.holder.model_name
+        return self.config.name or name or "model"
 
 
 async def read_body(scope: dict, receive: Any, headers: dict, limit: int) -> bytes:

@@ -33,6 +33,7 @@ class ModelHolder:
         self.metrics = metrics
         self._served: tuple[Any, str] | None = None  # (Predictor, output datatype), swapped
         self.last_error: str | None = None
+        self.model_name: str | None = None  # from the last resolve, even before a load
         self._failed: dict[str, float] = {}  # uri -> monotonic time it may be retried
 
     @property
@@ -68,6 +69,7 @@ class ModelHolder:
             self.last_error = str(error)
             log.warning("Cannot resolve %s, keeping the current model: %s", self.config.ref, error)
             return False
+        self.model_name = resolved.model_name
         current = self.current
         if current is not None and current.uri == resolved.uri:
             return False
