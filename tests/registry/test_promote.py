@@ -162,3 +162,36 @@ def test_rollback_with_nothing_to_go_back_to(register_two):
     with pytest.raises(VersionNotFound):
         rollback("ChurnPredictor", to=9)
     assert _stages() == {"1": "Production", "2": "None"}
+
+
+def test_staging_holds_one_version(register_two):
+    register_two()
+    promote("ChurnPredictor", 1, "staging")
+    t = promote("ChurnPredictor", 2, "staging")
+    assert t.previous == "1"
+    assert _stages() == {"1": "Archived", "2": "Staging"}
+    from mlflow import MlflowClient
+
+    aliases = MlflowClient().get_registered_model("ChurnPredictor").aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"staging": "2"}
+    # Staging -> Production takes the staging alias away.
+    promote("ChurnPredictor", 2, "production")
+    aliases = MlflowClient().get_registered_model("ChurnPredictor").aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"production": "2"}
+
+
+def test_expect_current_must_be_a_version_or_none(register_two):
+    register_two()
+    with pytest.raises(UsageError, match="--expect-current must be a version number or 'none'"):
+        promote("ChurnPredictor", 1, "production", expect_current="latest")
+    assert _stages()["1"] == "None"
+
+
+def test_list_models_shows_stage_holders(register_two):
+    from flowship.registry import list_models
+
+    register_two()
+    promote("ChurnPredictor", 1, "production")
+    promote("ChurnPredictor", 2, "staging")
+    [model] = list_models()
+    assert (model.production, model.staging, model.latest_version) == ("1", "2", "2")

@@ -262,10 +262,16 @@ def _check_expected(name: str, value: str | int | None) -> str | None:
         return None
     if str(value).strip().lower() == "none":
         return "none"
-    return check_version(name, value)
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 12:
+        raise UsageError(
+            f"--expect-current must be a version number or 'none', not {str(value)[:40]!r}.",
+            f"See the Production version with: flowship versions {name}",
+        )
+    return str(int(text))
 
 
-def _subject(state: ModelState, version: str, plan: GatePlan, confirmed: set[str], data) -> Subject:
+def _subject(state: ModelState, version: str, confirmed: set[str], data) -> Subject:
     import mlflow
 
     uri = f"models:/{state.name}/{version}"
@@ -292,10 +298,10 @@ def _evaluate(
     if plan.needs_data:
         assert plan.evaluation_data is not None and plan.target is not None
         data = EvaluationData(plan.evaluation_data, plan.target)
-    candidate = _subject(state, version, plan, confirmed, data)
+    candidate = _subject(state, version, confirmed, data)
     baseline = None
     if current is not None and current != version:
-        baseline = _subject(state, current, plan, set(), data)
+        baseline = _subject(state, current, set(), data)
     return run_gates(plan.gates, candidate, baseline)
 
 
