@@ -76,3 +76,21 @@ def test_cli_run_reports_the_field(cli, tmp_path):
     assert result.exit_code == 2
     assert "performance.actuals: Field required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_monitor_file_runs_on_flowship_schedule(tmp_path, frame):
+    from flowship.schedule import plan_entries, run_schedule
+    from flowship.store.monitor_runs import list_runs
+
+    frame(500, seed=1).to_parquet(tmp_path / "b.parquet")
+    frame(500, seed=2, age_shift=20).to_parquet(tmp_path / "c.parquet")
+    path = write(
+        tmp_path,
+        "kind: monitor\nname: nightly\nschedule: '* * * * * *'\n"
+        "drift:\n  baseline: b.parquet\n  current: c.parquet\n",
+    )
+    results = []
+    entries = plan_entries([path], cron=None)
+    assert run_schedule(entries, max_runs=1, on_result=lambda e, ok, d: results.append((ok, d)))
+    assert results == [(True, "alert")]
+    assert [r.monitor for r in list_runs()] == ["nightly"]

@@ -113,6 +113,8 @@ class MonitorSpec(_Strict):
     performance: PerformanceSpec | None = None
     health: HealthSpec | None = None
     report: ReportSpec = Field(default_factory=ReportSpec)
+    schedule: str | None = None
+    """A cron expression, read by ``flowship schedule`` when no --cron is given."""
 
     @field_validator("webhook")
     @classmethod
