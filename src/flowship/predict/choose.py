@@ -1,0 +1,233 @@
+"""Choosing a Predictor's backend at load, and the probes behind the choice.
+
+Order of preference: ONNX Runtime when the model converts and matches the native
+estimator on the parity sample (``_onnx.py``); the scikit-learn estimator on a NumPy
+matrix, when that gives what it gives on a DataFrame; the estimator on a DataFrame;
+MLflow pyfunc. Every function returns the backend with the reason it was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowship.errors import InvalidInput, UsageError
+from flowship.predict import _onnx
+from flowship.predict.backends import (
+    BySize,
+    NativeBackend,
+    Output,
+    PyfuncBackend,
+    is_classifier,
+    no_proba,
+)
+from flowship.predict.refs import ResolvedRef
+from flowship.predict.sample import parity_sample
+from flowship.predict.signature import NUMERIC_TYPES, InputColumn, InputSchema
+
+log = logging.getLogger(__name__)
+
+LARGE_BATCH = 2048
+BATCH_PROBE_ROWS = 4096
+
+
+def load_sklearn(path: Path, meta: Any) -> tuple[Any, str | None]:
+    """The fitted estimator when the model has the sklearn flavor, else why not."""
+    if "sklearn" not in meta.flavors:
+        flavors = ", ".join(sorted(f for f in meta.flavors if f != "python_function"))
+        return None, f"flavor {flavors or 'python_function'} has no native backend"
+    try:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(str(path)), None
+    except Exception as exc:
+        log.info("Cannot load the scikit-learn flavor of %s natively: %s", path, exc)
+        return None, f"the scikit-learn flavor failed to load ({type(exc).__name__})"
+
+
+def pyfunc_backend(path: Path, output: Output, why: str | None) -> tuple[Any, str]:
+    if output == "proba":
+        raise no_proba(why or "this model has no scikit-learn flavor")
+    import mlflow.pyfunc
+
+    try:
+        model = mlflow.pyfunc.load_model(str(path))
+    except Exception as exc:
+        raise InvalidInput(
+            f"Cannot load the model at {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+            "Check that the model's dependencies are installed (mlflow models "
+            "prepare-env), or re-log it.",
+        ) from exc
+    return PyfuncBackend(model), f"pyfunc: {why}"
+
+
+def unchecked_backend(
+    path: Path, estimator: Any, output: Output, why: str | None
+) -> tuple[Any, str]:
+    if estimator is not None and output == "proba":
+        return (
+            NativeBackend(estimator, output=output, wants_frame=True),
+            "native on a DataFrame: the model has no signature, so input is not checked",
+        )
+    backend, _ = pyfunc_backend(path, output, why)
+    return backend, "pyfunc: the model has no signature, so input is not checked"
+
+
+def estimator_backend(
+    estimator: Any,
+    schema: InputSchema,
+    meta: Any,
+    path: Path,
+    resolved: ResolvedRef,
+    output: Output,
+    run_id: str | None,
+    *,
+    prefer: str,
+) -> tuple[Any, str]:
+    if output == "proba" and not is_classifier(estimator):
+        raise no_proba(f"{type(estimator).__name__} is not one")
+    if not schema.numeric:
+        if prefer == "onnx":
+            raise UsageError(
+                "backend='onnx' needs a signature whose columns are all numeric.",
+                "Use backend='auto' or backend='native'.",
+            )
+        return (
+            NativeBackend(estimator, output=output, wants_frame=True),
+            "native on a DataFrame: the signature has non-numeric columns",
+        )
+    matrix, frame = _usable_sample(estimator, schema, *parity_sample(schema, meta, path))
+    if matrix is None:
+        if prefer == "onnx":
+            raise UsageError(
+                "backend='onnx' cannot be verified: the model fails on its input example.",
+                "Use backend='auto'.",
+            )
+        return (
+            NativeBackend(estimator, output=output, wants_frame=True),
+            "native on a DataFrame: no sample the model accepts to verify ONNX or matrix input",
+        )
+    why_not_onnx = "ONNX not requested (backend='native')"
+    if prefer != "native":
+        onnx, why_not_onnx = _onnx.try_backend(
+            estimator, schema, matrix, frame, resolved, output, run_id
+        )
+        if onnx is not None and prefer == "onnx":
+            return onnx, why_not_onnx
+        if onnx is not None:
+            native = _native_on_matrix(estimator, output, matrix, frame, path)
+            if native is None:
+                return onnx, why_not_onnx
+            return _by_batch_size(onnx, native, matrix, why_not_onnx)
+        if prefer == "onnx":
+            raise UsageError(
+                f"backend='onnx' cannot serve this model: {why_not_onnx}.",
+                "Use backend='auto' to fall back to the native model.",
+            )
+    native = _native_on_matrix(estimator, output, matrix, frame, path)
+    if native is None:
+        reference = NativeBackend(estimator, output=output, wants_frame=True)
+        return reference, f"native on a DataFrame: the estimator needs column names; {why_not_onnx}"
+    return native, f"native on NumPy: {why_not_onnx}"
+
+
+def _native_on_matrix(
+    estimator: Any, output: Output, matrix: np.ndarray, frame: Any, path: Path
+) -> NativeBackend | None:
+    """The estimator fed a NumPy matrix, if that gives what it gives on a DataFrame."""
+    native = NativeBackend(estimator, output=output, wants_frame=False)
+    reference = NativeBackend(estimator, output=output, wants_frame=True)
+    try:
+        # Column-major, as large inputs reach it (see InputSchema.to_matrix).
+        same = _same(native(np.asfortranarray(matrix)), reference(frame))
+    except Exception as exc:  # e.g. a ColumnTransformer selecting columns by name
+        log.info("Native matrix input failed for %s: %s", path, exc)
+        same = False
+    return native if same else None
+
+
+def _by_batch_size(
+    onnx: Any, native: NativeBackend, matrix: np.ndarray, reason: str
+) -> tuple[Any, str]:
+    """ONNX Runtime wins on small inputs (no Python overhead per call), but on large
+    batches the native estimator can be faster (double-precision tree ensembles in ONNX
+    Runtime are). Both are verified; time them once on a tiled sample and keep ONNX for
+    large batches unless native is clearly faster."""
+    big = np.resize(matrix, (BATCH_PROBE_ROWS, matrix.shape[1]))
+    onnx_input = big.astype(onnx.dtype)
+    t_onnx = _best_time(onnx, onnx_input)
+    t_native = _best_time(native, big)
+    # Only a clear win (20% and a millisecond per probe) is worth a second code path;
+    # below that the difference is this machine's noise.
+    if t_native >= 0.8 * t_onnx or t_onnx - t_native < 1e-3:
+        return onnx, reason
+    split = BySize(onnx, native, threshold=LARGE_BATCH)
+    return split, (
+        f"{reason}; batches of {LARGE_BATCH}+ rows use the native model (faster: "
+        f"{t_native * 1e3:.1f} ms against {t_onnx * 1e3:.1f} ms per {BATCH_PROBE_ROWS} rows)"
+    )
+
+
+def _best_time(backend: Any, matrix: np.ndarray) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        backend(matrix)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def takes_nan(estimator: Any, columns: list[InputColumn], meta: Any, path: Path) -> bool:
+    """Whether the model accepts NaN in the signature's optional numeric columns (probed
+    on a few rows); True when there are none, or no estimator to ask."""
+    optional = [c.name for c in columns if not c.required and c.type in NUMERIC_TYPES]
+    if estimator is None or not optional or not all(c.type in NUMERIC_TYPES for c in columns):
+        return True
+    schema = InputSchema(columns)
+    sample, _ = parity_sample(schema, meta, path)
+    frame = schema.to_frame({k: v[:5] for k, v in sample.items()})
+    frame[optional] = np.nan
+    try:
+        estimator.predict(frame)
+    except Exception as exc:
+        log.info("The model does not take NaN in its optional columns: %s", exc)
+        return False
+    return True
+
+
+def _usable_sample(
+    estimator: Any, schema: InputSchema, sample: dict[str, np.ndarray], n_example: int
+) -> tuple[np.ndarray | None, Any]:
+    """The parity sample as (matrix, frame); only the input example's rows when the model
+    rejects the synthetic ones (a log transform of a negative number), else (None, None)."""
+    if schema.missing_ok and schema.optional:  # make ONNX prove it handles NaN as well
+        names = [c.name for c in schema.optional]
+        sample = {k: np.concatenate([v, v[:16]]) for k, v in sample.items()}
+        for name in names:
+            sample[name][-16:] = np.nan
+    frame = schema.to_frame(sample)
+    for rows in (len(frame), n_example):
+        if rows == 0:
+            break
+        part = frame.iloc[:rows]
+        try:
+            estimator.predict(part)
+            if is_classifier(estimator):
+                estimator.predict_proba(part)
+        except Exception as exc:
+            log.info("The model rejects %d parity rows: %s", rows, exc)
+            continue
+        return schema.to_matrix({c: part[c].to_numpy() for c in part.columns}), part
+    return None, None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        return bool(np.allclose(a, b, rtol=0, atol=1e-12, equal_nan=True))
+    return bool((a == b).all())
