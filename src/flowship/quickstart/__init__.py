@@ -94,6 +94,7 @@ STEPS: list[Step] = [
     Step("Promote the baseline to Production", "flowship.quickstart.lifecycle:promote_baseline"),
     Step("Gated promotion of the candidate", "flowship.quickstart.lifecycle:promote_candidate"),
     Step("Roll back", "flowship.quickstart.lifecycle:roll_back"),
+    Step("Serve the Production model", "flowship.quickstart.serve_step:serve_step"),
     Step("Read the history", "flowship.quickstart.lifecycle:show_history"),
 ]
 

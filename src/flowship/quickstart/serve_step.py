@@ -7,6 +7,7 @@ start it, and is stopped with SIGTERM (a graceful shutdown) whatever happens.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -52,7 +53,7 @@ def serve_step(
             _wait_ready(server, url, log)
             customers = churn_frame(rows, seed=11, first_id=500_000)
             body = {"columns": list(FEATURES), "data": customers[list(FEATURES)].values.tolist()}
-            say(f"POST {url}/invocations {str(body)[:120]}...")
+            say(f"POST {url}/invocations {json.dumps(body)[:110]}...")
             response = httpx.post(f"{url}/invocations", json=body, timeout=30)
             response.raise_for_status()
             predictions = response.json()["predictions"]
