@@ -13,14 +13,27 @@ from pathlib import Path
 from flowship.config import get_settings
 
 
+def drift_step(tour) -> None:  # tour: flowship.quickstart.Tour
+    """The tour's step: the tour's training data, attached to the Production version."""
+    monitor_step(
+        model=f"models:/{tour.model}@production",
+        say=tour.say,
+        out_dir=tour.workdir,
+        train_path=tour.train_path if tour.train_path.exists() else None,
+    )
+
+
 def monitor_step(
     *,
     model: str | None = None,
     say: Callable[[str], None] = lambda _: None,
     out_dir: Path | None = None,
+    train_path: Path | None = None,
 ):  # -> flowship.monitoring.MonitorResult
     """Run the drift check; with ``model`` (e.g. ``models:/ChurnPredictor@production``)
     the training sample is first attached to that version and used as its baseline."""
+    import pandas as pd
+
     from flowship.monitoring import run_drift
     from flowship.monitoring.baseline import attach_baseline
     from flowship.monitoring.specs import DriftSpec
@@ -28,7 +41,8 @@ def monitor_step(
 
     out = out_dir or get_settings().home_dir / "quickstart"
     out.mkdir(parents=True, exist_ok=True)
-    train = churn_frame(5000, seed=42)[list(FEATURES)]
+    source = pd.read_parquet(train_path) if train_path else churn_frame(5000, seed=42)
+    train = source[list(FEATURES)]
     current = churn_frame(2000, seed=7, first_id=900_000)[list(FEATURES)]
     current["recency_days"] = current["recency_days"] + 30
     current["frequency"] = (current["frequency"] * 0.6).round().astype("int64")
