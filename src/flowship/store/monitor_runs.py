@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
 )
 
-from flowship.store.db import transaction
+from flowship.store.db import lock, transaction
 from flowship.store.tables import UTCDateTime, metadata, utcnow
 
 monitor_runs = Table(
@@ -150,6 +150,8 @@ def claim_alerts(
     now = now or utcnow()
     to_send, suppressed, cleared = [], [], []
     with transaction() as session:
+        # Two runs of one monitor at once must not both decide to send (PostgreSQL).
+        lock(session, f"monitor:{monitor}")
         rows = {
             r["key"]: r
             for r in session.execute(
