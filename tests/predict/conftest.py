@@ -75,7 +75,13 @@ def _optional_monetary(x: pd.DataFrame, y: Any) -> Any:
 
 
 def _log(
-    name: str, model: Any, x: pd.DataFrame, *, signature: bool = True, optional: bool = False
+    name: str,
+    model: Any,
+    x: pd.DataFrame,
+    *,
+    signature: bool = True,
+    optional: bool = False,
+    **kw: Any,
 ) -> str:
     import mlflow
     from mlflow.models import infer_signature
@@ -94,6 +100,7 @@ def _log(
             signature=sig,
             serialization_format="cloudpickle",
             pip_requirements=["scikit-learn"],  # skips MLflow's slow requirement inference
+            **kw,
         )
     return run.info.run_id
 
@@ -170,6 +177,8 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         run_ids["custom"] = _log_custom(x)
         words = np.where(churn == 1, "churn", "stay")
         run_ids["words"] = _log("words", RandomForestClassifier(6, random_state=0).fit(x, words), x)
+        pp = LogisticRegression(max_iter=500).fit(x, churn)
+        run_ids["pp"] = _log("pp", pp, x, pyfunc_predict_fn="predict_proba")
         opt = LogisticRegression(max_iter=500).fit(x, churn)
         run_ids["opt"] = _log("opt", opt, x, optional=True)
         hgb = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, churn)

@@ -345,3 +345,16 @@ def test_pandas_nullable_and_arrow_nulls(store):
     with pytest.raises(SchemaMismatch) as info:
         p.predict(text)
     assert info.value.message.startswith("Column 'age' expects double, got string value '")
+
+
+def test_pyfunc_predict_fn_predict_proba_is_followed(store):
+    frame = store.data[FEATURES].head(10)
+    p = Predictor.load("models:/pp/1")
+    expected = pyfunc_predict("models:/pp/1", frame)
+    assert expected.shape == (10, 2)
+    np.testing.assert_allclose(p.predict(rows(frame)), expected, atol=1e-12)
+    assert p.output_columns == ["probability_0", "probability_1"]
+    assert "pyfunc_predict_fn='predict_proba'" in p.backend_reason
+    q = Predictor.load("models:/pp/1", output="proba")
+    assert q.backend == "onnx" and q.output_columns == ["probability"]
+    np.testing.assert_allclose(q.predict(rows(frame)), expected[:, 1], atol=1e-5)

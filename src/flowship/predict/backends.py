@@ -60,10 +60,14 @@ class NativeBackend:
     dtype = np.float64
     contiguous = False  # scikit-learn takes column-major matrices as they are
 
-    def __init__(self, estimator: Any, *, output: Output, wants_frame: bool) -> None:
+    def __init__(
+        self, estimator: Any, *, output: Output, wants_frame: bool, method: str | None = None
+    ) -> None:
         self.estimator = estimator
         self.wants_frame = wants_frame
-        if output == "proba":
+        if method is not None:  # the model's own pyfunc_predict_fn, output as MLflow gives it
+            self._call = getattr(estimator, method)
+        elif output == "proba":
             if not is_classifier(estimator):
                 raise no_proba(f"{type(estimator).__name__} is not one")
             self._call = self._proba

@@ -77,6 +77,25 @@ def unchecked_backend(
     return backend, "pyfunc: the model has no signature, so input is not checked"
 
 
+# What MLflow's sklearn pyfunc may call instead of predict, and the output column prefix.
+CUSTOM_PREDICT_FNS = {"predict_proba": "probability", "predict_log_proba": "log_probability"}
+
+
+def predict_fn_of(meta: Any) -> str:
+    """The method MLflow's pyfunc calls for this model (``pyfunc_predict_fn`` at logging)."""
+    return str(meta.flavors.get("python_function", {}).get("predict_fn") or "predict")
+
+
+def custom_predict_backend(estimator: Any, predict_fn: str) -> tuple[Any, str]:
+    """output='predict' for a model logged with pyfunc_predict_fn='predict_proba' (or
+    'predict_log_proba'): MLflow answers with every class's column, and so do we."""
+    return (
+        NativeBackend(estimator, output="predict", wants_frame=True, method=predict_fn),
+        f"native on a DataFrame: the model was logged with pyfunc_predict_fn={predict_fn!r}, "
+        "which output='predict' follows as MLflow does; ONNX not tried",
+    )
+
+
 def estimator_backend(
     estimator: Any,
     schema: InputSchema,

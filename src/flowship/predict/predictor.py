@@ -16,8 +16,11 @@ from flowship.errors import FlowshipError, InvalidInput, UsageError
 from flowship.predict.artifacts import local_model_dir, read_mlmodel
 from flowship.predict.backends import Output, fitted_order, is_classifier
 from flowship.predict.choose import (
+    CUSTOM_PREDICT_FNS,
+    custom_predict_backend,
     estimator_backend,
     load_sklearn,
+    predict_fn_of,
     pyfunc_backend,
     takes_nan,
     unchecked_backend,
@@ -99,6 +102,7 @@ class Predictor:
         label = _label(resolved)
 
         estimator, native_failure = load_sklearn(path, meta)
+        predict_fn = predict_fn_of(meta)
         if backend in ("onnx", "native") and (estimator is None or columns is None):
             why = native_failure or "it has no column signature"
             raise UsageError(
@@ -118,6 +122,12 @@ class Predictor:
             if estimator is None or backend == "pyfunc":
                 why = native_failure or "requested with backend='pyfunc'"
                 chosen, reason = pyfunc_backend(path, output, why)
+            elif output == "predict" and predict_fn != "predict":
+                if predict_fn not in CUSTOM_PREDICT_FNS or backend == "onnx":
+                    why = f"the model was logged with pyfunc_predict_fn={predict_fn!r}"
+                    chosen, reason = pyfunc_backend(path, output, why)
+                else:
+                    chosen, reason = custom_predict_backend(estimator, predict_fn)
             else:
                 chosen, reason = estimator_backend(
                     estimator, schema, meta, path, resolved, output, run_id, prefer=backend
@@ -130,7 +140,7 @@ class Predictor:
             schema=schema,
             backend=chosen,
             reason=reason,
-            output_columns=_output_columns(output, classes),
+            output_columns=_output_columns(output, classes, predict_fn),
             classes=classes,
             run_id=run_id,
         )
@@ -208,8 +218,11 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _output_columns(output: Output, classes: list[Any] | None) -> list[str]:
+def _output_columns(output: Output, classes: list[Any] | None, predict_fn: str) -> list[str]:
     if output == "predict":
+        prefix = CUSTOM_PREDICT_FNS.get(predict_fn)
+        if prefix is not None and classes is not None:
+            return [f"{prefix}_{_plain(c)}" for c in classes]
         return ["prediction"]
     if classes is not None and len(classes) > 2:
         return [f"probability_{_plain(c)}" for c in classes]
