@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def _is_orphan(run_id: str) -> bool:
     """Staged files of ``run_id`` may go: its run failed, or crashed (process gone)."""
-    run_id = run_id.removeprefix("trash-")
+    run_id = run_id.rsplit("-", 1)[-1]  # staging folders: <run>, spark-<run>, trash-<run>
     try:
         record = runs.get_run(run_id)
     except Exception:  # not a run this database knows: leave its files alone

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -246,6 +247,11 @@ class DeltaSink:
             if run not in committed and is_orphan(run):
                 self.fs.delete_file(info.path)
                 removed += 1
+        staging = f"{self.root}/_staging"
+        for info in self.fs.get_file_info(pafs.FileSelector(staging, allow_not_found=True)):
+            if info.type == pafs.FileType.Directory and is_orphan(info.base_name):
+                self.fs.delete_dir(info.path)
+                removed += 1
         if removed:
             log.info("Removed %d orphaned file(s) of crashed runs from %s", removed, self.uri)
         return removed
@@ -291,6 +297,15 @@ class DeltaRun:
     def write(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
         self._writer.write(batch)
+
+    def adopt(self, file: Path) -> None:
+        """Stage a Parquet file written by another engine (Spark) as part of this run."""
+        folder = f"{PARTITION}={self.day.isoformat()}"
+        name = f"{folder}/part-{self.run_id}-{self._writer._count:05d}.parquet"
+        self._writer._count += 1
+        self.sink.fs.create_dir(f"{self.sink.root}/{folder}")
+        self.sink.fs.move(str(file), f"{self.sink.root}/{name}")
+        self._closed(name, _stats_of(f"{self.sink.root}/{name}", self.sink.fs))
 
     def commit(self, *, replace_model: str | None) -> int | None:
         """Make every staged file visible in one transaction; with ``replace_model``,
@@ -365,6 +380,38 @@ class DeltaRun:
         except OSError:
             return []
         return [i for i in infos if i.base_name.startswith(f"part-{self.run_id}-")]
+
+
+def _stats_of(path: str, fs: pafs.FileSystem) -> _FileStats:
+    """Delta statistics from a Parquet footer (row counts, min/max, nulls)."""
+    meta = pq.ParquetFile(path, filesystem=fs).metadata
+    stats = _FileStats(rows=meta.num_rows)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            name, st = column.path_in_schema, column.statistics
+            if st is None:
+                continue
+            stats.nulls[name] = stats.nulls.get(name, 0) + (st.null_count or 0)
+            if not st.has_min_max or st.physical_type not in (
+                "INT32",
+                "INT64",
+                "DOUBLE",
+                "FLOAT",
+                "BYTE_ARRAY",
+            ):
+                continue
+            low, high = st.min, st.max
+            if isinstance(low, bytes):
+                low, high = low.decode(errors="replace"), high.decode(errors="replace")
+            if isinstance(low, float) and not np.isfinite([low, high]).all():
+                continue
+            if name not in stats.mins or low < stats.mins[name]:
+                stats.mins[name] = low
+            if name not in stats.maxs or high > stats.maxs[name]:
+                stats.maxs[name] = high
+    return stats
 
 
 def _delta_schema(schema: pa.Schema):  # -> deltalake.Schema
@@ -445,6 +492,14 @@ class ParquetRun:
     def write(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
         self._writer.write(batch.drop_columns(["run_id"]))
+
+    def adopt_folder(self, folder: Path, *, rows: int) -> None:
+        """Stage the Parquet files another engine (Spark) wrote in ``folder``."""
+        target = f"{self.sink.root}/{self.staging}"
+        self.sink.fs.create_dir(target)
+        for i, file in enumerate(sorted(folder.glob("part-*.parquet"))):
+            self.sink.fs.move(str(file), f"{target}/part-{i:05d}.parquet")
+        self.rows += rows
 
     def commit(self, *, replace_model: str | None) -> int | None:
         self._writer.close()
