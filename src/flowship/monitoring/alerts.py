@@ -47,7 +47,9 @@ def dispatch(monitor: str, alerts: list[Alert], *, webhook: str | None) -> list[
     """
     webhook = check_webhook(webhook)
     firing = {a.key: (a.severity, a.message) for a in alerts}
-    to_send, suppressed, cleared = monitor_runs.claim_alerts(monitor, firing)
+    to_send, suppressed, cleared = monitor_runs.claim_alerts(
+        monitor, firing, deliver=webhook is not None
+    )
     for key in cleared:
         log.info("Monitor %s: alert %s cleared", monitor, key)
     outcome = {a.key: {**asdict(a), "delivery": "no_webhook", "error": None} for a in alerts}

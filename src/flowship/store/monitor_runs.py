@@ -140,12 +140,18 @@ def list_runs(
 
 
 def claim_alerts(
-    monitor: str, firing: dict[str, tuple[str, str]], *, now: datetime | None = None
+    monitor: str,
+    firing: dict[str, tuple[str, str]],
+    *,
+    deliver: bool,
+    now: datetime | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """Update the state for this run's ``firing`` alerts ({key: (severity, message)}).
 
     Returns ``(to_send, suppressed, cleared)``: keys to deliver (new, or never delivered
     successfully), keys already delivered and still active, and keys that cleared.
+    With ``deliver``, keys to send are marked delivered in the same transaction, so a
+    concurrent run suppresses them; ``record_delivery`` undoes that if sending fails.
     """
     now = now or utcnow()
     to_send, suppressed, cleared = [], [], []
@@ -167,7 +173,7 @@ def claim_alerts(
                         monitor=monitor,
                         key=key,
                         active=True,
-                        delivered=False,
+                        delivered=deliver,
                         first_fired_at=now,
                         sends=0,
                         **values,
@@ -179,8 +185,9 @@ def claim_alerts(
                 suppressed.append(key)
             else:
                 to_send.append(key)
+                values["delivered"] = deliver
                 if not row["active"]:
-                    values.update(first_fired_at=now, delivered=False, cleared_at=None)
+                    values.update(first_fired_at=now, cleared_at=None)
             session.execute(_update(monitor, key).values(active=True, **values))
         for key, row in rows.items():
             if row["active"] and key not in firing:
