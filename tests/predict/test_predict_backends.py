@@ -358,3 +358,24 @@ def test_pyfunc_predict_fn_predict_proba_is_followed(store):
     q = Predictor.load("models:/pp/1", output="proba")
     assert q.backend == "onnx" and q.output_columns == ["probability"]
     np.testing.assert_allclose(q.predict(rows(frame)), expected[:, 1], atol=1e-5)
+
+
+def test_runs_refs_are_cached_by_run(store, flowship_home):
+    run_id = store.run_ids["gb"]
+    first = Predictor.load(f"runs:/{run_id}/model")
+    assert "converted with skl2onnx" in first.backend_reason
+    assert (flowship_home / "cache" / "models" / "_runs" / run_id / "model" / "MLmodel").is_file()
+    second = Predictor.load(f"runs:/{run_id}/model")
+    assert "cached conversion" in second.backend_reason
+    frame = store.data[FEATURES].head(10)
+    np.testing.assert_array_equal(
+        second.predict(frame), pyfunc_predict(f"runs:/{run_id}/model", frame)
+    )
+
+
+def test_scaler_pipeline_runs_in_onnx(store):
+    p = Predictor.load("models:/lr@staging", output="proba")
+    assert p.backend == "onnx" and p.model_version == "2"
+    frame = store.data[FEATURES].head(25)
+    expected = sklearn_model("models:/lr/2").predict_proba(frame)[:, 1]
+    np.testing.assert_allclose(p.predict(rows(frame)), expected, atol=1e-5)

@@ -28,12 +28,16 @@ _MARKER = "flowship-cache.json"
 
 
 def cache_dir(kind: str, resolved: ResolvedRef) -> Path | None:
-    """``$FLOWSHIP_HOME/cache/<kind>/<name>/<version>``, or None for refs that are not an
-    immutable registry version (runs and directories are cheap to read again)."""
-    if resolved.model_name is None or resolved.model_version is None:
-        return None
+    """``$FLOWSHIP_HOME/cache/<kind>/<name>/<version>`` for a registry version, or
+    ``.../_runs/<run id>/<artifact path>`` for a run's model (both immutable); None for a
+    local directory, which is read in place."""
     root = get_settings().home_dir / "cache" / kind
-    return root / quote(resolved.model_name, safe="") / resolved.model_version
+    if resolved.model_name is not None and resolved.model_version is not None:
+        return root / quote(resolved.model_name, safe="") / resolved.model_version
+    if resolved.run_id is not None and resolved.uri.startswith("runs:/"):
+        artifact = resolved.uri[len("runs:/") :].partition("/")[2].strip("/")
+        return root / "_runs" / quote(resolved.run_id, safe="") / quote(artifact, safe="")
+    return None
 
 
 def local_model_dir(resolved: ResolvedRef) -> Path:
@@ -46,14 +50,18 @@ def local_model_dir(resolved: ResolvedRef) -> Path:
     client()  # makes the configured tracking URI MLflow's default for the download
     import mlflow
 
-    staging = Path(tempfile.mkdtemp(prefix="flowship-model-"))
+    # Stage next to the target so the final rename stays on one file system.
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=".download-", dir=target.parent if target is not None else None)
+    )
     try:
         with mlflow_errors(resolved.model_name, resolved.model_version):
             path = Path(mlflow.artifacts.download_artifacts(resolved.uri, dst_path=str(staging)))
         if target is None:
             return path
         (path / _MARKER).write_text(json.dumps({"run_id": resolved.run_id}))
-        target.parent.mkdir(parents=True, exist_ok=True)
         if _valid(target, resolved):  # another process finished first: use its copy
             return target
         if target.exists():  # stale (another run id) or incomplete: replace it
