@@ -65,6 +65,7 @@ class MicroBatcher:
         self._pending: list[_Item] = []
         self._waiting = 0
         self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
         self._busy = False
         self._cost_s = INLINE_LIMIT_S  # moving average of one predict call; measure first
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-predict")
@@ -82,12 +83,17 @@ class MicroBatcher:
         self._pending.append(item)
         self._waiting += 1
         self._metrics.queue_depth.set(value=self._waiting)
-        if not self._scheduled and not self._busy:
-            self._scheduled = True
-            if self.max_wait_s > 0 and self._pending_rows() < self.max_batch_size:
-                loop.call_later(self.max_wait_s, self._flush)
-            else:
-                loop.call_soon(self._flush)
+        if not self._busy:
+            full = self.max_wait_s == 0 or self._pending_rows() >= self.max_batch_size
+            if full and self._timer is not None:  # a full batch does not wait for the timer
+                self._timer.cancel()
+                self._timer, self._scheduled = None, False
+            if not self._scheduled:
+                self._scheduled = True
+                if full:
+                    loop.call_soon(self._flush)
+                else:
+                    self._timer = loop.call_later(self.max_wait_s, self._flush)
         try:
             outcome = await item.future
         finally:
@@ -116,7 +122,7 @@ class MicroBatcher:
         return batch
 
     def _flush(self) -> None:
-        self._scheduled = False
+        self._scheduled, self._timer = False, None
         while not self._busy:
             batch = self._take()
             if not batch:

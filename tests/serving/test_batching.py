@@ -1,0 +1,134 @@
+"""The micro-batcher with a real Predictor: concurrent requests become one predict call,
+each gets its own rows back in order, and one bad request never fails its neighbours."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from tests.serving.conftest import FEATURES, _reset_caches
+
+from flowship.errors import SchemaMismatch
+from flowship.serving.batching import MicroBatcher
+from flowship.serving.errors import Overloaded
+from flowship.serving.metrics import ServingMetrics
+
+
+@pytest.fixture(scope="module")
+def predictor(serving_store):
+    from flowship.predict import Predictor
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", serving_store.uri)
+        mp.setenv("FLOWSHIP_HOME", str(serving_store.home))
+        _reset_caches()
+        loaded = Predictor.load("models:/churn/1")
+        _reset_caches()
+    return loaded
+
+
+def columns(data, rows) -> dict:
+    return {c: data[c].iloc[rows].tolist() for c in FEATURES}
+
+
+def batches(metrics: ServingMetrics, predictor) -> int:
+    return metrics.batch_size.count("churn", "1", predictor.backend)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_concurrent_requests_share_one_predict_call(predictor, serving_store):
+    data, want = serving_store.data, serving_store.expected["1"]
+    metrics = ServingMetrics()
+    batcher = MicroBatcher(lambda: predictor, metrics=metrics)
+
+    async def main():
+        sizes = [1, 3, 1, 2, 5]
+        starts = np.cumsum([0, *sizes[:-1]])
+        jobs = [
+            batcher.predict(columns(data, list(range(s, s + n))), n)
+            for s, n in zip(starts, sizes, strict=True)
+        ]
+        return starts, sizes, await asyncio.gather(*jobs)
+
+    batcher._cost_s = 0.0  # measured as fast: predict inline
+    starts, sizes, results = run(main())
+    for start, size, (rows, used) in zip(starts, sizes, results, strict=True):
+        assert used is predictor
+        assert rows.tolist() == want[start : start + size].tolist()
+    assert batches(metrics, predictor) == 1  # twelve rows, one call
+    batcher.close()
+
+
+def test_a_bad_request_fails_alone(predictor, serving_store):
+    data, want = serving_store.data, serving_store.expected["1"]
+    batcher = MicroBatcher(lambda: predictor, metrics=ServingMetrics())
+    bad = columns(data, [0])
+    bad["age"] = ["old"]
+
+    async def main():
+        return await asyncio.gather(
+            batcher.predict(columns(data, [4]), 1),
+            batcher.predict(bad, 1),
+            batcher.predict(columns(data, [5]), 1),
+            return_exceptions=True,
+        )
+
+    first, error, last = run(main())
+    assert first[0].tolist() == [want[4]] and last[0].tolist() == [want[5]]
+    assert isinstance(error, SchemaMismatch) and "Column 'age'" in error.message
+    batcher.close()
+
+
+def test_max_batch_size_splits_whole_requests(predictor, serving_store):
+    data = serving_store.data
+    metrics = ServingMetrics()
+    batcher = MicroBatcher(lambda: predictor, metrics=metrics, max_batch_size=4)
+    batcher._cost_s = 0.0
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.predict(columns(data, [i, i + 1, i + 2]), 3) for i in range(4))
+        )
+
+    results = run(main())
+    assert [len(r[0]) for r in results] == [3, 3, 3, 3]
+    assert batches(metrics, predictor) == 4  # 3 + 3 > 4: one request per call
+    batcher.close()
+
+
+def test_queue_bound_and_wait_timer(predictor, serving_store):
+    data = serving_store.data
+    metrics = ServingMetrics()
+    batcher = MicroBatcher(lambda: predictor, metrics=metrics, max_queue=2, max_wait_s=0.05)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.predict(columns(data, [0]), 1))
+        second = asyncio.ensure_future(batcher.predict(columns(data, [1]), 1))
+        await asyncio.sleep(0)  # both are waiting for the 50 ms timer
+        with pytest.raises(Overloaded):
+            await batcher.predict(columns(data, [2]), 1)
+        return await asyncio.gather(first, second)
+
+    results = run(main())
+    assert len(results) == 2 and batches(metrics, predictor) == 1
+    batcher.close()
+
+
+def test_a_full_batch_does_not_wait_for_the_timer(predictor, serving_store):
+    data = serving_store.data
+    batcher = MicroBatcher(
+        lambda: predictor, metrics=ServingMetrics(), max_batch_size=2, max_wait_s=5.0
+    )
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(batcher.predict(columns(data, [i]), 1) for i in range(2)))
+        return loop.time() - started
+
+    assert run(main()) < 1.0
+    batcher.close()
