@@ -176,3 +176,30 @@ def test_cli_performance(cli, scored, tmp_path):
     assert wrong.exit_code == 2 and "Cannot read the threshold" in wrong.stderr
     needs = cli(*base, "--log-mlflow")
     assert needs.exit_code == 2 and "--log-mlflow needs --model" in needs.stderr
+
+
+def test_performance_over_time_charts_earlier_runs(cli, scored, tmp_path):
+    predictions, actuals, _ = scored
+    predictions.to_parquet(tmp_path / "p.parquet")
+    actuals.to_parquet(tmp_path / "a.parquet")
+    html = tmp_path / "perf.html"
+    for _ in range(3):
+        result = cli(
+            "monitor",
+            "performance",
+            "--predictions",
+            tmp_path / "p.parquet",
+            "--actuals",
+            tmp_path / "a.parquet",
+            "--id",
+            "customer_id",
+            "--name",
+            "weekly",
+            "--html",
+            html,
+        )
+        assert result.exit_code == 0, result.stderr
+    page = html.read_text()
+    assert "Performance over time (per monitor run)" in page
+    # 7 metrics x 3 runs (two recorded before this one, plus this one)
+    assert page.count("<circle") == 21
