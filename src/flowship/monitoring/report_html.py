@@ -217,7 +217,8 @@ def _lines(
         parts.append(f"<polyline points='{path}' fill='none' stroke='{color}' stroke-width='2'/>")
         parts += [f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{color}'/>" for x, y in coords]
         parts.append(
-            f"<text x='{left + plot_w + 12}' y='{20 + 16 * k}' fill='{color}'>{_e(name)}</text>"
+            f"<text x='{left + plot_w + 12}' y='{20 + 16 * k}' style='fill:{color}'>"
+            f"{_e(name)}</text>"
         )
     for name, t in thresholds.items():
         _, y = xy(0, t["value"])
@@ -226,10 +227,17 @@ def _lines(
             f"stroke-dasharray='5,4'/><text x='{left + 4}' y='{y - 4:.1f}'>"
             f"{_e(name)} {_e(t['op'])} {t['value']:g}</text>"
         )
-    for i, (label, _) in enumerate(points):
-        if len(points) <= 12 or i % math.ceil(len(points) / 12) == 0:
+    labels = [label.replace("T", " ") for label, _ in points]
+    if all(label.endswith(" 00:00") for label in labels):
+        labels = [label[:10] for label in labels]  # whole days: the date says it all
+    step = math.ceil(len(points) / 6)
+    for i, label in enumerate(labels):
+        if i % step == 0:
             x, _ = xy(i, lo)
-            parts.append(f"<text x='{x - 30:.1f}' y='{height - bottom + 16}'>{_e(label)}</text>")
+            parts.append(
+                f"<text x='{x:.1f}' y='{height - bottom + 16}' text-anchor='middle'>"
+                f"{_e(label)}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
