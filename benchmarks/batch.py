@@ -1,0 +1,179 @@
+"""Batch scoring: flowship score (local engine) against the seed's own approach.
+
+The seed approach (the user's course chapter): pandas reads the whole Parquet file,
+``mlflow.pyfunc.load_model(...).predict`` scores the feature frame, two columns are
+added and pandas writes the result. flowship: ``flowship score`` streaming the same
+file into a Delta table. Both score the same rows with the same registered model; each
+runs in its own process so peak RSS is measured per approach.
+
+    .venv/bin/python benchmarks/batch.py --rows 1000000 10000000 --models lr rf
+
+Prints rows/s, peak RSS and the speed ratio for every (model, size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FEATURES = ["age", "tenure_months", "recency_days", "frequency", "monetary_total"]
+BIN = Path(sys.executable).parent
+
+SEED = f"""
+import sys, datetime, mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+frame = pd.read_parquet(sys.argv[2])
+feature_columns = {FEATURES!r}
+predictions = model.predict(frame[feature_columns])
+frame["churn_prediction"] = predictions
+frame["prediction_date"] = datetime.datetime.now()
+frame[["customer_id", "churn_prediction", "prediction_date"]].to_parquet(sys.argv[3])
+print(len(frame))
+"""
+
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+elapsed = time.perf_counter() - start
+if done.returncode:
+    sys.stderr.write(done.stderr[-3000:])
+    sys.exit(done.returncode)
+print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``command``, run from a fresh helper process."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{command[:3]} failed:\n{done.stderr}")
+    seconds, rss = done.stdout.split()
+    return float(seconds), float(rss)
+
+
+def make_input(path: Path, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    chunk = 1_000_000
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        rng = np.random.default_rng(start)
+        table = pa.table(
+            {
+                "customer_id": np.arange(start, start + n, dtype=np.int64),
+                "age": rng.integers(18, 80, n).astype(np.int64),
+                "tenure_months": rng.uniform(0, 120, n),
+                "recency_days": rng.uniform(0, 365, n),
+                "frequency": rng.uniform(0, 50, n),
+                "monetary_total": rng.uniform(0, 5000, n),
+            }
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=128 * 1024)
+    assert writer is not None
+    writer.close()
+
+
+def register_models(home: Path, which: list[str]) -> dict[str, str]:
+    """Train and register the churn models in a fresh store; returns kind -> model URI."""
+    code = f"""
+import numpy as np, pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from flowship.registry import register_estimator
+rng = np.random.default_rng(7)
+n = 20000
+x = pd.DataFrame({{"age": rng.integers(18, 80, n).astype("int64"),
+    "tenure_months": rng.uniform(0, 120, n), "recency_days": rng.uniform(0, 365, n),
+    "frequency": rng.uniform(0, 50, n), "monetary_total": rng.uniform(0, 5000, n)}})
+logit = x.recency_days / 120 - x.tenure_months / 40 - x.frequency / 20 + rng.normal(0, 1, n)
+y = (logit > 0).astype(int)
+models = {{"lr": LogisticRegression(max_iter=1000),
+          "rf": RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0)}}
+for kind in {which!r}:
+    register_estimator("Churn_" + kind, models[kind].fit(x, y), x.head(100))
+"""
+    env = {**os.environ, "FLOWSHIP_HOME": str(home)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return {kind: f"models:/Churn_{kind}/1" for kind in which}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--models", nargs="+", default=["lr", "rf"], choices=["lr", "rf"])
+    parser.add_argument("--json", type=Path, help="Also write the results here.")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="flowship-bench-batch-"))
+    home = work / "home"
+    env = {**os.environ, "FLOWSHIP_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    uris = register_models(home, args.models)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    results = []
+    print(
+        f"{'model':5} {'rows':>11} {'approach':9} {'seconds':>8} {'rows/s':>11} "
+        f"{'peak RSS MB':>12} {'speed-up':>9}"
+    )
+    for rows in args.rows:
+        data = work / f"customers_{rows}.parquet"
+        make_input(data, rows)
+        for kind in args.models:
+            uri = uris[kind]
+            seed_s, seed_rss = measure(
+                [sys.executable, "-c", SEED, uri, str(data), str(work / f"seed_{kind}.parquet")],
+                env,
+            )
+            ours_s, ours_rss = measure(
+                [
+                    str(BIN / "flowship"),
+                    "score",
+                    "--model",
+                    uri,
+                    "--input",
+                    str(data),
+                    "--id",
+                    "customer_id",
+                    "--output",
+                    str(work / f"out_{kind}_{rows}"),
+                ],
+                env,
+            )
+            for name, secs, rss in (("seed", seed_s, seed_rss), ("flowship", ours_s, ours_rss)):
+                ratio = f"{seed_s / ours_s:8.1f}x" if name == "flowship" else ""
+                print(
+                    f"{kind:5} {rows:>11,} {name:9} {secs:8.1f} {rows / secs:>11,.0f} "
+                    f"{rss:>12,.0f} {ratio:>9}",
+                    flush=True,
+                )
+            results.append(
+                {
+                    "model": kind,
+                    "rows": rows,
+                    "seed_seconds": seed_s,
+                    "seed_peak_rss_mb": seed_rss,
+                    "flowship_seconds": ours_s,
+                    "flowship_peak_rss_mb": ours_rss,
+                    "speedup": seed_s / ours_s,
+                }
+            )
+        data.unlink()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(f"(work folder: {work}; wall times include process start and model load)")
+
+
+if __name__ == "__main__":
+    main()
