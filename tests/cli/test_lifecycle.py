@@ -58,7 +58,11 @@ def _home_template(tmp_path_factory, _trained):
 @pytest.fixture
 def churn(flowship_home, _home_template, _trained, tmp_path, monkeypatch):
     """ChurnPredictor v1 (weak) and v2 (strong), evaluation data, and a project dir."""
-    monkeypatch.setenv("COLUMNS", "250")  # rich wraps tables at 80 columns otherwise
+    # Rich wraps tables at the width it found at import (80 when not a terminal).
+    from rich.console import Console
+
+    wide = Console(width=250, highlight=False, soft_wrap=True)
+    monkeypatch.setattr("flowship.cli._render.out", wide)
     flowship_home.mkdir(parents=True, exist_ok=True)
     for db_file in ("mlflow.db", "flowship.db"):
         shutil.copy(_home_template / db_file, flowship_home / db_file)

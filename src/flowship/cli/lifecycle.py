@@ -6,13 +6,14 @@ imports stay inside the functions so ``flowship --help`` is instant.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from flowship.cli._app import app
-from flowship.cli._render import out, print_json, print_table, say
+from flowship.cli._render import print_json, print_table, say
 from flowship.errors import UsageError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -251,9 +252,11 @@ def history(
         if as_json:
             print_json({"model": name, "at": when, "stage": stage_name, "version": holder})
         elif holder is None:
-            out.print(f"No version of {name} was in {stage_name} at {when.isoformat()}.")
+            sys.stdout.write(f"No version of {name} was in {stage_name} at {when.isoformat()}.\n")
         else:
-            out.print(f"{name} version {holder} was in {stage_name} at {when.isoformat()}.")
+            sys.stdout.write(
+                f"{name} version {holder} was in {stage_name} at {when.isoformat()}.\n"
+            )
         return
     events = model_history(name)
     if as_json:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from flowship.cli import _render
 from flowship.cli._app import app
-from flowship.cli._render import out, print_table
+from flowship.cli._render import print_table
 
 
 @app.command()
@@ -29,16 +30,16 @@ def quickstart(
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     started = time.perf_counter()
     settings = get_settings()
-    out.print(f"flowship quickstart in {settings.home_dir}", style="bold", markup=False)
+    _render.out.print(f"flowship quickstart in {settings.home_dir}", style="bold", markup=False)
     tour = Tour(
         home=settings.home_dir,
         model=check_name(model),
-        say=lambda text: out.print(text, markup=False),
-        heading=lambda text: out.print(f"\n{text}", style="bold", markup=False),
+        say=lambda text: _render.out.print(text, markup=False),
+        heading=lambda text: _render.out.print(f"\n{text}", style="bold", markup=False),
         show=print_table,
     )
     run(tour)
-    out.print(
+    _render.out.print(
         f"\nDone in {time.perf_counter() - started:.1f}s. Try: flowship versions {tour.model}, "
         f"flowship history {tour.model}, flowship rollback {tour.model}.",
         markup=False,
