@@ -190,6 +190,7 @@ def main() -> None:
             f"peak {fastest['peak_mb']:7.0f} MB  flagged {len(fastest['flagged'])}  "
             f"missed {missed or 'none'}  false alarms {false or 'none'}"
         )
+        print(f"{'':10s} flagged: {', '.join(fastest['flagged']) or 'none'}")
     ratio = best["evidently"]["drift_s"] / best["flowship"]["drift_s"]
     memory = best["evidently"]["peak_mb"] / best["flowship"]["peak_mb"]
     print(f"flowship is {ratio:.1f}x faster and uses {memory:.1f}x less peak memory")
