@@ -379,3 +379,18 @@ def test_scaler_pipeline_runs_in_onnx(store):
     frame = store.data[FEATURES].head(25)
     expected = sklearn_model("models:/lr/2").predict_proba(frame)[:, 1]
     np.testing.assert_allclose(p.predict(rows(frame)), expected, atol=1e-5)
+
+
+def test_corrupt_model_files_fail_to_load_cleanly(store, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(store.dirs["lr"], broken)
+    (broken / "model.pkl").write_bytes(b"\x80\x04 not a pickle")
+    with pytest.raises(InvalidInput) as info:
+        Predictor.load(str(broken))
+    assert info.value.message.startswith(f"Cannot load the model at {broken}: ")
+    (broken / "MLmodel").write_text("flavors: [unclosed")
+    with pytest.raises(InvalidInput) as info:
+        Predictor.load(str(broken))
+    assert info.value.message.startswith(f"Cannot read the MLmodel file at {broken}: ")
