@@ -167,7 +167,9 @@ def test_onnx_conversion_is_cached_per_version(store, flowship_home):
     assert first.backend == "onnx" and "converted with skl2onnx" in first.backend_reason
     folder = flowship_home / "cache" / "onnx" / "lr" / "1"
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta == {"run_id": store.run_ids["lr"], "ok": True, "dtype": "float64"}
+    assert meta["run_id"] == store.run_ids["lr"]
+    assert (meta["ok"], meta["dtype"]) == (True, "float64")
+    assert meta["toolchain"].startswith("skl2onnx ")
     stamp = (folder / "model.onnx").stat().st_mtime_ns
     second = Predictor.load("models:/lr@production")
     assert "cached conversion" in second.backend_reason
@@ -182,6 +184,10 @@ def test_failed_conversion_is_cached_too(store, flowship_home):
     assert meta["ok"] is False
     again = Predictor.load("models:/ft/1")
     assert again.backend_reason.endswith("(cached)")
+    # A failure recorded by another converter version is retried, not trusted.
+    path = flowship_home / "cache" / "onnx" / "ft" / "1" / "meta.json"
+    path.write_text(json.dumps(dict(meta, toolchain="skl2onnx 0.1, onnxruntime 0.1")))
+    assert not Predictor.load("models:/ft/1").backend_reason.endswith("(cached)")
 
 
 def test_corrupt_cache_entry_is_replaced(store, flowship_home):

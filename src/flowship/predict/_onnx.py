@@ -247,7 +247,15 @@ def _read_cache(folder: Path | None, run_id: str | None) -> dict[str, Any] | Non
         return None
     if meta.get("ok") and meta.get("dtype") not in _DTYPES:
         return None
+    if not meta.get("ok") and meta.get("toolchain") != _toolchain():
+        return None  # a newer skl2onnx or ONNX Runtime may convert what an older one could not
     return meta
+
+
+def _toolchain() -> str:
+    from importlib.metadata import version
+
+    return f"skl2onnx {version('skl2onnx')}, onnxruntime {version('onnxruntime')}"
 
 
 def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
@@ -260,7 +268,8 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
     try:
         if model is not None:
             (staging / "model.onnx").write_bytes(model)
-        (staging / "meta.json").write_text(json.dumps({"run_id": run_id, **meta}))
+        entry = {"run_id": run_id, **meta, "toolchain": _toolchain()}
+        (staging / "meta.json").write_text(json.dumps(entry))
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)
