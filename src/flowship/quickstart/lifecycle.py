@@ -3,6 +3,8 @@ rollback, history (see ``flowship.quickstart`` for how steps work)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from flowship.errors import GateFailed
 from flowship.quickstart import Tour
 from flowship.quickstart.data import FEATURES, ID, TARGET, churn_frame
@@ -164,7 +166,7 @@ def roll_back(tour: Tour) -> None:
 
 
 def show_history(tour: Tour) -> None:
-    from flowship.registry import history, stage_at
+    from flowship.registry import PRODUCTION, history, stage_at
 
     events = history(tour.model)
     recent = events[-9:]
@@ -182,11 +184,12 @@ def show_history(tour: Tour) -> None:
             for e in recent
         ],
     )
-    promoted = next(
-        e for e in reversed(events) if e.action == "promote" and e.to_stage == "Production"
-    )
-    holder = stage_at(tour.model, promoted.at)
-    tour.say(
-        f"At {promoted.at.isoformat(timespec='seconds')} version {holder} was in Production "
-        f"(flowship history {tour.model} --at TIME answers that for any time)."
-    )
+    rolled = [e for e in events if e.action == "rollback" and e.to_stage == PRODUCTION]
+    if rolled:
+        just_before = rolled[-1].at - timedelta(milliseconds=1)
+        tour.say(
+            f"Just before the rollback at {rolled[-1].at.isoformat(timespec='seconds')} version "
+            f"{stage_at(tour.model, just_before)} was in Production; now version "
+            f"{stage_at(tour.model, datetime.now(UTC))} is. "
+            f"flowship history {tour.model} --at TIME answers that for any time."
+        )
