@@ -225,3 +225,24 @@ def test_failed_run_is_recorded_as_error(cli, files):
     assert result.exit_code == 2
     runs = json.loads(cli("monitor", "history", "--json").stdout)
     assert runs[0]["status"] == "error" and "does not exist" in runs[0]["summary"]
+
+
+def test_hostile_names_are_refused_or_truncated(cli, frame, tmp_path):
+    long = "c" * 400
+    base, cur = frame(300, seed=1), frame(300, seed=2, age_shift=20)
+    base.rename(columns={"age": long}).to_parquet(tmp_path / "b.parquet")
+    cur.rename(columns={"age": long}).to_parquet(tmp_path / "c.parquet")
+    args = [
+        "monitor",
+        "drift",
+        "--baseline",
+        tmp_path / "b.parquet",
+        "--current",
+        tmp_path / "c.parquet",
+    ]
+    result = cli(*args, "--json", "-")
+    assert result.exit_code == 1, result.stderr  # a 400-character column still alerts
+    assert len(json.loads(result.stdout)["alerts"][0]["key"]) == 300
+    for name in ("x" * 201, "bad\nname"):
+        refused = cli(*args, "--name", name)
+        assert refused.exit_code == 2 and "must be 1 to 200 printable" in refused.stderr

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowship.errors import FlowshipError, InvalidInput
+from flowship.errors import FlowshipError, InvalidInput, UsageError
 from flowship.monitoring import report_html
 from flowship.monitoring.alerts import Alert, check_webhook, dispatch
 from flowship.monitoring.specs import DriftSpec, HealthSpec, MonitorSpec, PerformanceSpec, load_spec
@@ -113,6 +113,12 @@ def _run(
     health: HealthSpec | None = None,
 ) -> MonitorResult:
     check_webhook(webhook)  # refuse a bad URL before any work
+    if not name or len(name) > 200 or not name.isprintable():
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise UsageError(
+            f"Monitor name {shown!r} must be 1 to 200 printable characters.",
+            "Pass a short --name such as churn-daily.",
+        )
     started = datetime.now(UTC)
     kinds = [
         k for k, v in (("drift", drift), ("performance", performance), ("health", health)) if v
@@ -248,7 +254,8 @@ def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
 
 def _drift_alerts(report: dict[str, Any]) -> list[Alert]:
     alerts = [
-        Alert(f"drift:column:{c['name']}", f"Drift in column {c['name']!r} ({_effect(c)}).")
+        # Keys fit the dedup table (300 characters) whatever the column names.
+        Alert(f"drift:column:{c['name']}"[:300], f"Drift in column {c['name']!r} ({_effect(c)}).")
         for c in report["columns"]
         if c["drifted"]
     ]
