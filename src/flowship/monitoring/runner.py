@@ -157,7 +157,7 @@ def _run(
             summary=result.summary()[:2000],
             alerts=outcomes,
             report=json.loads(json.dumps(result.to_dict(), default=str)),
-            model=model,
+            model=model[:300] if model else None,
             json_path=json_path,
             html_path=html_path,
         )
@@ -213,7 +213,7 @@ def _record_failure(
                 summary=error.message[:2000],
                 alerts=[],
                 report={"error": error.to_dict()},
-                model=model,
+                model=model[:300] if model else None,
             )
         )
     except FlowshipError:  # the database itself is the problem: the original error says more
