@@ -1,5 +1,7 @@
 import warnings
 
+import pytest
+
 
 def _stages():
     from flowship.registry import list_versions
@@ -7,6 +9,7 @@ def _stages():
     return {v.version: v.stage for v in list_versions("ChurnPredictor")}
 
 
+@pytest.mark.slow  # two full tours, including a real server subprocess
 def test_quickstart_runs_end_to_end_and_again_in_the_same_home(cli, flowship_home, monkeypatch):
     from rich.console import Console
 

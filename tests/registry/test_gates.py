@@ -252,3 +252,33 @@ def test_no_regression_parsing_and_mlflow_semantics():
     gate = NoRegression("log_loss", tolerance=0.05)
     assert gate.evaluate(subject("2", 0.54), subject("1", 0.5)).passed
     assert not gate.evaluate(subject("2", 0.56), subject("1", 0.5)).passed
+
+
+def test_regression_metrics_and_lower_is_better_no_regression(tmp_path, churn_data, monkeypatch):
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import LinearRegression
+
+    from flowship.registry import register_estimator
+
+    monkeypatch.chdir(tmp_path)
+    features = ["frequency", "tenure_months"]
+    X, y = churn_data[features], churn_data["monetary_total"]
+    churn_data[[*features, "monetary_total"]].tail(200).to_parquet(tmp_path / "spend.parquet")
+    register_estimator("Spend", DummyRegressor().fit(X, y), X.head())
+    register_estimator("Spend", LinearRegression().fit(X, y), X.head())
+    (tmp_path / "flowship.toml").write_text(
+        '[models.Spend]\nevaluation_data = "spend.parquet"\ntarget = "monetary_total"\n'
+        "[models.Spend.production]\nmetrics = { r2 = 0.3, rmse = 1000, mae = 1000 }\n"
+        "no_regression = { rmse = { min_relative_change = 0.1 } }\n"
+    )
+    with pytest.raises(GateFailed, match="r2 >= 0.3"):
+        promote("Spend", 1, "production")
+    promote("Spend", 1, "production", force=True, reason="baseline")
+    t = promote("Spend", 2, "production")
+    by_name = {g.name: g for g in t.gates}
+    assert by_name["r2 >= 0.3"].value > 0.3
+    rmse = by_name["rmse no regression"]
+    # Lower is better: the candidate must be at least 10% below the baseline's RMSE.
+    assert rmse.passed and rmse.value <= rmse.limit
+    with pytest.raises(UsageError, match="Cannot compute auc, log_loss for Spend version 1"):
+        promote("Spend", 1, "staging", gates=["auc>=0.5"])

@@ -81,6 +81,13 @@ class EvaluationData:
                 "Add the missing feature column(s) to the evaluation data, or point "
                 "evaluation_data at a file that has them.",
             ) from exc
+        except UsageError as exc:  # e.g. probabilities asked of a regressor
+            needing = ", ".join(m for m, (_, out) in METRICS.items() if out == output)
+            raise InvalidInput(
+                f"Cannot compute {needing} for {label}: {exc.message}",
+                "Use metrics that fit the model: auc/log_loss/accuracy/f1 for "
+                "classifiers, rmse/mae/r2 for regressors.",
+            ) from exc
         except FlowshipError:
             raise
         except ValueError as exc:
