@@ -62,6 +62,7 @@ class ServingApp:
             max_wait_s=config.max_batch_wait_ms / 1000,
             max_queue=config.max_queue,
         )
+        self._cache: tuple[Any, frozenset[str], list] | None = None
         self._router = Starlette(routes=_routes(self), lifespan=self._lifespan)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -93,10 +94,15 @@ class ServingApp:
         predictor = None
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
-                mime = mlflow_protocol.media_type(_text(headers.get(b"content-type")))
+                content_type = headers.get(b"content-type")
+                mime = (
+                    mlflow_protocol.CONTENT_TYPE_JSON
+                    if content_type == b"application/json"  # the common case, unparsed
+                    else mlflow_protocol.media_type(_text(content_type))
+                )
                 body = await read_body(scope, receive, headers, self.config.max_body_bytes)
                 decoded = mlflow_protocol.decode(body, mime)
-                columns = _filter_extra(decoded.columns, self.holder, self.config)
+                columns = self._filter_extra(decoded.columns)
                 result, predictor = await self.batcher.predict(columns, decoded.n_rows)
             payload, status, extra = mlflow_protocol.encode_predictions(result), 200, []
         except ClientGone:
@@ -117,7 +123,7 @@ class ServingApp:
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
             *extra,
-            *_model_headers(served),
+            *self._served_headers(served),
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
@@ -128,6 +134,28 @@ class ServingApp:
         return mlflow_protocol.error_body(code, message_for(error)), status, _error_headers(error)
 
     # ------------------------------------------------------------ shared helpers
+
+    def _per_model(self, predictor: Any) -> tuple[Any, frozenset[str], list]:
+        """(predictor, signature names, response headers), computed once per version."""
+        cached = self._cache
+        if cached is None or cached[0] is not predictor:
+            names = frozenset(c.name for c in predictor.input_columns)
+            self._cache = cached = (predictor, names, _model_headers(predictor))
+        return cached
+
+    def _served_headers(self, predictor: Any) -> list[tuple[bytes, bytes]]:
+        return self._per_model(predictor)[2] if predictor is not None else []
+
+    def _filter_extra(self, columns: dict[str, Any]) -> dict[str, Any]:
+        """With ``extra_columns: ignore``, drop columns the signature does not name (as
+        MLflow does) before they reach the batcher, so that they cannot split batches."""
+        predictor = self.holder.current
+        if self.config.extra_columns == "reject" or predictor is None:
+            return columns
+        names = self._per_model(predictor)[1]
+        if not names or names.issuperset(columns):
+            return columns
+        return {k: v for k, v in columns.items() if k in names}
 
     def _observe(self, labels: tuple[str, str, str], protocol: str, status: int, start: float):
         self.metrics.requests.inc(*labels, protocol, str(status))
@@ -172,18 +200,6 @@ async def read_body(scope: dict, receive: Any, headers: dict, limit: int) -> byt
 
 def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
-
-
-def _filter_extra(columns: dict[str, Any], holder: ModelHolder, config: ServeConfig) -> dict:
-    """With ``extra_columns: ignore``, drop columns the signature does not name (as MLflow
-    does) before they reach the batcher, so that they cannot split batches."""
-    predictor = holder.current
-    if config.extra_columns == "reject" or predictor is None or not predictor.input_columns:
-        return columns
-    names = {c.name for c in predictor.input_columns}
-    if names.issuperset(columns):
-        return columns
-    return {k: v for k, v in columns.items() if k in names}
 
 
 def _model_headers(predictor: Any) -> list[tuple[bytes, bytes]]:
