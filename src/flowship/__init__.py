@@ -3,6 +3,7 @@
 The public Python API is re-exported here; ``__all__`` is checked by a test.
 """
 
+from flowship.batch import ScoreJob, load_job, run_job
 from flowship.errors import FlowshipError
 from flowship.predict import Predictor, resolve_ref
 from flowship.registry import (
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FlowshipError",
     "Predictor",
+    "ScoreJob",
     "ServeConfig",
     "VersionInfo",
     "__version__",
@@ -31,11 +33,13 @@ __all__ = [
     "history",
     "list_models",
     "list_versions",
+    "load_job",
     "promote",
     "register",
     "register_estimator",
     "resolve_ref",
     "rollback",
+    "run_job",
     "serve",
     "stage_at",
 ]
