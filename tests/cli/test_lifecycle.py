@@ -304,3 +304,35 @@ def test_unreachable_tracking_uri_fails_fast(cli, monkeypatch):
         started = time.monotonic()
         _fails(cli(*args), 2, "Cannot reach the MLflow tracking server at http://127.0.0.1:9.")
         assert time.monotonic() - started < 15
+
+
+def test_oversized_inputs(cli, churn):
+    (churn / "flowship.toml").write_text("# padding\n" * 200_000)
+    _fails(cli("promote", "ChurnPredictor", "1", "--to", "staging"), 2, "is larger than 1 MB")
+    (churn / "flowship.toml").unlink()
+    r = _fails(
+        cli(
+            "register", "models:/ChurnPredictor/1", "--name", "Copy", "--tag", "k=" + "v" * 200_000
+        ),
+        2,
+        "Cannot register 'models:/ChurnPredictor/1'",
+    )
+    assert len(r.stderr.splitlines()) == 2
+    # MLflow refused the version: the registered model it had created is gone again.
+    names = [m["name"] for m in json.loads(_ok(cli("models", "--json")).stdout)]
+    assert names == ["ChurnPredictor"]
+
+
+def test_unreachable_state_database(cli, churn, monkeypatch):
+    from flowship.config import get_settings
+
+    monkeypatch.setenv("FLOWSHIP_DATABASE_URL", "postgresql+psycopg://127.0.0.1:9/nope")
+    get_settings.cache_clear()
+    started = time.monotonic()
+    r = _fails(
+        cli("promote", "ChurnPredictor", "1", "--to", "staging"),
+        2,
+        "Cannot open flowship's database",
+    )
+    assert time.monotonic() - started < 15
+    assert "FLOWSHIP_DATABASE_URL" in r.stderr
