@@ -77,9 +77,10 @@ def read_model(name: str) -> dict[str, Observed]:
         aliases = sorted(by_version.get(version, []))
         alias_stage = next((s for s in (PRODUCTION, STAGING) if ALIASES[s] in aliases), None)
         tag = (mv.tags or {}).get(STAGE_TAG)
+        native = getattr(mv, "current_stage", None)
         observed[version] = Observed(
             version=version,
-            native=mv.current_stage if mv.current_stage in STAGES else NONE,
+            native=native if native in STAGES else NONE,
             tag=tag if tag in STAGES else None,
             alias_stage=alias_stage,
             aliases=aliases,

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from flowship.config import get_settings
-from flowship.registry._state import Observed, mirror_agrees, read_model, write_stage
+from flowship.registry._state import (
+    Observed,
+    has_native_stages,
+    mirror_agrees,
+    read_model,
+    write_stage,
+)
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING
 from flowship.store import db, events
 from flowship.store.events import DELETED, Event
@@ -83,12 +89,13 @@ def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dic
     """Record what changed outside flowship; returns every version's stage now."""
     recorded = events.current_stages(session, name)
     first_look = not recorded
+    native = has_native_stages()
     found: dict[str, tuple[str, str | None]] = {}
     for version, seen in observed.items():
         before = recorded.get(version, NONE)
         if before == DELETED:  # a version number MLflow reused after a deletion
             before = NONE
-        found[version] = _stage_of(seen, before, first_look=first_look)
+        found[version] = _stage_of(seen, before, first_look=first_look, native=native)
     _one_holder_per_stage(found, recorded)
 
     new_events = []
@@ -116,12 +123,15 @@ def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dic
     return stages
 
 
-def _stage_of(seen: Observed, recorded: str, *, first_look: bool) -> tuple[str, str | None]:
-    """The stage MLflow shows for one version, and why it differs from ``recorded``."""
+def _stage_of(
+    seen: Observed, recorded: str, *, first_look: bool, native: bool
+) -> tuple[str, str | None]:
+    """The stage MLflow shows for one version, and why it differs from ``recorded``.
+    Without native stages (a future MLflow) that signal is ignored, not read as None."""
     stage, why = recorded, None
     if seen.alias_stage and seen.alias_stage != recorded:
         stage, why = seen.alias_stage, f"alias '{ALIASES[seen.alias_stage]}' set on it in MLflow"
-    elif seen.native != recorded:
+    elif native and seen.native != recorded:
         stage, why = seen.native, f"MLflow stage set to {seen.native}"
     elif seen.tag and seen.tag != recorded:
         stage, why = seen.tag, f"tag flowship.stage set to {seen.tag}"
