@@ -66,6 +66,7 @@ def log_sklearn(name: str, model, x: pd.DataFrame) -> str:
             registered_model_name=name,
             signature=infer_signature(x, model.predict(x)),
             input_example=x.head(3),
+            pip_requirements=["scikit-learn"],  # skips MLflow's slow requirement inference
         )
     return info.registered_model_version or run.info.run_id
 
@@ -83,6 +84,7 @@ def log_slow(name: str, folder: Path) -> None:
             python_model=str(code),
             registered_model_name=name,
             signature=infer_signature(x, x.delay.to_numpy()),
+            pip_requirements=["mlflow"],
         )
 
 
