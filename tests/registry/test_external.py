@@ -132,3 +132,21 @@ def _fitted(churn_data, features):
     from sklearn.dummy import DummyClassifier
 
     return DummyClassifier().fit(churn_data[features], churn_data["churned"])
+
+
+def test_history_outlives_a_model_deleted_in_mlflow(register_two):
+    from flowship.errors import ModelNotFound
+
+    register_two()
+    promote("ChurnPredictor", 1, "production")
+    MlflowClient().delete_registered_model("ChurnPredictor")
+    assert [e.to_stage for e in history("ChurnPredictor")] == ["Production"]
+    from datetime import UTC, datetime
+
+    assert stage_at("ChurnPredictor", datetime.now(UTC)) == "1"
+    with pytest.raises(ModelNotFound):
+        history("NeverExisted")
+    with pytest.raises(ModelNotFound):
+        stage_at("NeverExisted", datetime.now(UTC))
+    with pytest.raises(ModelNotFound):
+        list_versions("ChurnPredictor")

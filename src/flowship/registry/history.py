@@ -4,29 +4,34 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flowship.errors import UsageError
+from flowship.errors import ModelNotFound, UsageError
 from flowship.registry._state import check_name
 from flowship.registry._types import PRODUCTION, parse_stage
 from flowship.registry.sync import locked
-from flowship.store import events
+from flowship.store import db, events
 from flowship.store.events import Event
 
 
-def history(name: str) -> list[Event]:
+def history(name: str, *, until: datetime | None = None) -> list[Event]:
     """Every recorded stage change of ``name``, oldest first (external changes made in
-    MLflow since flowship last looked are recorded first)."""
-    with locked(check_name(name)) as (session, _state):
-        return events.list_events(session, name)
+    MLflow since flowship last looked are recorded first). The history outlives the
+    model: it is still answered after the model was deleted from MLflow."""
+    try:
+        with locked(check_name(name)) as (session, _state):
+            return events.list_events(session, name, until=until)
+    except ModelNotFound:
+        with db.transaction() as session:
+            if not events.list_events(session, name):
+                raise
+            return events.list_events(session, name, until=until)
 
 
 def stage_at(name: str, at: datetime | str, *, stage: str = PRODUCTION) -> str | None:
     """The version of ``name`` that was in ``stage`` at time ``at`` (None if none)."""
     when = parse_time(at)
     stage = parse_stage(stage)
-    with locked(check_name(name)) as (session, _state):
-        past = events.list_events(session, name, until=when)
     holder = None
-    for ev in past:
+    for ev in history(name, until=when):
         if ev.to_stage == stage:
             holder = ev.version
         elif ev.version == holder:
