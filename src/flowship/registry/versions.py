@@ -228,7 +228,7 @@ def register_estimator(
             input_example=example.head(5),
             registered_model_name=name,
             pip_requirements=_requirements(),
-            skops_trusted_types=skops_trusted_types(estimator),
+            **_serialization(estimator),
         )
     version = info.registered_model_version
     if description or tags:
@@ -266,6 +266,18 @@ def _check_estimator(estimator: Any, input_example: Any):
             "Pass a few training rows, e.g. X_train.head().",
         )
     return input_example
+
+
+def _serialization(estimator: Any) -> dict[str, Any]:
+    """MLflow releases that save scikit-learn models with skops by default take the
+    trusted types; older ones pickle and do not know the parameter."""
+    import inspect
+
+    import mlflow
+
+    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
+        return {"skops_trusted_types": skops_trusted_types(estimator)}
+    return {}
 
 
 def skops_trusted_types(estimator: Any) -> list[str]:
