@@ -8,7 +8,9 @@ from tests.batch.test_local import read_delta
 
 
 def test_score_with_flags_then_runs(churn, small_input, tmp_path, cli, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: no cell is shortened
+    from flowship.cli import _render
+
+    monkeypatch.setattr(_render.out, "_width", 200)  # a wide terminal: no cell is shortened
     out = tmp_path / "predictions"
     result = cli("score", "--model", "models:/Churn@production", "--input", small_input,
                  "--id", "customer_id", "--output", out, "--incremental")  # fmt: skip

@@ -18,6 +18,9 @@ from deltalake import DeltaTable
 from tests.batch.conftest import customers, write_parquet
 from tests.batch.test_local import read_delta
 
+from flowship.batch import load_job, run_job
+from flowship.errors import ConcurrentChange
+
 FLOWSHIP = str(Path(sys.executable).with_name("flowship"))
 
 
@@ -74,6 +77,9 @@ def test_sigkill_mid_run_leaves_nothing_and_rerun_scores_each_id_once(churn, tmp
         time.sleep(0.02)
         staged = staged if len(staged) > 1 else []
     assert proc.poll() is None, "the run finished before it could be killed: use more rows"
+    # While it runs, a second run on the same output is refused (it would score the same ids).
+    with pytest.raises(ConcurrentChange, match="is still writing to"):
+        run_job(load_job(job))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert DeltaTable(str(out)).version() == 0  # the killed run committed nothing
@@ -91,7 +97,7 @@ def test_sigkill_mid_run_leaves_nothing_and_rerun_scores_each_id_once(churn, tmp
     assert not leftovers, "orphaned staged files of the killed run were not cleaned up"
     runs = subprocess.run([FLOWSHIP, "runs", "--json"], env=env, capture_output=True, text=True)
     statuses = sorted(r["status"] for r in __import__("json").loads(runs.stdout))
-    assert statuses == ["failed", "succeeded", "succeeded"]
+    assert statuses == ["failed", "succeeded", "succeeded"]  # the refused run never started
 
 
 def _peak_rss_mb(args: list[str], env: dict[str, str]) -> float:

@@ -148,3 +148,31 @@ def test_sql_input(churn, tmp_path):
     record = run_job(spec)
     assert record.rows_out == 250
     assert read_delta(out).num_rows == 250
+
+
+def test_partitioned_delta_input_and_progress(churn, tmp_path):
+    from deltalake import write_deltalake
+    from tests.batch.conftest import customers
+
+    source = str(tmp_path / "customers_delta")
+    frame = customers(500)
+    frame["age"] = frame["age"] % 3 + 30  # three partitions; age is a model feature
+    write_deltalake(source, frame, partition_by=["age"])
+    seen = []
+    record = run_job(
+        job(input=source, output=str(tmp_path / "o"), batch_size=64), on_progress=seen.append
+    )
+    assert record.rows_out == 500
+    assert record.input_snapshot["delta_version"] == 0
+    last = seen[-1]
+    assert (last.total, last.rows_in, last.rows_out) == (500, 500, 500)
+    assert last.eta_seconds == 0 and last.rows_per_second > 0
+    assert "500 rows in, 500 scored" in last.summary()
+
+
+@pytest.mark.postgres
+def test_runs_recorded_in_postgres(churn, pg_url, small_input, tmp_path):
+    record = run_job(job(input=str(small_input), output=str(tmp_path / "o")))
+    [listed] = list_runs()
+    assert listed.run_id == record.run_id and listed.status == "succeeded"
+    assert listed.started_at.tzinfo is not None and listed.duration_s > 0

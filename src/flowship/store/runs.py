@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Float, Integer, String, Table, Text, select, update
 
-from flowship.store.db import engine, transaction
+from flowship.errors import ConcurrentChange
+from flowship.store.db import engine, lock, transaction
 from flowship.store.tables import UTCDateTime, metadata, utcnow
 
 batch_runs = Table(
@@ -109,7 +110,21 @@ def start_run(
     input_desc: str,
     output: str,
 ) -> None:
+    """Record a new run, refusing it while another live run writes to the same output
+    (two runs appending at once could each score the same ids)."""
     with transaction() as session:
+        lock(session, f"batch-output:{output}")
+        query = select(batch_runs).where(
+            batch_runs.c.output == output, batch_runs.c.status == RUNNING
+        )
+        for row in session.execute(query):
+            other = RunRecord(**row._mapping)
+            if other.alive:
+                raise ConcurrentChange(
+                    f"Run {other.run_id} (job {other.job!r}, pid {other.pid} on {other.host}) "
+                    f"is still writing to {output}.",
+                    "Wait for it to finish (flowship runs --status running), then run again.",
+                )
         session.execute(
             batch_runs.insert().values(
                 run_id=run_id,
