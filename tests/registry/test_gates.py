@@ -282,3 +282,18 @@ def test_regression_metrics_and_lower_is_better_no_regression(tmp_path, churn_da
     assert rmse.passed and rmse.value <= rmse.limit
     with pytest.raises(UsageError, match="Cannot compute auc, log_loss for Spend version 1"):
         promote("Spend", 1, "staging", gates=["auc>=0.5"])
+
+
+def test_oversized_evaluation_data_is_refused_before_reading(register_two, project, monkeypatch):
+    from flowship.registry import evaluation
+
+    project()
+    register_two()
+    monkeypatch.setattr(evaluation, "MAX_BYTES", 1000)
+    with pytest.raises(InvalidInput, match="more than 2 GiB"):
+        promote("ChurnPredictor", 1, "staging")
+    monkeypatch.setattr(evaluation, "MAX_BYTES", 2 * 1024**3)
+    monkeypatch.setattr(evaluation, "MAX_ROWS", 10)
+    with pytest.raises(InvalidInput, match="300 rows, more than 10"):
+        promote("ChurnPredictor", 1, "staging")
+    assert history("ChurnPredictor") == []

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 #: Larger files are refused: gates run synchronously inside a promotion.
 MAX_ROWS = 5_000_000
+MAX_BYTES = 2 * 1024**3
 
 
 class EvaluationData:
@@ -105,6 +106,11 @@ def _read(path: Path) -> pd.DataFrame:
             f"Evaluation data {path} does not exist.",
             "Check evaluation_data in flowship.toml (relative paths start at the file's "
             "folder) or --eval-data.",
+        )
+    if path.stat().st_size > MAX_BYTES:
+        raise InvalidInput(
+            f"Evaluation data {path} is {path.stat().st_size / 1024**3:.1f} GiB, more than 2 GiB.",
+            "Use a sample: gates need thousands of rows, not millions.",
         )
     suffix = path.suffix.lower()
     try:
