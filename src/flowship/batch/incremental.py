@@ -23,7 +23,8 @@ def id_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     if pa.types.is_integer(ids.type):
-        return ids.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        as_int = ids if pa.types.is_int64(ids.type) else ids.cast(pa.int64())
+        return as_int.to_numpy(zero_copy_only=False)
     from pandas.util import hash_array
 
     as_text = ids if pa.types.is_string(ids.type) else pc.cast(ids, pa.string())
@@ -56,14 +57,15 @@ class IdSet:
         # log2(n) runs at most, and each key is re-sorted O(log n) times in total.
         while len(self._runs) > 1 and self._runs[-1].size * 2 >= self._runs[-2].size:
             last = self._runs.pop()
-            self._runs[-1] = _sorted_unique(np.concatenate((self._runs[-1], last)), owned=True)
+            self._runs[-1] = _sorted_unique(np.concatenate((self._runs[-1], last)), merging=True)
 
 
-def _sorted_unique(keys: np.ndarray, *, owned: bool = False) -> np.ndarray:
+def _sorted_unique(keys: np.ndarray, *, merging: bool = False) -> np.ndarray:
     # np.unique is several times slower here (it hashes); a sort and a shift are enough.
-    # Sorting in place an array we own keeps the peak at about twice the ids.
-    ordered = keys if owned else keys.copy()
-    ordered.sort()
+    # Two concatenated sorted runs sort ten times faster with the stable (radix/tim)
+    # sort; sorting in place an array we own keeps the peak at about twice the ids.
+    ordered = keys if merging else keys.copy()
+    ordered.sort(kind="stable" if merging else "quicksort")
     if ordered.size < 2:
         return ordered
     keep = np.empty(ordered.size, dtype=bool)

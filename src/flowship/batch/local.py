@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowship.batch._threads import read_ahead
+from flowship.batch._threads import WriteBehind, read_ahead
 from flowship.batch.incremental import IdSet, first_occurrences, id_keys
 from flowship.batch.plan import META_COLUMNS, REJECTS_SCHEMA, Plan, output_schema
 from flowship.batch.progress import Progress, ProgressCallback
@@ -121,6 +121,7 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
     seen = IdSet()
     rejects = _Rejects(plan)
     writer: Any = None
+    behind: Any = None
     limit = job.max_reject_fraction
     try:
         batches = plan.source.batches(plan.read_columns, job.batch_size)
@@ -166,12 +167,13 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
                     )
                     sink.check_schema(schema)  # before the first row is written
                     writer = sink.open(run_id=plan.run_id, day=plan.day, schema=schema)
+                    behind = WriteBehind(writer.write)
                 n = len(rows)
                 meta = [
                     constant_strings(v, n)
                     for v in (plan.model_name, plan.model_version, plan.run_id)
                 ]
-                writer.write(
+                behind.put(
                     pa.RecordBatch.from_arrays(
                         [ids, *predictions.values(), *meta],
                         names=[job.id, *predictions, *META_COLUMNS],
@@ -189,13 +191,17 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
                 "Point the job at the data to score.",
             )
         _check_rejects(progress, limit, plan)
+        if writer is not None:
+            behind.close()
     except CheckFailed:
         if writer is not None:
+            behind.abort()
             writer.abort()
         rejects.commit()  # so the reasons can be read
         raise
     except BaseException:
         if writer is not None:
+            behind.abort()
             writer.abort()
         rejects.abort()
         raise

@@ -111,7 +111,7 @@ class ScoreJob(_Strict):
     engine: Literal["local", "spark"] = "local"
     master: str | None = None
     """Spark master URL for the spark engine (default local[*])."""
-    batch_size: int = Field(default=65_536, ge=1, le=4_000_000)
+    batch_size: int = Field(default=131_072, ge=1, le=4_000_000)
     """Rows per Arrow record batch read from the input."""
     max_reject_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
     """The job fails if more than this share of the input rows is rejected."""
