@@ -150,3 +150,26 @@ def test_history_outlives_a_model_deleted_in_mlflow(register_two):
         stage_at("NeverExisted", datetime.now(UTC))
     with pytest.raises(ModelNotFound):
         list_versions("ChurnPredictor")
+
+
+def test_the_seeds_own_rollback_code_is_recorded(register_two):
+    """The seed's rollback_model() with plain MLflow (its search by current_stage no
+    longer works in MLflow 3, so the previous version is named directly)."""
+    register_two()
+    promote("ChurnPredictor", 1, "production")
+    promote("ChurnPredictor", 2, "production")
+    client = MlflowClient()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        current_prod = client.get_latest_versions("ChurnPredictor", stages=["Production"])[0]
+        client.transition_model_version_stage(
+            name="ChurnPredictor", version=current_prod.version, stage="Archived"
+        )
+        client.transition_model_version_stage(
+            name="ChurnPredictor", version="1", stage="Production"
+        )
+    assert _stages() == {"1": "Production", "2": "Archived"}
+    assert _external() == [("1", "Archived", "Production"), ("2", "Production", "Archived")]
+    assert str(client.get_model_version_by_alias("ChurnPredictor", "production").version) == "1"
+    # flowship's own rollback then goes back to 2, the version in Production before 1.
+    assert rollback("ChurnPredictor").version == "2"
