@@ -77,6 +77,12 @@ class ServingApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
+        if self.config.workers > 1:
+            # Workers share one socket, and uvicorn starts accepting on it only after
+            # startup: making the first load attempt part of startup means the kernel
+            # never hands a request to a worker that is still loading. (A lone process
+            # answers at once instead: live, and 503 until ready.)
+            await asyncio.to_thread(self.holder.check)
         follower = asyncio.create_task(self.holder.follow(), name="flowship-follow")
         try:
             yield
