@@ -29,7 +29,9 @@ def _is_orphan(run_id: str) -> bool:
         record = runs.get_run(run_id)
     except Exception:  # not a run this database knows: leave its files alone
         return False
-    return record.status != runs.RUNNING or not record.alive
+    if record.status == runs.SUCCEEDED:  # a run succeeds only after its commit
+        return False
+    return record.status == runs.FAILED or not record.alive
 
 
 def _clean_up(plan: Plan) -> None:

@@ -234,6 +234,13 @@ class DeltaSink:
     def remove_orphans(self, is_orphan: Callable[[str], bool]) -> int:
         """Delete data files of runs that never committed (``is_orphan(run_id)``)."""
         committed = self.committed_runs()
+        table = self.table()
+        live = set()
+        if table is not None:  # never touch a file the table references, whatever its run
+            live = {
+                a.rsplit("/", 1)[-1]
+                for a in pa.table(table.get_add_actions()).column("path").to_pylist()
+            }
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True))
         except (OSError, FileNotFoundError):
@@ -244,7 +251,7 @@ class DeltaSink:
             if info.type != pafs.FileType.File or match is None:
                 continue
             run = match.group(1)
-            if run not in committed and is_orphan(run):
+            if run not in committed and info.base_name not in live and is_orphan(run):
                 self.fs.delete_file(info.path)
                 removed += 1
         staging = f"{self.root}/_staging"
