@@ -12,8 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from tests.batch.conftest import customers, write_parquet
-from tests.batch.test_local import job, read_delta
 
 from flowship.batch import parse_job, run_job
 from flowship.errors import (
@@ -26,6 +24,8 @@ from flowship.errors import (
     VersionNotFound,
 )
 from flowship.store.runs import list_runs
+from tests.batch.conftest import customers, write_parquet
+from tests.batch.test_local import job, read_delta
 
 
 def nothing_written(out: str) -> bool:
@@ -238,3 +238,27 @@ def test_dictionary_and_string_ids(churn, tmp_path):
     again = run_job(job(input=str(tmp_path / "d.parquet"), output=out, incremental=True))
     assert again.rows_skipped == 100
     assert read_delta(out).column("customer_id").type == pa.string()
+
+
+def test_unreadable_bytes_mid_file_commit_nothing(churn, tmp_path):
+    good = customers(3000).to_csv(index=False).encode()
+    lines = good.splitlines(keepends=True)
+    source = tmp_path / "c.csv"
+    source.write_bytes(b"".join(lines[:2500]) + b"\xff\xfe,\xff\n" + b"".join(lines[2500:]))
+    out = str(tmp_path / "out")
+    with pytest.raises(InvalidInput, match="Reading the input .* failed"):
+        run_job(job(input=str(source), output=out, batch_size=500))
+    assert nothing_written(out)
+    assert not list(Path(out).rglob("*.parquet"))
+
+
+def test_existing_table_with_other_partitioning(churn, small_input, tmp_path):
+    from deltalake import write_deltalake
+
+    out = str(tmp_path / "out")
+    run_job(job(input=str(small_input), output=out))
+    table = read_delta(out)
+    other = str(tmp_path / "other")
+    write_deltalake(other, table)  # same columns, not partitioned
+    with pytest.raises(SchemaMismatch, match=r"partitioned by nothing, not \[prediction_date\]"):
+        run_job(job(input=str(small_input), output=other))

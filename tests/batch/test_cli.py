@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
 from tests.batch.conftest import customers, write_parquet
 from tests.batch.test_local import read_delta
 

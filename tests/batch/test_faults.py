@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from tests.batch.conftest import customers, write_parquet
-from tests.batch.test_local import read_delta
 
 from flowship.batch import load_job, run_job
 from flowship.errors import ConcurrentChange
+from tests.batch.conftest import customers, write_parquet
+from tests.batch.test_local import read_delta
 
 FLOWSHIP = str(Path(sys.executable).with_name("flowship"))
 

@@ -121,6 +121,7 @@ def test_parquet_output_commits_one_folder_per_run(churn, small_input, tmp_path)
 @pytest.mark.parametrize("kind", ["csv", "delta"])
 def test_csv_and_delta_inputs(churn, tmp_path, kind):
     from deltalake import write_deltalake
+
     from tests.batch.conftest import customers
 
     frame = customers(300)
@@ -138,6 +139,7 @@ def test_csv_and_delta_inputs(churn, tmp_path, kind):
 
 def test_sql_input(churn, tmp_path):
     import sqlalchemy
+
     from tests.batch.conftest import customers
 
     url = f"sqlite:///{tmp_path / 'crm.db'}"
@@ -152,6 +154,7 @@ def test_sql_input(churn, tmp_path):
 
 def test_partitioned_delta_input_and_progress(churn, tmp_path):
     from deltalake import write_deltalake
+
     from tests.batch.conftest import customers
 
     source = str(tmp_path / "customers_delta")

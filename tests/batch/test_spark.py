@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.dataset as pds
 import pytest
-from tests.batch.conftest import customers, write_parquet
-from tests.batch.test_local import job, read_delta
 
 from flowship.batch import parse_job, run_job
+from tests.batch.conftest import customers, write_parquet
+from tests.batch.test_local import job, read_delta
 
 pytestmark = pytest.mark.spark
 

@@ -50,9 +50,11 @@ class IdSet:
 
     def add(self, keys: np.ndarray) -> None:
         """Add keys (duplicates and keys already present are fine)."""
-        if keys.size == 0:
+        fresh = _sorted_unique(keys)
+        fresh = fresh[~self.contains(fresh)] if self._runs else fresh
+        if fresh.size == 0:
             return
-        self._runs.append(_sorted_unique(keys))
+        self._runs.append(fresh)
         # Merge while the newest run is at least half the size of the one before it:
         # log2(n) runs at most, and each key is re-sorted O(log n) times in total.
         while len(self._runs) > 1 and self._runs[-1].size * 2 >= self._runs[-2].size:

@@ -202,6 +202,9 @@ class DeltaSink:
             return
         existing = pa.schema(table.schema().to_arrow())
         problems = _same_columns(existing, schema)
+        partitions = table.metadata().partition_columns
+        if partitions != [PARTITION]:
+            problems.append(f"it is partitioned by {partitions or 'nothing'}, not [{PARTITION}]")
         if problems:
             raise SchemaMismatch(
                 f"The output table {self.uri!r} has different columns: {'; '.join(problems)}.",

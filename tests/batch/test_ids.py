@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from flowship.batch.incremental import IdSet, first_occurrences, id_keys
+
+
+def test_idset_matches_a_python_set():
+    rng = np.random.default_rng(3)
+    ids, reference = IdSet(), set()
+    for _ in range(40):
+        batch = rng.integers(-(2**62), 2**62, rng.integers(1, 3000))
+        batch[::7] = rng.integers(0, 50, len(batch[::7]))  # many repeats
+        expected = np.array([k in reference for k in batch.tolist()])
+        assert (ids.contains(batch) == expected).all()
+        ids.add(batch)
+        reference.update(batch.tolist())
+    assert len(ids) == len(reference)
+    assert len(ids._runs) <= 12  # log-structured: a few sorted runs, not one per batch
+
+
+def test_first_occurrences_and_keys():
+    keys = id_keys(pa.array(["b", "a", "b", "c", "a"]))
+    assert first_occurrences(keys).tolist() == [True, True, False, True, False]
+    assert id_keys(pa.array([5, 6], pa.int32())).tolist() == [5, 6]
+    assert id_keys(pa.chunked_array([["x"], ["x"]])).tolist()[0] == id_keys(pa.array(["x"]))[0]
