@@ -193,6 +193,11 @@ def test_too_many_rejects_fails_and_commits_no_prediction(churn, tmp_path):
         ({"model": "m", "id": "x", "input": "a", "output": "b", "name": "../../etc"},
          "field 'name'"),
         ({"model": " ", "id": "x", "input": "a", "output": "b"}, "must not be empty"),
+        ({"model": "m", "id": "x", "input": "a", "output": {"path": "t", "format": "sql"}},
+         "format 'sql' and 'url' go together"),
+        ({"model": "m", "id": "x", "input": "a",
+          "output": {"path": "t; drop table x", "format": "sql", "url": "sqlite://"}},
+         "letters, digits and '_'"),
     ],
 )  # fmt: skip
 def test_job_fields_are_validated(fields, message):
@@ -262,3 +267,9 @@ def test_existing_table_with_other_partitioning(churn, small_input, tmp_path):
     write_deltalake(other, table)  # same columns, not partitioned
     with pytest.raises(SchemaMismatch, match=r"partitioned by nothing, not \[prediction_date\]"):
         run_job(job(input=str(small_input), output=other))
+
+
+def test_unreachable_output_database(churn, small_input, tmp_path):
+    out = {"path": "preds", "format": "sql", "url": "postgresql+psycopg://nobody@127.0.0.1:1/x"}
+    with pytest.raises(InvalidInput, match="cannot be reached"):
+        run_job(job(input=str(small_input), output=out))

@@ -179,3 +179,27 @@ def test_runs_recorded_in_postgres(churn, pg_url, small_input, tmp_path):
     [listed] = list_runs()
     assert listed.run_id == record.run_id and listed.status == "succeeded"
     assert listed.started_at.tzinfo is not None and listed.duration_s > 0
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_database_table_output(churn, small_input, tmp_path, database, request):
+    import sqlalchemy
+
+    if database == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'out.db'}"
+    spec = {"input": str(small_input), "incremental": True,
+            "output": {"path": "churn_predictions", "format": "sql", "url": url}}  # fmt: skip
+    first = run_job(job(**spec))
+    again = run_job(job(**spec))
+    assert (first.rows_out, again.rows_out, again.rows_skipped) == (1000, 0, 1000)
+    full = run_job(job(**{**spec, "incremental": False}))
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sqlalchemy.text("select run_id, count(*) from churn_predictions group by run_id")
+        ).all()
+    engine.dispose()
+    assert rows == [(full.run_id, 1000)]  # the full rerun replaced the earlier rows

@@ -63,7 +63,10 @@ class _Rejects:
         self.plan = plan
         job = plan.job
         self.sink = open_sink(
-            plan.rejects_uri, format=job.output.format, rows_per_file=job.output.rows_per_file
+            plan.rejects_uri,
+            format=job.output.format,
+            rows_per_file=job.output.rows_per_file,
+            url=job.output.url,
         )
         self.writer: Any = None
 
@@ -104,7 +107,10 @@ class _Rejects:
 def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> Outcome:
     job = plan.job
     sink = open_sink(
-        plan.output_uri, format=job.output.format, rows_per_file=job.output.rows_per_file
+        plan.output_uri,
+        format=job.output.format,
+        rows_per_file=job.output.rows_per_file,
+        url=job.output.url,
     )
     progress = Progress(total=plan.source.row_count)
     scored = IdSet()

@@ -61,6 +61,11 @@ def table_location(path: str) -> str:
     return get_settings().table_uri(path)
 
 
+def output_location(job: ScoreJob) -> str:
+    """The output's location: a table name for SQL, else a path or URI."""
+    return job.output.path if job.output.format == "sql" else table_location(job.output.path)
+
+
 def load_models(job: ScoreJob) -> tuple[list[Any], str, str, str]:
     """Resolve the ref once and load the pinned version: (predictors, name, version, uri)."""
     from flowship.predict import Predictor, resolve_ref
@@ -139,8 +144,11 @@ def make_plan(job: ScoreJob, *, run_id: str) -> Plan:
             f"The input {source.spec.describe()!r} has no rows.", "Point the job at the data."
         )
     features = check_columns(source, job, predictors[0])
-    output = table_location(job.output.path)
-    rejects = table_location(job.output.rejects) if job.output.rejects else f"{output}_rejects"
+    output = output_location(job)
+    if job.output.format == "sql":  # table names in the output database
+        rejects = job.output.rejects or f"{output}_rejects"
+    else:
+        rejects = table_location(job.output.rejects) if job.output.rejects else f"{output}_rejects"
     day = job.prediction_date or datetime.now(UTC).date()
     return Plan(job, run_id, day, predictors, name, version, uri, source, features, output, rejects)
 

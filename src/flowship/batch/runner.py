@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from flowship.batch.plan import Plan, make_plan, table_location
+from flowship.batch.plan import Plan, make_plan, output_location
 from flowship.batch.progress import ProgressCallback
 from flowship.batch.sinks import open_sink
 from flowship.batch.spec import ScoreJob
@@ -42,7 +42,12 @@ def _clean_up(plan: Plan) -> None:
             )
     job = plan.job
     for uri in (plan.output_uri, plan.rejects_uri):
-        sink = open_sink(uri, format=job.output.format, rows_per_file=job.output.rows_per_file)
+        sink = open_sink(
+            uri,
+            format=job.output.format,
+            rows_per_file=job.output.rows_per_file,
+            url=job.output.url,
+        )
         sink.check_writable()
         sink.remove_orphans(_is_orphan)
 
@@ -62,7 +67,7 @@ def run_job(
         mode="incremental" if job.incremental else "full",
         model_ref=job.model,
         input_desc=job.input.describe(),
-        output=table_location(job.output.path),
+        output=output_location(job),
     )
     progress = None
     try:

@@ -558,6 +558,12 @@ class ParquetRun:
         self.sink.fs.delete_dir_contents(f"{self.sink.root}/{self.staging}", missing_dir_ok=True)
 
 
-def open_sink(uri: str, *, format: str, rows_per_file: int) -> DeltaSink | ParquetSink:
+def open_sink(uri: str, *, format: str, rows_per_file: int, url: str | None = None) -> Any:
+    """The sink for ``format``: delta, parquet, or sql (``uri`` is then a table name)."""
+    if format == "sql":
+        from flowship.batch.sql_sink import SqlSink
+
+        assert url is not None
+        return SqlSink(uri, url=url)
     cls = DeltaSink if format == "delta" else ParquetSink
     return cls(uri, rows_per_file=rows_per_file)

@@ -172,12 +172,17 @@ def score_spark(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
     from pyspark.sql.window import Window
 
     job = plan.job
+    if job.output.format == "sql":
+        raise UsageError(
+            "The spark engine writes Delta or Parquet, not a database table.",
+            "Use --engine local for a SQL output.",
+        )
     spark = spark_session(job.master)
     types = _prediction_types(plan)
     id_type = plan.source.schema.field(job.id).type
     schema = output_schema(job.id, id_type, types)
     sink = open_sink(plan.output_uri, format=job.output.format,
-                     rows_per_file=job.output.rows_per_file)  # fmt: skip
+                     rows_per_file=job.output.rows_per_file, url=job.output.url)  # fmt: skip
     sink.check_schema(schema)
 
     frame = _read(spark, plan).select(*plan.read_columns)
@@ -249,7 +254,9 @@ def _spark_type(T: Any, kind: pa.DataType) -> Any:
 def _commit(spark: Any, frame: Any, plan: Plan, uri: str, schema: pa.Schema) -> int | None:
     """Write ``frame`` to a staging folder with Spark, then commit it like a local run."""
     job = plan.job
-    sink = open_sink(uri, format=job.output.format, rows_per_file=job.output.rows_per_file)
+    sink = open_sink(
+        uri, format=job.output.format, rows_per_file=job.output.rows_per_file, url=job.output.url
+    )
     replace = None if job.incremental else plan.model_name
     run = sink.open(run_id=plan.run_id, day=plan.day, schema=schema)
     staging = Path(sink.root, "_staging", f"spark-{plan.run_id}")

@@ -82,11 +82,21 @@ class SinkSpec(_Strict):
 
     path: str
     """A Delta table (default) or a Parquet directory; a bare name is a flowship table."""
-    format: Literal["delta", "parquet"] = "delta"
+    format: Literal["delta", "parquet", "sql"] = "delta"
+    url: str | None = None
+    """SQLAlchemy URL of the database, for format ``sql`` (``path`` is the table name)."""
     rejects: str | None = None
     """Where rejected rows go; default ``<path>_rejects`` in the same format."""
     rows_per_file: int = Field(default=2_000_000, ge=1_000, le=100_000_000)
     """Roll to a new data file after this many rows."""
+
+    @model_validator(mode="after")
+    def _sql_needs_url(self) -> SinkSpec:
+        if (self.format == "sql") != (self.url is not None):
+            raise ValueError("format 'sql' and 'url' go together (path is then the table name)")
+        if self.format == "sql" and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", self.path):
+            raise ValueError("a SQL output table name is letters, digits and '_' (max 63)")
+        return self
 
 
 class ScoreJob(_Strict):
