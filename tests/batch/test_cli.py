@@ -82,3 +82,15 @@ def test_bare_output_name_is_a_flowship_table(churn, small_input, flowship_home,
                  "--id", "customer_id", "--output", "predictions")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert read_delta(str(flowship_home / "tables" / "predictions")).num_rows == 1000
+
+
+def test_score_into_a_database_table(churn, small_input, tmp_path, cli):
+    url = f"sqlite:///{tmp_path / 'out.db'}"
+    result = cli("score", "--model", "models:/Churn/1", "--input", small_input, "--id",
+                 "customer_id", "--output", "preds", "--output-format", "sql",
+                 "--output-url", url)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "Scored 1,000 of 1,000 rows" in result.stderr
+    missing = cli("score", "--model", "models:/Churn/1", "--input", small_input, "--id",
+                  "customer_id", "--output", "preds", "--output-format", "sql")  # fmt: skip
+    assert missing.exit_code == 2 and "format 'sql' and 'url' go together" in missing.stderr

@@ -45,7 +45,12 @@ def score(
     ] = None,
     engine: Annotated[str | None, typer.Option(help="local or spark.")] = None,
     output_mode: Annotated[str | None, typer.Option(help="predict, proba or both.")] = None,
-    output_format: Annotated[str | None, typer.Option(help="delta (default) or parquet.")] = None,
+    output_format: Annotated[
+        str | None, typer.Option(help="delta (default), parquet, or sql (with --output-url).")
+    ] = None,
+    output_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the output database (format sql).")
+    ] = None,
     prediction_date: Annotated[
         str | None, typer.Option("--date", help="Prediction date (YYYY-MM-DD); default today UTC.")
     ] = None,
@@ -78,8 +83,8 @@ def score(
         fields["input"] = {"query": query, "url": db_url}
     elif input is not None:
         fields["input"] = {"path": input}
-    if output is not None or output_format is not None:
-        fields["output"] = _output(job_file, output, output_format)
+    if output is not None or output_format is not None or output_url is not None:
+        fields["output"] = _output(job_file, output, output_format, output_url)
     if job_file is not None:
         job = load_job(job_file, **fields)
     else:
@@ -98,7 +103,9 @@ def score(
     )
 
 
-def _output(job_file: Path | None, path: str | None, fmt: str | None) -> dict[str, Any]:
+def _output(
+    job_file: Path | None, path: str | None, fmt: str | None, url: str | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if job_file is not None:
         from flowship.batch.spec import read_job_file
@@ -109,6 +116,8 @@ def _output(job_file: Path | None, path: str | None, fmt: str | None) -> dict[st
         out["path"] = path
     if fmt is not None:
         out["format"] = fmt
+    if url is not None:
+        out["url"] = url
     return out
 
 
