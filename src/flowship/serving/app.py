@@ -109,7 +109,9 @@ class ServingApp:
                 body = await read_body(scope, receive, headers, self.config.max_body_bytes)
                 decoded = mlflow_protocol.decode(body, mime)
                 columns = self._filter_extra(decoded.columns)
-                result, predictor = await self.batcher.predict(columns, decoded.n_rows)
+                result, predictor = await self.batcher.predict(
+                    columns, decoded.n_rows, sequences=mime == mlflow_protocol.CONTENT_TYPE_JSON
+                )
             payload, status, extra = mlflow_protocol.encode_predictions(result), 200, []
         except ClientGone:
             return

@@ -42,6 +42,7 @@ class _Item:
     columns: dict[str, Any]
     n_rows: int
     future: asyncio.Future = field(repr=False)
+    sequences: bool = False  # every value is a list or tuple (decoded JSON)
 
 
 Outcome = tuple[np.ndarray, Any] | FlowshipError  # (rows of the result, predictor) or error
@@ -74,12 +75,15 @@ class MicroBatcher:
     def waiting(self) -> int:
         return self._waiting
 
-    async def predict(self, columns: dict[str, Any], n_rows: int) -> tuple[np.ndarray, Any]:
-        """Predict ``n_rows`` rows; returns the result rows and the Predictor that made them."""
+    async def predict(
+        self, columns: dict[str, Any], n_rows: int, *, sequences: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """Predict ``n_rows`` rows; returns the result rows and the Predictor that made them.
+        ``sequences``: every column is a list or tuple (lets batches merge without numpy)."""
         if self._waiting >= self.max_queue:
             raise Overloaded(self._waiting)
         loop = asyncio.get_running_loop()
-        item = _Item(columns, n_rows, loop.create_future())
+        item = _Item(columns, n_rows, loop.create_future(), sequences)
         self._pending.append(item)
         self._waiting += 1
         self._metrics.queue_depth.set(value=self._waiting)
@@ -160,7 +164,15 @@ class MicroBatcher:
         if len(batch) > 1:
             names = list(batch[0].columns)
             if all(list(item.columns) == names for item in batch[1:]):
-                merged = {name: _concat([item.columns[name] for item in batch]) for name in names}
+                if all(item.sequences for item in batch):
+                    merged = {
+                        name: list(chain.from_iterable([item.columns[name] for item in batch]))
+                        for name in names
+                    }
+                else:
+                    merged = {
+                        name: _concat([item.columns[name] for item in batch]) for name in names
+                    }
                 rows = sum(item.n_rows for item in batch)
                 try:
                     result = self._timed_predict(predictor, merged, rows)
@@ -202,6 +214,6 @@ class MicroBatcher:
 
 
 def _concat(parts: list[Any]) -> Any:
-    if all(isinstance(part, list) for part in parts):
+    if all(isinstance(part, list | tuple) for part in parts):
         return list(chain.from_iterable(parts))
     return np.concatenate([np.asarray(part) for part in parts])

@@ -28,7 +28,10 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
 _EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5]]}}'
 
-Columns = dict[str, Any]  # column name -> list or 1-D numpy array, all of one length
+Columns = dict[str, Any]  # column name -> list, tuple or 1-D numpy array, all of one length
+
+_CHECKED_NAMES: set[tuple[str, ...]] = set()  # column lists already found valid
+_CHECKED_NAMES_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +165,16 @@ def _split(value: object, where: str) -> Decoded:
             f"{where} has no 'columns': the model needs named inputs.",
             "List the column names in 'columns', in the order of each row's values.",
         )
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+    if not isinstance(columns, list):
         raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
-    _check_unique(columns, where)
+    names = tuple(columns)
+    if names not in _CHECKED_NAMES:  # clients send the same header again and again
+        if not all(isinstance(c, str) for c in names):
+            raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
+        _check_unique(columns, where)
+        if len(_CHECKED_NAMES) >= _CHECKED_NAMES_MAX:
+            _CHECKED_NAMES.clear()
+        _CHECKED_NAMES.add(names)
     if not isinstance(data, list):
         raise InvalidInput(f"'data' in {where} must be a list of rows, got {_kind(data)}.")
     width = len(columns)
@@ -177,8 +187,8 @@ def _split(value: object, where: str) -> Decoded:
             )
     if not data:
         return Decoded({c: [] for c in columns}, 0)
-    rows_to_columns = (list(col) for col in zip(*data, strict=True))
-    return Decoded(dict(zip(columns, rows_to_columns, strict=True)), len(data))
+    # Tuples, not lists: the Predictor takes any sequence, and this is the hot path.
+    return Decoded(dict(zip(names, zip(*data, strict=True), strict=True)), len(data))
 
 
 def _records(value: object, where: str) -> Decoded:
