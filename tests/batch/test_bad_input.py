@@ -143,11 +143,11 @@ def test_null_and_duplicate_ids_and_bad_values_are_rejected(churn, tmp_path):
     rejects = read_delta(out + "_rejects").to_pandas().set_index("reason")
     assert set(rejects.index) == {
         "customer_id (the id) is null",
-        "customer_id is a duplicate: scored once already",
+        "customer_id is a duplicate of an earlier row",
         "tenure_months is missing or infinite",
         "recency_days is missing or infinite",
     }
-    assert rejects.loc["customer_id is a duplicate: scored once already", "id"] == "10"
+    assert rejects.loc["customer_id is a duplicate of an earlier row", "id"] == "10"
 
 
 def test_csv_cells_that_do_not_parse_are_rejected(churn, tmp_path):
@@ -273,3 +273,18 @@ def test_unreachable_output_database(churn, small_input, tmp_path):
     out = {"path": "preds", "format": "sql", "url": "postgresql+psycopg://nobody@127.0.0.1:1/x"}
     with pytest.raises(InvalidInput, match="cannot be reached"):
         run_job(job(input=str(small_input), output=out))
+
+
+def test_first_row_with_an_id_wins_even_when_it_is_rejected(churn, tmp_path):
+    frame = customers(300)
+    frame.loc[0, "frequency"] = np.nan  # id 0: rejected for the missing value
+    frame.loc[200, "customer_id"] = 0  # a later, valid row with id 0: a duplicate
+    source = write_parquet(tmp_path / "c.parquet", frame)
+    out = str(tmp_path / "out")
+    record = run_job(job(input=str(source), output=out, max_reject_fraction=0.05))
+    assert (record.rows_out, record.rows_rejected) == (298, 2)
+    reasons = read_delta(out + "_rejects").to_pandas().set_index("id")["reason"]
+    assert reasons["0"].tolist() == [
+        "frequency is missing or infinite",
+        "customer_id is a duplicate of an earlier row",
+    ]

@@ -137,18 +137,19 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
                 batch, id_column=job.id, features=plan.features, text=plan.source.text_columns
             )
             reasons = checked.reasons
+            repeated, all_keys = _repeats(batch.column(job.id), seen)
             good_rows = np.flatnonzero(checked.good)
-            keys = id_keys(batch.column(job.id).take(pa.array(good_rows)))
+            keys = all_keys[good_rows]
             keep = np.ones(len(good_rows), dtype=bool)
             if job.incremental and len(scored):
                 already = scored.contains(keys)
                 progress.rows_skipped += int(already.sum())
                 keep &= ~already
-            duplicate = keep & (seen.contains(keys) | ~first_occurrences(keys))
+            duplicate = keep & repeated[good_rows]
             if duplicate.any():
                 if reasons is None:
                     reasons = np.full(batch.num_rows, None, dtype=object)
-                reasons[good_rows[duplicate]] = f"{job.id} is a duplicate: scored once already"
+                reasons[good_rows[duplicate]] = f"{job.id} is a duplicate of an earlier row"
                 keep &= ~duplicate
             if reasons is not None:
                 rejected = int((reasons != None).sum())  # noqa: E711
@@ -157,7 +158,6 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
                     rejects.add(batch, reasons)
             rows = good_rows[keep]
             if len(rows):
-                seen.add(keys[keep])
                 everything = len(rows) == batch.num_rows
                 features = {k: (v if everything else v[rows]) for k, v in checked.features.items()}
                 predictions = _prediction_arrays(plan, features)
@@ -218,6 +218,25 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
         version = _replace_with_nothing(sink, plan)
     rejects.commit()
     return Outcome(progress, version)
+
+
+def _repeats(ids: pa.Array, seen: IdSet) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows repeat an id met earlier (in this batch or before), and every row's key.
+
+    The first row with an id wins, valid or not (as in the Spark engine's window), so a
+    later row with that id is a duplicate; every non-null id is remembered in ``seen``."""
+    n = len(ids)
+    present = np.flatnonzero(ids.is_valid().to_numpy(zero_copy_only=False))
+    everything = len(present) == n
+    keys = id_keys(ids if everything else ids.take(pa.array(present)))
+    repeat = seen.contains(keys) | ~first_occurrences(keys)
+    seen.add(keys)
+    if everything:
+        return repeat, keys
+    full_repeat = np.zeros(n, dtype=bool)
+    full_keys = np.zeros(n, dtype=np.int64)
+    full_repeat[present], full_keys[present] = repeat, keys
+    return full_repeat, full_keys
 
 
 def _replace_with_nothing(sink: Any, plan: Plan) -> int | None:

@@ -91,7 +91,7 @@ class _Scorer:
         duplicate = batch.column(_DUP).to_numpy(zero_copy_only=False) & checked.good
         if duplicate.any():
             reasons = reasons if reasons is not None else np.full(batch.num_rows, None, object)
-            reasons[duplicate] = f"{self.id} is a duplicate: scored once already"
+            reasons[duplicate] = f"{self.id} is a duplicate of an earlier row"
         good = np.ones(batch.num_rows, bool) if reasons is None else reasons == None  # noqa: E711
         rows = np.flatnonzero(good)
         n = batch.num_rows
