@@ -140,7 +140,7 @@ def test_extra_columns_are_ignored_by_default():
 def test_extra_columns_rejected_when_asked():
     text = message(dict(GOOD, comment=["x", "y"], city=["a", "b"]), extra="reject")
     assert (
-        text == "Unexpected column(s) 'comment', 'city': this model was loaded with extra='reject'."
+        text == "Unexpected column(s) 'comment', 'city': the model's signature does not name them."
     )
 
 

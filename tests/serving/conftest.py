@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from tests.serving._server import Server
 
 FEATURES = ["age", "tenure", "recency", "plan"]
@@ -124,11 +125,10 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 @pytest.fixture(scope="session")
 def server(serving_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """flowship serve models:/churn@production, strict about extra columns."""
+    """flowship serve models:/churn@production (strict about extra columns by default)."""
     home = tmp_path_factory.mktemp("server-home")
     srv = Server.flowship(
         "models:/churn@production",
-        "--extra-columns", "reject",
         "--max-body-bytes", str(1024 * 1024),
         home=home,
         tracking_uri=serving_store.uri,

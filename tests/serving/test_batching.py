@@ -7,12 +7,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from tests.serving.conftest import FEATURES, _reset_caches
 
 from flowship.errors import SchemaMismatch
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import ServingMetrics
+from tests.serving.conftest import FEATURES, _reset_caches
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+
 from tests.serving._server import Server, free_port, server_env
 from tests.serving.conftest import FEATURES
 
@@ -57,7 +58,6 @@ SAME = [
     ),  # fmt: skip
     ("inputs records", JSON, {"inputs": RECORDS}),
     ("params", JSON, {"inputs": RECORDS, "params": {"threshold": 0.5}}),
-    ("extra column ignored", JSON, split([*FEATURES, "id"], [[*r, 1] for r in ROWS])),
     ("charset", "application/json; charset=utf-8", split()),
     ("csv", "text/csv", frame_csv()),
     ("parquet", "application/vnd.apache.parquet", frame_parquet()),
@@ -88,6 +88,9 @@ DIFFERENT = [
     ("seed body", JSON, {"columns": FEATURES, "data": ROWS}, 400, 200),
     # MLflow silently truncates 1.5 in a long column; flowship refuses to change data.
     ("float in long column", JSON, split(FEATURES, [[0.1, 0.2, 0.3, 1.5]]), 200, 400),
+    # MLflow silently drops a column its signature does not name (a client's typo goes
+    # unnoticed); flowship names it. --extra-columns ignore restores MLflow's behaviour.
+    ("extra column", JSON, split([*FEATURES, "id"], [[*r, 1] for r in ROWS]), 200, 400),
     # No Content-Type: MLflow crashes with a 500; flowship says which types it takes.
     ("no content type", None, split(), 500, 415),
 ]

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
+
 from tests.serving._server import Server
 from tests.serving.conftest import _reset_caches, log_sklearn, split_body
 
@@ -18,6 +19,7 @@ def _register_switch_model(store, name: str) -> dict[str, list]:
     import mlflow
     from mlflow import MlflowClient
     from sklearn.linear_model import LogisticRegression
+
     from tests.serving.conftest import frame
 
     x = frame(300, seed=5)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
 from tests.serving._server import Server
 
 JSON = {"Content-Type": "application/json"}

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+
 from tests.serving.conftest import FEATURES, split_body
 
 JSON = {"Content-Type": "application/json"}

@@ -7,8 +7,9 @@ import numpy as np
 import orjson
 import pytest
 import tritonclient.http as triton
-from tests.serving.conftest import FEATURES
 from tritonclient.utils import InferenceServerException
+
+from tests.serving.conftest import FEATURES
 
 
 def client(server) -> triton.InferenceServerClient:

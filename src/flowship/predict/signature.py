@@ -206,9 +206,10 @@ class InputSchema:
             extra = [str(n) for n in raw if n not in self._all]
             if extra:
                 raise SchemaMismatch(
-                    f"Unexpected column(s) {_names(extra)}: this model was loaded with "
-                    "extra='reject'.",
-                    "Remove them, or load the model with extra='ignore'.",
+                    f"Unexpected column(s) {_names(extra)}: the model's signature does not "
+                    "name them.",
+                    "Remove them, or drop unknown columns silently with extra='ignore' "
+                    "(flowship serve --extra-columns ignore).",
                 )
 
     def _fast_matrix(self, data: Mapping[str, Any]) -> np.ndarray | None:

@@ -31,8 +31,10 @@ class ServeConfig(BaseModel):
     """Model name in V2 paths (/v2/models/NAME); default: the registered model's name."""
     output: Literal["predict", "proba"] = "predict"
     """predict: labels/values as MLflow does; proba: class probabilities."""
-    extra_columns: Literal["reject", "ignore"] = "ignore"
-    """Columns the signature does not name: a 400 (reject) or dropped silently as MLflow does."""
+    extra_columns: Literal["reject", "ignore"] = "reject"
+    """Columns the signature does not name: a 400 that names them (reject), or dropped
+    silently as MLflow does (ignore). Rejecting is the default because a silently dropped
+    column is usually a client's typo."""
     host: str = "127.0.0.1"
     port: int = Field(5000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
