@@ -27,7 +27,8 @@ def serve(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Model name in /v2/models/NAME.")] = None,
     extra_columns: Annotated[
-        str | None, typer.Option(help="reject unknown columns, or ignore them as MLflow does [reject].")
+        str | None,
+        typer.Option(help="reject unknown columns, or ignore them as MLflow does [reject]."),
     ] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Rows per predict call [64].")] = None,
     max_batch_wait_ms: Annotated[
