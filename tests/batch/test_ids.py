@@ -25,3 +25,19 @@ def test_first_occurrences_and_keys():
     assert first_occurrences(keys).tolist() == [True, True, False, True, False]
     assert id_keys(pa.array([5, 6], pa.int32())).tolist() == [5, 6]
     assert id_keys(pa.chunked_array([["x"], ["x"]])).tolist()[0] == id_keys(pa.array(["x"]))[0]
+
+
+def test_ascending_ids_take_the_fast_path_and_stay_exact():
+    ids = IdSet()
+    for start in range(0, 50_000, 5_000):  # ascending batches: no sort, no search
+        batch = np.arange(start, start + 5_000, dtype=np.int64)
+        assert not ids.contains(batch).any()
+        assert first_occurrences(batch).all()
+        ids.add(batch)
+    assert len(ids) == 50_000 and len(ids._runs) <= 6
+    late = np.array([49_999, 50_000, 3, 3, -1], dtype=np.int64)  # back in range
+    assert ids.contains(late).tolist() == [True, False, True, True, False]
+    assert first_occurrences(late).tolist() == [True, True, True, False, True]
+    ids.add(late)
+    assert len(ids) == 50_002
+    assert ids.contains(np.array([50_000, -1, 25_000])).all()

@@ -203,3 +203,30 @@ def test_database_table_output(churn, small_input, tmp_path, database, request):
         ).all()
     engine.dispose()
     assert rows == [(full.run_id, 1000)]  # the full rerun replaced the earlier rows
+
+
+def test_large_batches_score_in_parallel_slices_like_the_predictor(churn, tmp_path):
+    """A batch above PARALLEL_ROWS is split across threads; the rows, their order and the
+    duplicate check must come out exactly as one call over the whole input gives them."""
+    from flowship.batch.local import PARALLEL_ROWS, _Pool, _predict
+    from flowship.predict import Predictor
+
+    from .conftest import FEATURES, customers, write_parquet
+
+    n = PARALLEL_ROWS * 2 + 123
+    frame = customers(n, seed=5).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    frame.loc[n - 1, "customer_id"] = frame.loc[7, "customer_id"]  # a late duplicate
+    source = write_parquet(tmp_path / "big.parquet", frame)
+    out = str(tmp_path / "predictions")
+    record = run_job(job(input=str(source), output=out, output_mode="proba"))
+    assert (record.rows_out, record.rows_rejected) == (n - 1, 1)
+    predictor = Predictor.load("models:/Churn/1", output="proba")
+    expected = predictor.predict(frame.iloc[: n - 1])
+    table = read_delta(out).to_pandas().set_index("customer_id")
+    got = table.loc[frame.customer_id.iloc[: n - 1], "probability"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+    features = {c: frame[c].to_numpy(dtype=np.float64) for c in FEATURES}
+    with _Pool(3) as pool:
+        sliced = _predict(predictor, features, pool)
+    np.testing.assert_array_equal(sliced, predictor.predict(features))

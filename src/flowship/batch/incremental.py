@@ -36,12 +36,15 @@ class IdSet:
 
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []  # each sorted and unique, sizes decreasing
+        self._max: int | None = None  # the largest key held
 
     def __len__(self) -> int:
         return sum(run.size for run in self._runs)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         found = np.zeros(keys.size, dtype=bool)
+        if self._max is None or keys.size == 0 or keys.min() > self._max:
+            return found  # ids arriving in ascending order: no search needed
         for run in self._runs:
             at = np.searchsorted(run, keys)
             at[at == run.size] = 0
@@ -54,18 +57,24 @@ class IdSet:
         fresh = fresh[~self.contains(fresh)] if self._runs else fresh
         if fresh.size == 0:
             return
+        self._max = int(fresh[-1]) if self._max is None else max(self._max, int(fresh[-1]))
         self._runs.append(fresh)
         # Merge while the newest run is at least half the size of the one before it:
         # log2(n) runs at most, and each key is re-sorted O(log n) times in total.
         while len(self._runs) > 1 and self._runs[-1].size * 2 >= self._runs[-2].size:
             last = self._runs.pop()
-            self._runs[-1] = _sorted_unique(np.concatenate((self._runs[-1], last)), merging=True)
+            merged = np.concatenate((self._runs[-1], last))
+            if last[0] <= self._runs[-1][-1]:  # overlapping ranges: sort; else already sorted
+                merged = _sorted_unique(merged, merging=True)
+            self._runs[-1] = merged
 
 
 def _sorted_unique(keys: np.ndarray, *, merging: bool = False) -> np.ndarray:
     # np.unique is several times slower here (it hashes); a sort and a shift are enough.
     # Two concatenated sorted runs sort ten times faster with the stable (radix/tim)
     # sort; sorting in place an array we own keeps the peak at about twice the ids.
+    if not merging and _ascending(keys):  # the common case: sorted input, one pass
+        return keys.copy()
     ordered = keys if merging else keys.copy()
     ordered.sort(kind="stable" if merging else "quicksort")
     if ordered.size < 2:
@@ -76,8 +85,15 @@ def _sorted_unique(keys: np.ndarray, *, merging: bool = False) -> np.ndarray:
     return ordered[keep]
 
 
+def _ascending(keys: np.ndarray) -> bool:
+    """Strictly increasing (so sorted and unique)."""
+    return keys.size < 2 or bool((keys[1:] > keys[:-1]).all())
+
+
 def first_occurrences(keys: np.ndarray) -> np.ndarray:
     """Mask of the first occurrence of each key within one batch."""
+    if _ascending(keys):
+        return np.ones(keys.size, dtype=bool)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     first = np.ones(keys.size, dtype=bool)

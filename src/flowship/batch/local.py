@@ -6,8 +6,11 @@ never materialised, and output rows go to Parquet files as they are produced.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,10 @@ from flowship.batch.sinks import PARTITION, open_sink
 from flowship.errors import CheckFailed, InvalidInput
 
 log = logging.getLogger(__name__)
+
+# Below this many rows a batch is scored on the calling thread: splitting it would cost
+# more in thread hand-offs than the second core gives back.
+PARALLEL_ROWS = 16_384
 
 
 @dataclass
@@ -43,10 +50,37 @@ def constant_strings(value: str, n: int) -> pa.Array:
     )
 
 
-def _prediction_arrays(plan: Plan, features: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+def _predict(predictor: Any, features: dict[str, np.ndarray], pool: Any) -> np.ndarray:
+    """``predictor.predict`` over the batch, split into one slice per core when the batch
+    is large: scikit-learn's tree and linear kernels and ONNX Runtime release the GIL,
+    and a Predictor is stateless once loaded, so slices score in parallel."""
+    n = len(next(iter(features.values())))
+    if pool is None or n < PARALLEL_ROWS:
+        return predictor.predict(features)
+    bounds = np.linspace(0, n, pool.parts + 1).astype(int)
+    slices = [{k: v[a:b] for k, v in features.items()} for a, b in itertools.pairwise(bounds)]
+    rest = [pool.submit(predictor.predict, part) for part in slices[1:]]
+    first = predictor.predict(slices[0])  # this thread takes a slice too
+    return np.concatenate([first, *(future.result() for future in rest)])
+
+
+class _Pool(ThreadPoolExecutor):
+    def __init__(self, parts: int) -> None:
+        super().__init__(max_workers=parts - 1, thread_name_prefix="flowship-score")
+        self.parts = parts
+
+
+def _score_pool() -> _Pool | None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return _Pool(cores) if cores and cores > 1 else None
+
+
+def _prediction_arrays(
+    plan: Plan, features: dict[str, np.ndarray], pool: Any = None
+) -> dict[str, pa.Array]:
     arrays: dict[str, pa.Array] = {}
     for predictor in plan.predictors:
-        result = predictor.predict(features)
+        result = _predict(predictor, features, pool)
         columns = result.reshape(len(result), -1) if result.ndim > 1 else result[:, None]
         for j, name in enumerate(predictor.output_columns):
             if name not in arrays:
@@ -129,6 +163,7 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
     writer: Any = None
     behind: Any = None
     limit = job.max_reject_fraction
+    pool = _score_pool()
     try:
         batches = plan.source.batches(plan.read_columns, job.batch_size)
         for batch in read_ahead(batches):
@@ -160,7 +195,7 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
             if len(rows):
                 everything = len(rows) == batch.num_rows
                 features = {k: (v if everything else v[rows]) for k, v in checked.features.items()}
-                predictions = _prediction_arrays(plan, features)
+                predictions = _prediction_arrays(plan, features, pool)
                 ids = batch.column(job.id)
                 ids = ids if everything else ids.take(pa.array(rows))
                 if pa.types.is_dictionary(ids.type):
@@ -211,6 +246,9 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
             writer.abort()
         rejects.abort()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     version = None
     if writer is not None:
         version = writer.commit(replace_model=None if job.incremental else plan.model_name)
