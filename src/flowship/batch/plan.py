@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from flowship.batch.rows import Feature, accepts
-from flowship.batch.sinks import PARTITION
+from flowship.batch.sinks import CONSTANT_COLUMNS, PARTITION
 from flowship.batch.sources import Source, open_source
 from flowship.batch.spec import ScoreJob
 from flowship.config import get_settings
@@ -25,7 +25,7 @@ from flowship.errors import InvalidInput, SchemaMismatch
 
 log = logging.getLogger(__name__)
 
-META_COLUMNS = ("model_name", "model_version", "run_id")
+META_COLUMNS = CONSTANT_COLUMNS  # model name, version and run id, the same on every row
 
 
 @dataclass
