@@ -400,3 +400,26 @@ def test_corrupt_model_files_fail_to_load_cleanly(store, tmp_path):
     with pytest.raises(InvalidInput) as info:
         Predictor.load(str(broken))
     assert info.value.message.startswith(f"Cannot read the MLmodel file at {broken}: ")
+
+
+def test_onnx_reload_skips_the_estimator_and_rechecks_parity(store, flowship_home):
+    first = Predictor.load("models:/lr/1", output="proba")
+    folder = flowship_home / "cache" / "onnx" / "lr" / "1"
+    assert (folder / "fast-proba.npz").is_file()
+    again = Predictor.load("models:/lr@production", output="proba")
+    assert again.backend == "onnx" and "estimator not loaded" in again.backend_reason
+    assert (again.classes, again.output_columns) == (first.classes, first.output_columns)
+    assert [c.name for c in again.input_columns] == [c.name for c in first.input_columns]
+    frame = store.data[FEATURES].head(40)
+    np.testing.assert_array_equal(again.predict(rows(frame)), first.predict(rows(frame)))
+    # Recorded outputs that the graph no longer reproduces: back to the full load.
+    saved = dict(np.load(folder / "fast-proba.npz"))
+    saved["proba"] = saved["proba"][:, ::-1].copy()
+    with (folder / "fast-proba.npz").open("wb") as out:
+        np.savez(out, **saved)
+    checked = Predictor.load("models:/lr/1", output="proba")
+    assert "estimator not loaded" not in checked.backend_reason
+    assert "estimator not loaded" in Predictor.load("models:/lr/1", output="proba").backend_reason
+    # Another output mode has its own record; a pinned backend never reads one.
+    assert "estimator not loaded" not in Predictor.load("models:/lr/1").backend_reason
+    assert Predictor.load("models:/lr/1", backend="native").backend == "native"

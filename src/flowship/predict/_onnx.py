@@ -63,6 +63,9 @@ class OnnxBackend:
             self._output, self._post = outputs[0].name, np.ravel
         self._classes = classes
         self._run = session.run
+        # (parity matrix, native outputs on it, classifier?) when built by a full load,
+        # kept so the load can be recorded for a fast reload (save_fast).
+        self.evidence: tuple[np.ndarray, Any, bool] | None = None
 
     def _argmax(self, proba: np.ndarray) -> np.ndarray:
         return self._classes.take(np.argmax(proba, axis=1))
@@ -99,6 +102,7 @@ def try_backend(
         if found is not None:
             dtype_name, _, session, classes = found
             backend = OnnxBackend(session, _DTYPES[dtype_name], output=output, classes=classes)
+            backend.evidence = (matrix, expected, classifier)
             return backend, _chosen("cached conversion", dtype_name, len(matrix))
         log.warning(
             "The cached ONNX model in %s is not faithful any more; converting again.", folder
@@ -113,6 +117,7 @@ def try_backend(
     dtype_name, model_bytes, session, classes = found
     _write_cache(folder, run_id, ok=True, dtype=dtype_name, model=model_bytes)
     backend = OnnxBackend(session, _DTYPES[dtype_name], output=output, classes=classes)
+    backend.evidence = (matrix, expected, classifier)
     return backend, _chosen("converted with skl2onnx", dtype_name, len(matrix))
 
 
@@ -277,3 +282,88 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
         log.debug("ONNX cache write for %s lost a race: %s", folder, exc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# ------------------------------------------------------------ fast reload
+#
+# Loading the scikit-learn estimator costs about two seconds before the first row
+# (MLflow reads it with skops, whose import walks all of scikit-learn), and an ONNX-only
+# Predictor needs it only to check parity. So once a load has chosen ONNX, what that
+# load learned is kept next to the cached graph: the parity sample, the native model's
+# outputs on it, and the few facts the Predictor takes from the estimator. The next load
+# of that version and output re-runs the parity check against those outputs and skips
+# the estimator. Any doubt (missing or stale file, failed check) means the full load.
+
+
+def _fast_path(folder: Path, output: Output) -> Path:
+    return folder / f"fast-{output}.npz"
+
+
+def save_fast(
+    backend: OnnxBackend, resolved: ResolvedRef, run_id: str | None, output: Output, **facts: Any
+) -> None:
+    """Record what a full load learned (``facts``: order, missing_ok, classes, classifier,
+    predict_fn); only for an ONNX backend that came with its parity evidence."""
+    folder = cache_dir("onnx", resolved)
+    evidence = getattr(backend, "evidence", None)
+    classes = facts.pop("classes")
+    if folder is None or evidence is None or not folder.is_dir():
+        return
+    matrix, expected, classifier = evidence
+    arrays = {"matrix": matrix}
+    if classifier:
+        arrays.update(labels=expected[0], proba=expected[1], label_classes=expected[2])
+    else:
+        arrays["values"] = expected
+    if classes is not None:
+        arrays["classes"] = np.asarray(classes)
+    if any(a.dtype == object for a in arrays.values()):
+        return  # np.load without pickles cannot read these back; keep the full load
+    meta = {"run_id": run_id, "toolchain": _toolchain(), "classifier": classifier, **facts}
+    meta["dtype"] = next(k for k, v in _DTYPES.items() if v is backend.dtype)
+    meta["argmax"] = backend._classes is not None
+    staging = folder / f".fast-{output}-{os.getpid()}.npz"
+    try:
+        with staging.open("wb") as out:
+            np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(staging, _fast_path(folder, output))
+    except OSError as exc:  # a read-only cache only costs the next load time
+        log.debug("Could not record the fast reload in %s: %s", folder, exc)
+        staging.unlink(missing_ok=True)
+
+
+def load_fast(
+    resolved: ResolvedRef, run_id: str | None, output: Output
+) -> tuple[OnnxBackend, dict[str, Any], str] | None:
+    """(backend, facts, reason) from a recorded load, if it still holds; else None."""
+    folder = cache_dir("onnx", resolved)
+    if folder is None:
+        return None
+    try:
+        with np.load(_fast_path(folder, output), allow_pickle=False) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta["run_id"] != run_id or meta["toolchain"] != _toolchain():
+            return None
+        dtype = _DTYPES[meta["dtype"]]
+        session = _session((folder / "model.onnx").read_bytes())
+        classifier = bool(meta["classifier"])
+        if classifier:
+            expected: Any = (arrays["labels"], arrays["proba"], arrays["label_classes"])
+        else:
+            expected = arrays["values"]
+        problem, rule = _parity(session, arrays["matrix"].astype(dtype), expected, classifier)
+        if problem is not None or (rule is not None) != meta["argmax"]:
+            log.warning("The recorded ONNX load in %s does not hold: %s", folder, problem)
+            return None
+    except Exception as exc:  # missing, partial or foreign file: the full load decides
+        log.debug("No fast reload from %s: %s", folder, exc)
+        return None
+    backend = OnnxBackend(session, dtype, output=output, classes=rule)
+    facts = {k: meta[k] for k in ("order", "missing_ok", "predict_fn")}
+    facts["classes"] = list(arrays["classes"]) if "classes" in arrays else None
+    reason = (
+        f"onnx: cached conversion ({meta['dtype']}) matches the native model's recorded "
+        f"outputs within {TOLERANCE:g} on {len(arrays['matrix'])} rows (estimator not loaded)"
+    )
+    return backend, facts, reason

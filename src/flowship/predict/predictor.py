@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from flowship.errors import FlowshipError, InvalidInput, UsageError
+from flowship.predict import _onnx
 from flowship.predict.artifacts import local_model_dir, read_mlmodel
 from flowship.predict.backends import Output, fitted_order, is_classifier
 from flowship.predict.choose import (
@@ -100,9 +101,19 @@ class Predictor:
         run_id = resolved.run_id or getattr(meta, "run_id", None)
         columns = columns_from_signature(meta.signature)
         label = _label(resolved)
+        predict_fn = predict_fn_of(meta)
+        if backend in ("auto", "onnx") and columns is not None:
+            fast = _onnx.load_fast(resolved, run_id, output)
+            if fast is not None and fast[1]["predict_fn"] == predict_fn:
+                chosen, facts, reason = fast
+                schema = InputSchema(
+                    columns, extra=extra, order=facts["order"], missing_ok=facts["missing_ok"]
+                )
+                return cls._built(
+                    resolved, output, schema, chosen, reason, facts["classes"], predict_fn, run_id
+                )
 
         estimator, native_failure = load_sklearn(path, meta)
-        predict_fn = predict_fn_of(meta)
         if backend in ("onnx", "native") and (estimator is None or columns is None):
             why = native_failure or "it has no column signature"
             raise UsageError(
@@ -134,6 +145,31 @@ class Predictor:
                 )
         classifier = estimator is not None and is_classifier(estimator)
         classes = list(estimator.classes_) if classifier else None
+        if backend == "auto" and schema is not None and isinstance(chosen, _onnx.OnnxBackend):
+            _onnx.save_fast(
+                chosen,
+                resolved,
+                run_id,
+                output,
+                order=schema.order,
+                missing_ok=schema.missing_ok,
+                classes=classes,
+                predict_fn=predict_fn,
+            )
+        return cls._built(resolved, output, schema, chosen, reason, classes, predict_fn, run_id)
+
+    @classmethod
+    def _built(
+        cls,
+        resolved: ResolvedRef,
+        output: Output,
+        schema: InputSchema | None,
+        chosen: Any,
+        reason: str,
+        classes: list[Any] | None,
+        predict_fn: str,
+        run_id: str | None,
+    ) -> Predictor:
         predictor = cls(
             resolved=resolved,
             output=output,
@@ -144,7 +180,7 @@ class Predictor:
             classes=classes,
             run_id=run_id,
         )
-        log.info("Loaded %s: backend %s (%s).", label, predictor.backend, reason)
+        log.info("Loaded %s: backend %s (%s).", _label(resolved), predictor.backend, reason)
         return predictor
 
     # ------------------------------------------------------------- predicting
