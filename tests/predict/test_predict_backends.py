@@ -314,7 +314,8 @@ def test_by_size_sends_large_inputs_to_the_native_model(store):
     native = Predictor.load("models:/rf/1", backend="native")
     split = BySize(p._backend, native._backend, threshold=10)
     matrix = np.ascontiguousarray(store.data[FEATURES].to_numpy()[:20])
-    np.testing.assert_array_equal(split(matrix[:5]), p._backend(matrix[:5]))
+    small = np.ascontiguousarray(matrix[:5], dtype=p._backend.dtype)
+    np.testing.assert_array_equal(split(matrix[:5]), p._backend(small))
     np.testing.assert_array_equal(split(matrix), native._backend(matrix))
 
 
@@ -423,3 +424,24 @@ def test_onnx_reload_skips_the_estimator_and_rechecks_parity(store, flowship_hom
     # Another output mode has its own record; a pinned backend never reads one.
     assert "estimator not loaded" not in Predictor.load("models:/lr/1").backend_reason
     assert Predictor.load("models:/lr/1", backend="native").backend == "native"
+
+
+def test_tree_splits_match_scikit_learn_at_float32_boundaries(store):
+    """scikit-learn compares tree thresholds with float32 features, so a float64 value
+    just above a threshold can still go left there. Rows placed exactly there must get
+    the native model's answer from every backend."""
+    model = sklearn_model("models:/rf/1")
+    base = store.data[FEATURES].head(1).to_numpy(dtype=np.float64)
+    edge_rows = []
+    for tree in model.estimators_:
+        feature, threshold = tree.tree_.feature[0], tree.tree_.threshold[0]
+        value = np.nextafter(threshold, np.inf)
+        if np.float32(value) <= threshold:  # float64 goes right, scikit-learn goes left
+            row = base.copy()
+            row[0, feature] = value
+            edge_rows.append(row)
+    assert edge_rows, "no root split sits at a float32 boundary: pick another model"
+    matrix = np.vstack(edge_rows)
+    frame = dict(zip(FEATURES, matrix.T, strict=True))
+    p = Predictor.load("models:/rf/1", output="proba")
+    np.testing.assert_allclose(p.predict(frame), model.predict_proba(matrix), atol=1e-5)

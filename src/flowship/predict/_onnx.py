@@ -3,8 +3,9 @@
 A conversion is trusted only when, on the parity sample, its labels equal the native
 estimator's exactly and its probabilities (or regression values) agree within 1e-5
 (relative to the values' scale for regressors). Double precision is tried first because
-skl2onnx's float32 graphs often miss that bar (a tree threshold or a logit rounded to
-float32); float32 is tried second, and either is kept only if it passes.
+skl2onnx's float32 graphs often miss that bar (a logit rounded to float32); float32 is
+tried second, and either is kept only if it passes. Bare tree models are the exception:
+scikit-learn itself compares their thresholds in float32, so float32 comes first there.
 
 The outcome, success or failure, is cached under
 ``$FLOWSHIP_HOME/cache/onnx/<name>/<version>/`` so the next load of that version (another
@@ -157,12 +158,25 @@ def _merge(reasons: list[str]) -> str:
 
 
 def _conversions(estimator: Any, n_features: int):
-    """(dtype name, ONNX bytes) for double then float precision; on failure (reason, None)."""
-    for dtype_name in ("float64", "float32"):
+    """(dtype name, ONNX bytes) in the order to try; on failure (reason, None)."""
+    for dtype_name in _precisions(estimator):
         try:
             yield dtype_name, _convert(estimator, n_features, dtype_name)
         except Exception as exc:  # skl2onnx raises many types for unsupported models
             yield f"{dtype_name} conversion failed: {_first_line(exc)}", None
+
+
+def _precisions(estimator: Any) -> tuple[str, str]:
+    """Double precision first, except for bare tree models: scikit-learn compares their
+    thresholds with float32 features, so a float64 graph sends a value just above a
+    threshold right where scikit-learn sends it left (a parity sample rarely holds such a
+    value; real traffic does)."""
+    trees = getattr(estimator, "estimators_", None)
+    if hasattr(estimator, "tree_") or (
+        trees is not None and all(hasattr(t, "tree_") for t in np.ravel(trees))
+    ):
+        return ("float32", "float64")
+    return ("float64", "float32")
 
 
 def _convert(estimator: Any, n_features: int, dtype_name: str) -> bytes:
