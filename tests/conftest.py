@@ -11,17 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests._caches import reset_caches
+
 PG_ADMIN_URL = os.environ.get("FLOWSHIP_TEST_PG", "postgresql://127.0.0.1:5432/test")
-
-
-def _reset_caches() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-    from flowship.store import db
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
-    db.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +24,9 @@ def flowship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL", "FLOWSHIP_TABLES_URI"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLOWSHIP_ACTOR", "tester")
-    _reset_caches()
+    reset_caches()
     yield home
-    _reset_caches()
+    reset_caches()
 
 
 @pytest.fixture
@@ -47,9 +39,9 @@ def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://127.0.0.1:5432/{name}"
     monkeypatch.setenv("FLOWSHIP_DATABASE_URL", url)
-    _reset_caches()
+    reset_caches()
     yield url
-    _reset_caches()
+    reset_caches()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests._caches import reset_caches
+
 FEATURES = ["age", "tenure_months", "recency_days", "frequency", "monetary_total"]
 
 
@@ -41,16 +43,6 @@ class ChurnStore:
     name: str = "Churn"
 
 
-def _reset() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-    from flowship.store import db
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
-    db.dispose()
-
-
 @pytest.fixture(scope="session")
 def churn_store(tmp_path_factory: pytest.TempPathFactory) -> ChurnStore:
     from sklearn.linear_model import LogisticRegression
@@ -62,7 +54,7 @@ def churn_store(tmp_path_factory: pytest.TempPathFactory) -> ChurnStore:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        _reset()
+        reset_caches()
         frame = customers(2000, seed=1)
         x = frame[FEATURES]
         y = (frame["recency_days"] / 365 + frame["tenure_months"] / -120 > 0.1).astype(int)
@@ -73,7 +65,7 @@ def churn_store(tmp_path_factory: pytest.TempPathFactory) -> ChurnStore:
         from flowship.config import get_settings
 
         uri = get_settings().resolved_tracking_uri
-    _reset()
+    reset_caches()
     return ChurnStore(uri)
 
 
@@ -81,7 +73,7 @@ def churn_store(tmp_path_factory: pytest.TempPathFactory) -> ChurnStore:
 def churn(churn_store: ChurnStore, flowship_home: Path, monkeypatch: pytest.MonkeyPatch):
     """The session's churn model store, visible to this test."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", churn_store.tracking_uri)
-    _reset()
+    reset_caches()
     return churn_store
 
 

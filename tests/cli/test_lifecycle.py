@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests._caches import reset_caches
+
 
 @pytest.fixture(scope="module")
 def _trained():
@@ -23,16 +25,6 @@ def _trained():
     return data, weak, strong
 
 
-def _reset_caches() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-    from flowship.store import db
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
-    db.dispose()
-
-
 @pytest.fixture(scope="module")
 def _home_template(tmp_path_factory, _trained):
     """ChurnPredictor v1 (weak) and v2 (strong) registered once; each test copies the
@@ -46,12 +38,12 @@ def _home_template(tmp_path_factory, _trained):
         mp.setenv("FLOWSHIP_HOME", str(home))
         for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
             mp.delenv(var, raising=False)
-        _reset_caches()
+        reset_caches()
         example = data[list(FEATURES)].head()
         register_estimator("ChurnPredictor", weak, example, metrics={"auc": 0.6})
         register_estimator("ChurnPredictor", strong, example, metrics={"auc": 0.8})
-        _reset_caches()
-    _reset_caches()
+        reset_caches()
+    reset_caches()
     return home
 
 
@@ -66,7 +58,7 @@ def churn(flowship_home, _home_template, _trained, tmp_path, monkeypatch):
     flowship_home.mkdir(parents=True, exist_ok=True)
     for db_file in ("mlflow.db", "flowship.db"):
         shutil.copy(_home_template / db_file, flowship_home / db_file)
-    _reset_caches()
+    reset_caches()
     project = tmp_path / "project"
     project.mkdir()
     _trained[0].tail(200).to_parquet(project / "eval.parquet")

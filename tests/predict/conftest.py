@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests._caches import reset_caches
+
 FEATURES = ["age", "tenure", "recency", "frequency", "monetary"]
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -45,14 +47,6 @@ def _data(n: int = 400) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     churn = ((frame.recency / 20 - frame.tenure / 24 + rng.normal(0, 0.5, n)) > 0).astype(int)
     segment = np.digitize(frame.monetary, [400, 800])  # three classes
     return frame, churn.to_numpy(), segment
-
-
-def _reset_caches() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
 
 
 def _scaled_model():  # a custom pyfunc: no scikit-learn flavor, so no native backend
@@ -142,7 +136,7 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        _reset_caches()
+        reset_caches()
         from flowship._mlflow import client
 
         c = client()
@@ -191,7 +185,7 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
             serialization_format="cloudpickle",
             pip_requirements=["scikit-learn"],
         )
-        _reset_caches()
+        reset_caches()
     return Store(uri=uri, data=frame, labels=churn, run_ids=run_ids, dirs=dirs)
 
 
@@ -201,6 +195,6 @@ def store(
 ) -> Iterator[Store]:
     """This test's FLOWSHIP_HOME, with MLflow pointed at the session's registry."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", session_store.uri)
-    _reset_caches()
+    reset_caches()
     yield session_store
-    _reset_caches()
+    reset_caches()

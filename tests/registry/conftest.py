@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests._caches import reset_caches
+
 
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory):
@@ -58,16 +60,6 @@ def strong_model(churn_data, features):
     )
 
 
-def _reset_caches() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-    from flowship.store import db
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
-    db.dispose()
-
-
 @pytest.fixture(scope="session")
 def _two_versions_home(
     tmp_path_factory, _mlflow_template, churn_data, features, weak_model, strong_model
@@ -82,12 +74,12 @@ def _two_versions_home(
         mp.setenv("FLOWSHIP_HOME", str(home))
         for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
             mp.delenv(var, raising=False)
-        _reset_caches()
+        reset_caches()
         example = churn_data[features].head(5)
         register_estimator("ChurnPredictor", weak_model, example, metrics={"train_auc": 0.7})
         register_estimator("ChurnPredictor", strong_model, example, metrics={"train_auc": 0.9})
-        _reset_caches()
-    _reset_caches()
+        reset_caches()
+    reset_caches()
     return home
 
 
@@ -100,7 +92,7 @@ def register_two(flowship_home, _two_versions_home):
     def run():
         for db_file in ("mlflow.db", "flowship.db"):
             shutil.copy(_two_versions_home / db_file, flowship_home / db_file)
-        _reset_caches()
+        reset_caches()
         return get_version("ChurnPredictor", 1), get_version("ChurnPredictor", 2)
 
     return run

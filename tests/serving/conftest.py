@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests._caches import reset_caches
 from tests.serving._server import Server
 
 FEATURES = ["age", "tenure", "recency", "plan"]
@@ -46,14 +47,6 @@ def frame(n: int = 64, seed: int = 3) -> pd.DataFrame:
     data = pd.DataFrame(rng.normal(size=(n, 3)), columns=FEATURES[:3])
     data["plan"] = rng.integers(0, 3, n).astype("int64")
     return data
-
-
-def _reset_caches() -> None:
-    from flowship import _mlflow
-    from flowship.config import get_settings
-
-    get_settings.cache_clear()
-    _mlflow._client_for.cache_clear()
 
 
 def log_sklearn(name: str, model, x: pd.DataFrame) -> str:
@@ -102,7 +95,7 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        _reset_caches()
+        reset_caches()
         from flowship._mlflow import client
 
         c = client()
@@ -116,7 +109,7 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         c.transition_model_version_stage("churn", "1", "Production")
         log_slow("slow", home)
         c.set_registered_model_alias("slow", "production", "1")
-        _reset_caches()
+        reset_caches()
     data = frame()
     expected = {"1": m1.predict(data), "2": m2.predict(data)}
     expected["proba1"] = m1.predict_proba(data)[:, 1]

@@ -12,7 +12,8 @@ from flowship.errors import SchemaMismatch
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import ServingMetrics
-from tests.serving.conftest import FEATURES, _reset_caches
+from tests._caches import reset_caches
+from tests.serving.conftest import FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,9 @@ def predictor(serving_store):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", serving_store.uri)
         mp.setenv("FLOWSHIP_HOME", str(serving_store.home))
-        _reset_caches()
+        reset_caches()
         loaded = Predictor.load("models:/churn/1")
-        _reset_caches()
+        reset_caches()
     return loaded
 
 

@@ -52,9 +52,9 @@ def test_bad_config_file(cli, tmp_path):
 
 def test_port_in_use(cli, serving_store, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", serving_store.uri)
-    from tests.serving.conftest import _reset_caches
+    from tests._caches import reset_caches
 
-    _reset_caches()
+    reset_caches()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -10,8 +10,9 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pytest
 
+from tests._caches import reset_caches
 from tests.serving._server import Server
-from tests.serving.conftest import _reset_caches, log_sklearn, split_body
+from tests.serving.conftest import log_sklearn, split_body
 
 
 def _register_switch_model(store, name: str) -> dict[str, list]:
@@ -31,7 +32,7 @@ def _register_switch_model(store, name: str) -> dict[str, list]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", store.uri)
         mp.setenv("FLOWSHIP_HOME", str(store.home))
-        _reset_caches()
+        reset_caches()
         mlflow.set_tracking_uri(store.uri)
         mlflow.set_experiment("flowship")
         for version in ("1", "2", "3"):
@@ -44,7 +45,7 @@ def _register_switch_model(store, name: str) -> dict[str, list]:
         assert files, f"no serialized model under {folder}"
         for file in files:
             file.write_bytes(b"this is not a model")
-        _reset_caches()
+        reset_caches()
     return {v: m.predict(store.data).tolist() for v, m in fits.items()}
 
 
