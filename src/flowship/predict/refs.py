@@ -47,7 +47,9 @@ def resolve_ref(ref: str) -> ResolvedRef:
         raise UsageError("The model reference is empty.", f"Use one of: {_FORMS}.")
     ref = ref.strip()
     if ref.startswith("models:/"):
-        return _resolve_registry(ref)
+        from flowship.predict.registry_db import lookup  # reads the tables; MLflow if unsure
+
+        return lookup(ref) or _resolve_registry(ref)
     if ref.startswith("runs:/"):
         return _resolve_run(ref)
     if ref.startswith("file://"):
