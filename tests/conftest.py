@@ -21,7 +21,12 @@ def flowship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     """Every test gets its own FLOWSHIP_HOME (MLflow store, state database, tables)."""
     home = tmp_path / "home"
     monkeypatch.setenv("FLOWSHIP_HOME", str(home))
-    for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL", "FLOWSHIP_TABLES_URI"):
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",  # mlflow.set_registry_uri writes it into os.environ
+        "FLOWSHIP_DATABASE_URL",
+        "FLOWSHIP_TABLES_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLOWSHIP_ACTOR", "tester")
     reset_caches()

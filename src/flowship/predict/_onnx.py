@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from flowship.predict._forest import Forest
+from flowship.predict._linear import Linear
 from flowship.predict.artifacts import cache_dir
-from flowship.predict.backends import Output, is_classifier, shape_proba
+from flowship.predict.backends import BySize, Output, is_classifier, shape_proba
 from flowship.predict.refs import ResolvedRef
-from flowship.predict.signature import InputSchema
+from flowship.predict.signature import InputColumn, InputSchema
 
 log = logging.getLogger(__name__)
 
@@ -300,26 +302,47 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
 
 # ------------------------------------------------------------ fast reload
 #
-# Loading the scikit-learn estimator costs about two seconds before the first row
-# (MLflow reads it with skops, whose import walks all of scikit-learn), and an ONNX-only
-# Predictor needs it only to check parity. So once a load has chosen ONNX, what that
-# load learned is kept next to the cached graph: the parity sample, the native model's
-# outputs on it, and the few facts the Predictor takes from the estimator. The next load
-# of that version and output re-runs the parity check against those outputs and skips
-# the estimator. Any doubt (missing or stale file, failed check) means the full load.
+# A full load costs seconds before the first row: reading the MLmodel file imports
+# MLflow, and loading the scikit-learn estimator imports skops and all of scikit-learn.
+# A Predictor whose backend is ONNX (alone, or with the compiled forest for large
+# batches) needs neither once it is built. So once a load has chosen such a backend,
+# what that load learned is kept next to the cached graph: the signature's columns, the
+# parity sample, the native model's outputs on it, the forest's arrays and the few facts
+# the Predictor takes from the estimator. The next load of that version and output
+# re-runs the parity checks against those outputs and skips MLflow and the estimator.
+# Any doubt (missing or stale file, failed check) means the full load.
 
 
 def _fast_path(folder: Path, output: Output) -> Path:
     return folder / f"fast-{output}.npz"
 
 
+# Compiled backends a recorded load may use for large batches, by name.
+COMPILED = {"forest": Forest, "linear": Linear}
+
+
+def _parts(backend: Any) -> tuple[OnnxBackend | None, Any]:
+    """(ONNX backend, compiled large-batch backend or None) of a recordable backend."""
+    if isinstance(backend, OnnxBackend):
+        return backend, None
+    if (
+        isinstance(backend, BySize)
+        and isinstance(backend.small, OnnxBackend)
+        and isinstance(backend.large, tuple(COMPILED.values()))
+    ):
+        return backend.small, backend.large
+    return None, None
+
+
 def save_fast(
-    backend: OnnxBackend, resolved: ResolvedRef, run_id: str | None, output: Output, **facts: Any
+    backend: Any, resolved: ResolvedRef, run_id: str | None, output: Output, **facts: Any
 ) -> None:
-    """Record what a full load learned (``facts``: order, missing_ok, classes, classifier,
-    predict_fn); only for an ONNX backend that came with its parity evidence."""
+    """Record what a full load learned (``facts``: columns, order, missing_ok, classes,
+    predict_fn), for an ONNX backend (possibly with a compiled one for large batches) that
+    came with its parity evidence; other backends are not recorded."""
+    onnx, large = _parts(backend)
     folder = cache_dir("onnx", resolved)
-    evidence = getattr(backend, "evidence", None)
+    evidence = getattr(onnx, "evidence", None)
     classes = facts.pop("classes")
     if folder is None or evidence is None or not folder.is_dir():
         return
@@ -331,11 +354,16 @@ def save_fast(
         arrays["values"] = expected
     if classes is not None:
         arrays["classes"] = np.asarray(classes)
+    if large is not None:
+        arrays.update({f"large_{k}": v for k, v in large.arrays.items()})
     if any(a.dtype == object for a in arrays.values()):
         return  # np.load without pickles cannot read these back; keep the full load
     meta = {"run_id": run_id, "toolchain": _toolchain(), "classifier": classifier, **facts}
-    meta["dtype"] = next(k for k, v in _DTYPES.items() if v is backend.dtype)
-    meta["argmax"] = backend._classes is not None
+    meta["columns"] = [c.to_dict() for c in facts["columns"]]
+    meta["dtype"] = next(k for k, v in _DTYPES.items() if v is onnx.dtype)
+    meta["argmax"] = onnx._classes is not None
+    meta["large"] = large.name if large is not None else None
+    meta["large_batch_rows"] = backend.threshold if large is not None else None
     staging = folder / f".fast-{output}-{os.getpid()}.npz"
     try:
         with staging.open("wb") as out:
@@ -347,9 +375,11 @@ def save_fast(
 
 
 def load_fast(
-    resolved: ResolvedRef, run_id: str | None, output: Output
-) -> tuple[OnnxBackend, dict[str, Any], str] | None:
-    """(backend, facts, reason) from a recorded load, if it still holds; else None."""
+    resolved: ResolvedRef, run_id: str, output: Output, *, with_large: bool
+) -> tuple[Any, dict[str, Any], str] | None:
+    """(backend, facts, reason) from a recorded load, if it still holds; else None.
+    ``with_large`` False gives the ONNX backend alone even where a compiled large-batch
+    backend was recorded."""
     folder = cache_dir("onnx", resolved)
     if folder is None:
         return None
@@ -370,14 +400,39 @@ def load_fast(
         if problem is not None or (rule is not None) != meta["argmax"]:
             log.warning("The recorded ONNX load in %s does not hold: %s", folder, problem)
             return None
+        backend: Any = OnnxBackend(session, dtype, output=output, classes=rule)
+        reason = (
+            f"onnx: cached conversion ({meta['dtype']}) matches the native model's recorded "
+            f"outputs within {TOLERANCE:g} on {len(arrays['matrix'])} rows (estimator not loaded)"
+        )
+        if with_large and meta["large"] is not None:
+            parts = {k[len("large_") :]: v for k, v in arrays.items() if k.startswith("large_")}
+            large = COMPILED[meta["large"]](parts, output=output)
+            if not _compiled_holds(large, arrays["matrix"], expected, classifier, output):
+                log.warning("The recorded %s backend in %s does not hold", large.name, folder)
+                return None
+            backend = BySize(backend, large, threshold=meta["large_batch_rows"])
+            reason += f"; batches of {meta['large_batch_rows']}+ rows use the {large.name} backend"
     except Exception as exc:  # missing, partial or foreign file: the full load decides
         log.debug("No fast reload from %s: %s", folder, exc)
         return None
-    backend = OnnxBackend(session, dtype, output=output, classes=rule)
     facts = {k: meta[k] for k in ("order", "missing_ok", "predict_fn")}
+    facts["columns"] = [InputColumn(**c) for c in meta["columns"]]
     facts["classes"] = list(arrays["classes"]) if "classes" in arrays else None
-    reason = (
-        f"onnx: cached conversion ({meta['dtype']}) matches the native model's recorded "
-        f"outputs within {TOLERANCE:g} on {len(arrays['matrix'])} rows (estimator not loaded)"
-    )
     return backend, facts, reason
+
+
+def _compiled_holds(
+    compiled: Any, matrix: np.ndarray, expected: Any, classifier: bool, output: Output
+) -> bool:
+    """The compiled backend gives the recorded native outputs (it did when recorded)."""
+    if not classifier:
+        want = expected
+    else:
+        want = expected[0] if output == "predict" else shape_proba(expected[1])
+    got = compiled(matrix.astype(compiled.dtype))
+    if got.shape != want.shape:
+        return False
+    if got.dtype.kind == "f":
+        return bool(np.allclose(got, want, rtol=0, atol=1e-12, equal_nan=True))
+    return bool((got == want).all())

@@ -103,18 +103,19 @@ class PyfuncBackend:
 
 
 class BySize:
-    """ONNX for small inputs, the (equally faithful, measured faster) native estimator for
-    batches of ``threshold`` rows or more. Reports itself as the ONNX backend."""
+    """ONNX for small inputs, an equally faithful backend measured faster on large ones
+    (the compiled forest or the native estimator) for batches of ``threshold`` rows or
+    more. Reports itself as the ONNX backend; takes the matrix the large one wants."""
 
     name = "onnx"
     wants_frame = False
-    dtype = np.float64
-    contiguous = False
 
-    def __init__(self, small: Any, large: NativeBackend, *, threshold: int) -> None:
+    def __init__(self, small: Any, large: Any, *, threshold: int) -> None:
         self.small = small
         self.large = large
         self.threshold = threshold
+        self.dtype = large.dtype
+        self.contiguous = large.contiguous
         self._small_dtype = small.dtype
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ import numpy as np
 
 from flowship.errors import InvalidInput, UsageError
 from flowship.predict import _onnx
+from flowship.predict._forest import Forest, compile_forest
+from flowship.predict._linear import Linear, compile_linear
 from flowship.predict.backends import (
     BySize,
     NativeBackend,
@@ -138,20 +140,60 @@ def estimator_backend(
         if onnx is not None and prefer == "onnx":
             return onnx, why_not_onnx
         if onnx is not None:
-            native = _native_on_matrix(estimator, output, matrix, frame, path)
-            if native is None:
+            large = _large_batches(estimator, output, matrix, frame, path)
+            if large is None:
                 return onnx, why_not_onnx
-            return _by_batch_size(onnx, native, matrix, why_not_onnx)
+            return _by_batch_size(onnx, large, matrix, why_not_onnx)
         if prefer == "onnx":
             raise UsageError(
                 f"backend='onnx' cannot serve this model: {why_not_onnx}.",
                 "Use backend='auto' to fall back to the native model.",
+            )
+    if prefer == "auto":
+        compiled = _faithful_compiled(estimator, output, matrix, frame)
+        if compiled is not None:
+            rows = len(matrix)
+            return (
+                compiled,
+                f"{compiled.name}: compiled, equals the estimator on {rows} rows; {why_not_onnx}",
             )
     native = _native_on_matrix(estimator, output, matrix, frame, path)
     if native is None:
         reference = NativeBackend(estimator, output=output, wants_frame=True)
         return reference, f"native on a DataFrame: the estimator needs column names; {why_not_onnx}"
     return native, f"native on NumPy: {why_not_onnx}"
+
+
+def _large_batches(
+    estimator: Any, output: Output, matrix: np.ndarray, frame: Any, path: Path
+) -> Any:
+    """What scores large batches beside ONNX: a compiled form of the estimator, else the
+    estimator on a matrix, whichever reproduces the estimator (None if neither does)."""
+    compiled = _faithful_compiled(estimator, output, matrix, frame)
+    return compiled or _native_on_matrix(estimator, output, matrix, frame, path)
+
+
+def _faithful_compiled(
+    estimator: Any, output: Output, matrix: np.ndarray, frame: Any
+) -> Forest | Linear | None:
+    """The estimator compiled to flat arrays (``_forest.py``, ``_linear.py``), if it is
+    a kind that compiles and gives exactly the estimator's outputs on the sample."""
+    for compile_to in (compile_forest, compile_linear):
+        compiled, why_not = compile_to(estimator, output)
+        if compiled is not None:
+            break
+        log.debug("Not compiled: %s", why_not)
+    else:
+        return None
+    reference = NativeBackend(estimator, output=output, wants_frame=True)
+    if not _same(compiled(matrix), reference(frame)):
+        log.warning(
+            "The compiled %s differs from %s; using the estimator.",
+            compiled.name,
+            type(estimator).__name__,
+        )
+        return None
+    return compiled
 
 
 def _native_on_matrix(
@@ -170,24 +212,30 @@ def _native_on_matrix(
 
 
 def _by_batch_size(
-    onnx: Any, native: NativeBackend, matrix: np.ndarray, reason: str
+    onnx: Any, native: Forest | NativeBackend, matrix: np.ndarray, reason: str
 ) -> tuple[Any, str]:
     """ONNX Runtime wins on small inputs (no Python overhead per call), but on large
-    batches the native estimator can be faster (double-precision tree ensembles in ONNX
-    Runtime are). Both are verified; time them once on a tiled sample and keep ONNX for
-    large batches unless native is clearly faster."""
+    batches the compiled forest or the native estimator can be faster (ONNX Runtime's
+    tree ensembles are). Both are verified; time them once on a tiled sample and keep
+    ONNX for large batches unless the other is clearly faster."""
     big = np.resize(matrix, (BATCH_PROBE_ROWS, matrix.shape[1]))
-    onnx_input = big.astype(onnx.dtype)
-    t_onnx = _best_time(onnx, onnx_input)
-    t_native = _best_time(native, big)
-    # Only a clear win (20% and a millisecond per probe) is worth a second code path;
-    # below that the difference is this machine's noise.
-    if t_native >= 0.8 * t_onnx or t_onnx - t_native < 1e-3:
+    t_onnx = _best_time(onnx, big.astype(onnx.dtype))
+    t_native = _best_time(native, big.astype(native.dtype))
+    # A clear win is 20% and a millisecond per probe; below that the difference is this
+    # machine's noise. The estimator itself must win clearly to be worth a second code
+    # path; a compiled backend, which gives exactly the estimator's answers where ONNX
+    # comes within 1e-5, is kept unless it clearly loses.
+    compiled = not isinstance(native, NativeBackend)
+    if compiled:
+        keep = not (t_onnx < 0.8 * t_native and t_native - t_onnx >= 1e-3)
+    else:
+        keep = t_native < 0.8 * t_onnx and t_onnx - t_native >= 1e-3
+    if not keep:
         return onnx, reason
     split = BySize(onnx, native, threshold=LARGE_BATCH)
     return split, (
-        f"{reason}; batches of {LARGE_BATCH}+ rows use the native model (faster: "
-        f"{t_native * 1e3:.1f} ms against {t_onnx * 1e3:.1f} ms per {BATCH_PROBE_ROWS} rows)"
+        f"{reason}; batches of {LARGE_BATCH}+ rows use the {native.name} backend "
+        f"({t_native * 1e3:.1f} ms against {t_onnx * 1e3:.1f} ms per {BATCH_PROBE_ROWS} rows)"
     )
 
 

@@ -31,7 +31,7 @@ from flowship.predict.signature import Extra, InputColumn, InputSchema, columns_
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["onnx", "native", "pyfunc"]
+Backend = Literal["onnx", "forest", "linear", "native", "pyfunc"]
 
 
 class Predictor:
@@ -96,23 +96,32 @@ class Predictor:
                 f"Unknown backend {backend!r}.", "Use 'auto', 'onnx', 'native' or 'pyfunc'."
             )
         resolved = resolve_ref(ref)
+        if backend in ("auto", "onnx") and resolved.run_id is not None:
+            fast = _onnx.load_fast(resolved, resolved.run_id, output, with_large=backend == "auto")
+            if fast is not None:
+                chosen, facts, reason = fast
+                schema = InputSchema(
+                    facts["columns"],
+                    extra=extra,
+                    order=facts["order"],
+                    missing_ok=facts["missing_ok"],
+                )
+                return cls._built(
+                    resolved,
+                    output,
+                    schema,
+                    chosen,
+                    reason,
+                    facts["classes"],
+                    facts["predict_fn"],
+                    resolved.run_id,
+                )
         path = local_model_dir(resolved)
         meta = read_mlmodel(path)
         run_id = resolved.run_id or getattr(meta, "run_id", None)
         columns = columns_from_signature(meta.signature)
         label = _label(resolved)
         predict_fn = predict_fn_of(meta)
-        if backend in ("auto", "onnx") and columns is not None:
-            fast = _onnx.load_fast(resolved, run_id, output)
-            if fast is not None and fast[1]["predict_fn"] == predict_fn:
-                chosen, facts, reason = fast
-                schema = InputSchema(
-                    columns, extra=extra, order=facts["order"], missing_ok=facts["missing_ok"]
-                )
-                return cls._built(
-                    resolved, output, schema, chosen, reason, facts["classes"], predict_fn, run_id
-                )
-
         estimator, native_failure = load_sklearn(path, meta)
         if backend in ("onnx", "native") and (estimator is None or columns is None):
             why = native_failure or "it has no column signature"
@@ -145,12 +154,13 @@ class Predictor:
                 )
         classifier = estimator is not None and is_classifier(estimator)
         classes = list(estimator.classes_) if classifier else None
-        if backend == "auto" and schema is not None and isinstance(chosen, _onnx.OnnxBackend):
+        if backend == "auto" and schema is not None and resolved.run_id is not None:
             _onnx.save_fast(
                 chosen,
                 resolved,
-                run_id,
+                resolved.run_id,
                 output,
+                columns=schema.columns,
                 order=schema.order,
                 missing_ok=schema.missing_ok,
                 classes=classes,
