@@ -23,7 +23,7 @@ def flowship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("FLOWSHIP_HOME", str(home))
     for var in (
         "MLFLOW_TRACKING_URI",
-        "MLFLOW_REGISTRY_URI",  # mlflow.set_registry_uri writes it into os.environ
+        "MLFLOW_REGISTRY_URI",
         "FLOWSHIP_DATABASE_URL",
         "FLOWSHIP_TABLES_URI",
     ):

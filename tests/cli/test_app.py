@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_info_shows_stores_under_home(cli, flowship_home):
@@ -31,3 +32,19 @@ def test_unknown_command_is_a_usage_error(cli):
 def test_help_is_fast_and_does_not_import_mlflow():
     code = "import sys; from flowship.cli import app; assert 'mlflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+FLOWSHIP = str(Path(sys.executable).with_name("flowship"))
+
+
+def test_console_script_flushes_output_and_keeps_exit_codes(flowship_home):
+    """The console script ends with os._exit: what it printed must still arrive whole,
+    through a pipe, and its exit codes must be the command's."""
+    done = subprocess.run([FLOWSHIP, "info", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tables_uri"] == str(flowship_home.resolve() / "tables")
+    refused = subprocess.run([FLOWSHIP, "versions", "NoSuchModel"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "error: Model 'NoSuchModel' is not registered.\n" in refused.stderr
+    usage = subprocess.run([FLOWSHIP, "no-such-command"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "No such command" in usage.stderr

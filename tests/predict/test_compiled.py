@@ -172,7 +172,7 @@ def test_a_recorded_forest_that_no_longer_holds_means_a_full_load(store, flowshi
     Predictor.load("models:/rf/1")
     record = flowship_home / "cache" / "onnx" / "rf" / "1" / "fast-predict.npz"
     saved = dict(np.load(record))
-    saved["large_threshold"] = saved["large_threshold"] + np.float32(1000)  # every split moves
+    saved["large_nodes"]["threshold"] += np.float32(1000)  # every split moves
     with record.open("wb") as out:
         np.savez(out, **saved)
     reloaded = Predictor.load("models:/rf/1")

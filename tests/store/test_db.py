@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +14,36 @@ def test_sqlite_database_is_created_and_migrated(flowship_home):
     eng = db.engine()
     assert (flowship_home / "flowship.db").exists()
     assert "alembic_version" in inspect(eng).get_table_names()
+
+
+def test_heads_constant_is_alembic_heads():
+    """db.HEADS lets a migrated database open without importing Alembic; it must name
+    exactly the heads Alembic computes from the migration scripts."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db._MIGRATIONS))
+    assert frozenset(ScriptDirectory.from_config(cfg).get_heads()) == db.HEADS
+
+
+def test_a_migrated_database_opens_without_alembic(flowship_home):
+    db.engine()
+    code = "import sys; from flowship.store import db; db.engine(); print('alembic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_a_database_behind_the_heads_is_migrated(flowship_home):
+    eng = db.engine()
+    with eng.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0004_monitoring'"))
+        conn.execute(text("DROP TABLE monitor_runs"))
+        conn.execute(text("DROP TABLE monitor_alerts"))
+    db._engines.clear()
+    eng = db.engine()
+    assert "monitor_runs" in inspect(eng).get_table_names()
 
 
 @pytest.mark.postgres

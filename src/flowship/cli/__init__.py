@@ -7,8 +7,11 @@ line and exits 3; ``FLOWSHIP_DEBUG=1`` shows its traceback.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
+from typing import NoReturn
 
 from flowship.cli._app import app
 from flowship.errors import CheckFailed, FlowshipError
@@ -41,6 +44,29 @@ def main(argv: list[str] | None = None) -> None:
             "Re-run with FLOWSHIP_DEBUG=1 to see the traceback, and please report it.\n"
         )
         sys.exit(3)
+
+
+def run() -> NoReturn:
+    """The ``flowship`` console script: :func:`main`, then a fast exit.
+
+    Once a command is done, the interpreter's teardown (freeing the modules of MLflow,
+    pandas, Numba and LLVM one by one) takes 0.2-0.4 s, a fifth of a warm
+    ``flowship score``, and does nothing a finished command needs. So the process ends
+    with ``os._exit`` after what a normal exit does that matters: atexit handlers (which
+    include logging's flush) and flushing stdout and stderr. mypy exits the same way.
+    ``main`` itself exits normally, so calling it in-process (the tests) is unaffected."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        if isinstance(done.code, str):  # sys.exit("message"): Python prints it, status 1
+            sys.stderr.write(done.code + "\n")
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe (flowship ... | head)
+            stream.flush()
+    os._exit(code)
 
 
 def _print_error(error: FlowshipError) -> None:

@@ -36,7 +36,14 @@ SUPPORTED = {
     "ExtraTreesClassifier",
     "ExtraTreesRegressor",
 }
-ARRAYS = ("roots", "depths", "left", "feature", "threshold", "nan_right", "values", "classes")
+ARRAYS = ("roots", "depths", "nodes", "values", "classes")
+# One 16-byte record per node, so a step of a walk touches one cache line (about 9%
+# faster than an array per field, and than 13-byte records that straddle lines): the
+# left child (the right one follows it), the feature, the threshold, and whether NaN
+# goes right (an int32 for the padding's sake).
+NODE = np.dtype(
+    [("left", np.int32), ("feature", np.int32), ("threshold", np.float32), ("nan_right", np.int32)]
+)
 
 
 class Forest:
@@ -77,19 +84,18 @@ def compile_forest(estimator: Any, output: Output) -> tuple[Forest | None, str]:
     classifier = is_classifier(estimator)
     trees = [tree.tree_ for tree in estimator.estimators_]
     n_classes = len(estimator.classes_) if classifier else 1
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS[2:-1]}
-    roots, depths, offset = [], [], 0
+    nodes, values, roots, depths, offset = [], [], [], [], 0
     for tree in trees:
         order = _breadth_first(tree.children_left, tree.children_right)
-        placed = _placed(tree, order, offset, n_classes, classifier)
-        for key, array in placed.items():
-            parts[key].append(array)
+        placed, leaf_values = _placed(tree, order, offset, n_classes, classifier)
+        nodes.append(placed)
+        values.append(leaf_values)
         roots.append(offset)
         depths.append(tree.max_depth)
         offset += len(order)
     if offset >= np.iinfo(np.int32).max:
         return None, "the forest has too many nodes"
-    arrays = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+    arrays = {"nodes": np.concatenate(nodes), "values": np.concatenate(values)}
     arrays["roots"] = np.asarray(roots, dtype=np.int32)
     arrays["depths"] = np.asarray(depths, dtype=np.int32)
     arrays["classes"] = np.asarray(estimator.classes_ if classifier else [])
@@ -111,24 +117,22 @@ def _breadth_first(left: np.ndarray, right: np.ndarray) -> list[int]:
 
 def _placed(
     tree: Any, order: list[int], offset: int, n_classes: int, classifier: bool
-) -> dict[str, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tree's nodes as NODE records in ``order``, and their leaf values."""
     ids = np.asarray(order)
     position = np.empty(len(order), dtype=np.int64)
     position[ids] = np.arange(len(order))
     leaf = tree.children_left[ids] == -1
+    nodes = np.empty(len(order), dtype=NODE)
     # A leaf points at itself behind a +inf threshold, so every walk can take the
     # forest's full depth without a branch on "is this a leaf".
-    left = np.where(leaf, np.arange(len(order)), position[tree.children_left[ids]]) + offset
-    threshold = _round_down_f32(tree.threshold[ids])
-    threshold[leaf] = np.inf
+    nodes["left"] = np.where(leaf, np.arange(len(order)), position[tree.children_left[ids]])
+    nodes["left"] += offset
+    nodes["feature"] = np.where(leaf, 0, tree.feature[ids])
+    nodes["threshold"] = np.where(leaf, np.float32(np.inf), _round_down_f32(tree.threshold[ids]))
+    nodes["nan_right"] = ~tree.missing_go_to_left[ids].astype(bool) & ~leaf
     values = tree.value[ids, 0, :n_classes] if classifier else tree.value[ids, 0, :1]
-    return {
-        "left": left.astype(np.int32),
-        "feature": np.where(leaf, 0, tree.feature[ids]).astype(np.int32),
-        "threshold": threshold,
-        "nan_right": ~tree.missing_go_to_left[ids].astype(bool) & ~leaf,
-        "values": np.ascontiguousarray(values, dtype=np.float64),
-    }
+    return nodes, np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _round_down_f32(thresholds: np.ndarray) -> np.ndarray:
@@ -152,7 +156,7 @@ def _walk() -> Any:
     return _compiled
 
 
-def _walk_python(X, has_nan, roots, depths, left, feature, threshold, nan_right, values, out):  # noqa: N803
+def _walk_python(X, has_nan, roots, depths, nodes, values, out):  # noqa: N803
     n, k = X.shape[0], values.shape[1]
     at = np.zeros(BLOCK, dtype=np.int32)
     for start in range(0, n, BLOCK):
@@ -162,12 +166,12 @@ def _walk_python(X, has_nan, roots, depths, left, feature, threshold, nan_right,
                 at[b] = roots[t]
             for _ in range(depths[t]):
                 for b in range(rows):
-                    node = at[b]
-                    x = X[start + b, feature[node]]
-                    right = x > threshold[node]
+                    node = nodes[at[b]]
+                    x = X[start + b, node.feature]
+                    right = x > node.threshold
                     if has_nan:
-                        right |= (x != x) & nan_right[node]
-                    at[b] = left[node] + right
+                        right |= (x != x) & (node.nan_right != 0)
+                    at[b] = node.left + right
             for b in range(rows):
                 for c in range(k):
                     out[start + b, c] += values[at[b], c]
