@@ -41,3 +41,21 @@ def test_ascending_ids_take_the_fast_path_and_stay_exact():
     ids.add(late)
     assert len(ids) == 50_002
     assert ids.contains(np.array([50_000, -1, 25_000])).all()
+
+
+def test_ascending_runs_mixed_with_random_batches_match_a_python_set():
+    """Ascending batches wait unmerged until a lookup must search them; interleaving them
+    with out-of-order batches must not lose or invent a key."""
+    rng = np.random.default_rng(11)
+    ids, reference, top = IdSet(), set(), 0
+    for step in range(60):
+        if step % 3:  # ascending, above everything so far
+            batch = top + np.cumsum(rng.integers(1, 4, rng.integers(1, 2000)))
+        else:
+            batch = rng.integers(0, top + 10, rng.integers(1, 500))
+        top = max(top, int(batch.max()))
+        expected = np.array([k in reference for k in batch.tolist()])
+        assert (ids.contains(batch) == expected).all()
+        ids.add(batch)
+        reference.update(batch.tolist())
+        assert len(ids) == len(reference)

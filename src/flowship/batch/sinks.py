@@ -103,6 +103,10 @@ class _FileStats:
         self.rows += batch.num_rows
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             self.nulls[name] = self.nulls.get(name, 0) + column.null_count
+            if pa.types.is_dictionary(column.type):
+                # The constant columns (one entry). Bounds over the entries bound the
+                # values in any case, which is all file skipping needs.
+                column = column.dictionary
             t = column.type
             if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_floating(t)):
                 continue
@@ -164,8 +168,16 @@ class _RollingWriter:
                 compression="snappy",
                 # Dictionary-encoding numeric columns held ~100 MB per file in encoder
                 # state for no gain on ids and scores; text columns (model name, run id)
-                # are near-constant and shrink to almost nothing with it.
-                use_dictionary=[f.name for f in batch.schema if pa.types.is_string(f.type)],
+                # are near-constant and shrink to almost nothing with it. The constant
+                # columns arrive dictionary-encoded already (local.constant_strings).
+                use_dictionary=[
+                    f.name
+                    for f in batch.schema
+                    if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
+                ],
+                # Readers see the table's types (plain strings), not the Arrow encoding
+                # the writer happened to be handed.
+                store_schema=False,
                 # Footer statistics of the constant columns cost a string comparison a
                 # row; the Delta log carries theirs (_FileStats).
                 write_statistics=[n for n in batch.schema.names if n not in CONSTANT_COLUMNS],

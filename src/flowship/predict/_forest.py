@@ -19,6 +19,7 @@ Each Forest is still checked against the estimator on the parity sample before u
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -143,17 +144,40 @@ def _round_down_f32(thresholds: np.ndarray) -> np.ndarray:
     return nearest
 
 
-_compiled: Any = None
+_kernel: Any = None
+_kernel_lock = threading.Lock()
 
 
 def _walk() -> Any:
-    """The Numba kernel, compiled on first use (and cached on disk by Numba)."""
-    global _compiled
-    if _compiled is None:
-        from numba import njit
+    """The Numba kernel; Numba compiles it at its first call and caches it on disk."""
+    global _kernel
+    with _kernel_lock:
+        if _kernel is None:
+            from numba import njit
 
-        _compiled = njit(nogil=True, cache=True)(_walk_python)
-    return _compiled
+            _kernel = njit(nogil=True, cache=True)(_walk_python)
+    return _kernel
+
+
+def load_in_background() -> None:
+    """Start importing Numba and loading the kernel's cached machine code on a thread
+    (about 0.5 s, mostly Numba's own imports), so that a load which will use a forest
+    does its other work meanwhile."""
+    threading.Thread(target=_load, name="flowship-numba", daemon=True).start()
+
+
+def _load() -> None:
+    # One call on a one-leaf forest with the argument types of every real call: Numba
+    # loads that specialisation now, and a real call meanwhile waits on Numba's compiler
+    # lock rather than loading it a second time.
+    nodes = np.zeros(1, dtype=NODE)
+    nodes["threshold"] = np.inf
+    one = np.zeros(1, dtype=np.int32)
+    matrix, sums = np.zeros((1, 1), dtype=np.float32), np.zeros((1, 1))
+    try:
+        _walk()(matrix, False, one, one, nodes, np.zeros((1, 1)), sums)
+    except Exception as exc:  # the real call raises it again, where it is reported
+        log.debug("Loading the forest kernel failed: %s", exc)
 
 
 def _walk_python(X, has_nan, roots, depths, nodes, values, out):  # noqa: N803
