@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from flowship.predict._forest import Forest, load_in_background
+from flowship.predict._forest import Forest
 from flowship.predict._linear import Linear
 from flowship.predict.artifacts import cache_dir
 from flowship.predict.backends import BySize, Output, is_classifier, shape_proba
@@ -389,8 +389,6 @@ def load_fast(
         meta = json.loads(str(arrays.pop("meta")))
         if meta["run_id"] != run_id or meta["toolchain"] != _toolchain():
             return None
-        if with_large and meta["large"] == "forest":
-            load_in_background()  # overlaps Numba's start-up with the ONNX session's
         dtype = _DTYPES[meta["dtype"]]
         session = _session((folder / "model.onnx").read_bytes())
         classifier = bool(meta["classifier"])
