@@ -241,3 +241,28 @@ def test_the_kernel_is_compiled_once_into_the_cache(flowship_home, monkeypatch):
     assert library.stat().st_mtime_ns == built  # loaded, not compiled again
     data = RNG.normal(size=(100, 6))
     np.testing.assert_array_equal(again(data), model.predict(data))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda nodes: nodes["left"].__setitem__(0, 10**9),  # a child past the end
+        lambda nodes: nodes["feature"].__setitem__(0, -5),  # a feature before the row
+        lambda nodes: nodes["threshold"].__setitem__(-1, 0.0),  # a leaf that walks on
+    ],
+)
+def test_a_damaged_recorded_forest_is_refused_before_the_kernel_reads_it(
+    store, flowship_home, damage
+):
+    """The kernel trusts every index it reads; a damaged record must never reach it."""
+    Predictor.load("models:/rf/1")
+    record = flowship_home / "cache" / "onnx" / "rf" / "1" / "fast-predict.npz"
+    saved = dict(np.load(record))
+    damage(saved["large_nodes"])
+    with record.open("wb") as out:
+        np.savez(out, **saved)
+    reloaded = Predictor.load("models:/rf/1")
+    assert "estimator not loaded" not in reloaded.backend_reason
+    data = _batch(store)
+    matrix = np.column_stack([data[c] for c in FEATURES])
+    np.testing.assert_array_equal(reloaded.predict(data), _sklearn("models:/rf/1").predict(matrix))

@@ -70,8 +70,9 @@ class Forest:
     contiguous = True
 
     def __init__(self, arrays: dict[str, np.ndarray], *, output: Output) -> None:
-        self.arrays = arrays
+        self.arrays = _checked(arrays)
         self._classes = arrays["classes"] if len(arrays["classes"]) else None
+        self._width = int(arrays["nodes"]["feature"].max()) + 1
         self.output = output
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
@@ -79,6 +80,8 @@ class Forest:
         if isinstance(walk, str):
             raise UsageError(f"Forests cannot be compiled here: {walk}.", "Install a C compiler.")
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] < self._width:
+            raise ValueError(f"the forest reads {self._width} features; got {matrix.shape}")
         arrays = self.arrays
         roots, values = arrays["roots"], arrays["values"]
         sums = np.zeros((len(matrix), values.shape[1]), dtype=np.float64)
@@ -101,6 +104,30 @@ class Forest:
         if self.output == "proba":
             return sums[:, 1] if sums.shape[1] == 2 else sums
         return self._classes.take(np.argmax(sums, axis=1))
+
+
+def _checked(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays, once it is certain that no walk can leave them: the kernel trusts every
+    index it reads, and a recorded forest comes back from a file that could be damaged.
+    Every inner node's children are nodes; a leaf points at itself and goes left always."""
+    nodes, values, roots = arrays["nodes"], arrays["values"], arrays["roots"]
+    count = len(nodes)
+    position = np.arange(count)
+    leaf = nodes["left"] == position
+    inner = ~leaf
+    problems = [
+        nodes.dtype != NODE or values.dtype != np.float64 or values.ndim != 2,
+        roots.dtype != np.int32 or arrays["depths"].dtype != np.int32,
+        count == 0 or len(values) != count or len(roots) != len(arrays["depths"]),
+        bool(((roots < 0) | (roots >= count)).any()),
+        bool((arrays["depths"] < 0).any()),
+        bool(((nodes["left"][inner] < 0) | (nodes["left"][inner] >= count - 1)).any()),
+        bool((nodes["feature"] < 0).any()),
+        bool((nodes["threshold"][leaf] != np.inf).any() or nodes["nan_right"][leaf].any()),
+    ]
+    if any(problems) or not all(a.flags.c_contiguous for a in (nodes, values, roots)):
+        raise ValueError("the forest's arrays are not a well-formed forest")
+    return arrays
 
 
 def compile_forest(estimator: Any, output: Output) -> tuple[Forest | None, str]:
