@@ -228,6 +228,16 @@ def test_without_a_c_compiler_forests_are_left_to_onnx_and_say_why(store, monkey
     assert p.backend == "onnx" and "forest" not in p.backend_reason
 
 
+def test_a_compiler_that_fails_leaves_forests_uncompiled(flowship_home, monkeypatch):
+    from flowship.predict import _forest
+
+    monkeypatch.setattr(_forest, "_kernel", None)
+    monkeypatch.setenv("CC", "false")  # runs, and fails
+    forest, why = compile_forest(FORESTS["extra trees"](), "predict")
+    assert forest is None and why.endswith("false could not compile the kernel: exit 1")
+    assert not list((flowship_home / "cache" / "kernels").glob("*"))  # nothing half-built
+
+
 def test_the_kernel_is_compiled_once_into_the_cache(flowship_home, monkeypatch):
     from flowship.predict import _forest
 

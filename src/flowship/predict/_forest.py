@@ -220,12 +220,15 @@ def _load_kernel() -> Any:
     source = _SOURCE.read_bytes()
     digest = hashlib.sha256(source + platform.machine().encode()).hexdigest()[:16]
     library = get_settings().home_dir / "cache" / "kernels" / f"forest-{digest}.so"
-    if not library.is_file():
-        problem = _compile(library)
-        if problem is not None:
-            log.warning("Forests are not compiled: %s", problem)
-            return problem
-    walk = ctypes.CDLL(str(library)).flowship_walk
+    problem = None if library.is_file() else _compile(library)
+    if problem is None:
+        try:
+            walk = ctypes.CDLL(str(library)).flowship_walk
+        except (OSError, AttributeError) as exc:  # e.g. a cache on a noexec mount
+            problem = f"the compiled kernel {library} cannot be loaded: {exc}"
+    if problem is not None:
+        log.warning("Forests are not compiled: %s", problem)
+        return problem
     pointer, count = ctypes.c_void_p, ctypes.c_int64
     walk.argtypes = [pointer, count, count, ctypes.c_int32, pointer, pointer, count]
     walk.argtypes += [pointer, pointer, count, pointer]
@@ -239,10 +242,10 @@ def _compile(library: Path) -> str | None:
     compiler = shutil.which(os.environ.get("CC") or "cc")
     if compiler is None:
         return f"no C compiler ({os.environ.get('CC') or 'cc'}) on this machine"
-    library.parent.mkdir(parents=True, exist_ok=True)
     staging = library.with_name(f".{library.name}.{os.getpid()}")
     command = [compiler, "-O3", "-shared", "-fPIC", "-o", str(staging), str(_SOURCE)]
     try:
+        library.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode:
             first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
