@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from flowship.batch.plan import Plan, make_plan, output_location
 from flowship.batch.progress import ProgressCallback
@@ -52,9 +51,7 @@ def _clean_up(plan: Plan) -> None:
         sink.remove_orphans(_is_orphan)
 
 
-def run_job(
-    job: ScoreJob, *, on_progress: ProgressCallback | None = None, on_plan: Any = None
-) -> runs.RunRecord:
+def run_job(job: ScoreJob, *, on_progress: ProgressCallback | None = None) -> runs.RunRecord:
     """Score ``job`` with its engine; returns the finished run record.
 
     Raises the run's ``FlowshipError`` after recording it as failed."""
@@ -79,8 +76,6 @@ def run_job(
             input_snapshot=plan.source.snapshot,
             prediction_date=plan.day.isoformat(),
         )
-        if on_plan is not None:
-            on_plan(plan)
         _clean_up(plan)
         if job.engine == "spark":
             from flowship.batch.spark import score_spark
