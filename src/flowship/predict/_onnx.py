@@ -358,8 +358,8 @@ def save_fast(
         arrays.update({f"large_{k}": v for k, v in large.arrays.items()})
     if any(a.dtype == object for a in arrays.values()):
         return  # np.load without pickles cannot read these back; keep the full load
+    facts["columns"] = [c.to_dict() for c in facts["columns"]]
     meta = {"run_id": run_id, "toolchain": _toolchain(), "classifier": classifier, **facts}
-    meta["columns"] = [c.to_dict() for c in facts["columns"]]
     meta["dtype"] = next(k for k, v in _DTYPES.items() if v is onnx.dtype)
     meta["argmax"] = onnx._classes is not None
     meta["large"] = large.name if large is not None else None

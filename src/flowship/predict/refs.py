@@ -36,6 +36,13 @@ class ResolvedRef:
     run_id: str | None = None
     source: str | None = None
 
+    @classmethod
+    def registry_version(
+        cls, ref: str, name: str, version: object, run_id: str | None, source: str | None
+    ) -> ResolvedRef:
+        """``ref`` pinned to registry version ``version`` of model ``name``."""
+        return cls(ref, f"models:/{name}/{version}", name, str(version), run_id or None, source)
+
 
 def resolve_ref(ref: str) -> ResolvedRef:
     """Resolve ``ref`` against the registry (or the file system for a local directory).
@@ -82,14 +89,7 @@ def _resolve_registry(ref: str) -> ResolvedRef:
                 "'latest' nor a stage (None, Staging, Production, Archived).",
                 f"Use one of: {_FORMS}.",
             )
-    return ResolvedRef(
-        ref=ref,
-        uri=f"models:/{mv.name}/{mv.version}",
-        model_name=mv.name,
-        model_version=str(mv.version),
-        run_id=mv.run_id or None,
-        source=mv.source,
-    )
+    return ResolvedRef.registry_version(ref, mv.name, mv.version, mv.run_id, mv.source)
 
 
 def _require_model(name: str) -> None:

@@ -85,14 +85,7 @@ def lookup(ref: str) -> ResolvedRef | None:
         return None
     if row is None:
         return None
-    return ResolvedRef(
-        ref=ref,
-        uri=f"models:/{row.name}/{row.version}",
-        model_name=row.name,
-        model_version=str(row.version),
-        run_id=row.run_id or None,
-        source=row.source,
-    )
+    return ResolvedRef.registry_version(ref, row.name, row.version, row.run_id, row.source)
 
 
 def _parse(ref: str) -> tuple[str, str, str] | None:
