@@ -74,6 +74,7 @@ def experiment(
         prim = log["role"] == "primary"
         log.loc[~prim.to_numpy(), "request_id"] = log.loc[prim.to_numpy(), "request_id"].to_numpy()
     log["ts"] = pd.to_datetime(log["ts"], utc=True)
+    log = log[log["ts"] <= AS_OF].reset_index(drop=True)  # nothing logged after "now"
     actuals = pd.DataFrame({"customer_id": [f"c{i:07d}" for i in range(keys)], "churned": churned})
     return log, actuals
 

@@ -152,10 +152,15 @@ def collect_units(
     log_schema, act_schema = schema_of(log_data), schema_of(actuals)
     require(log_schema, [columns.key, columns.variant, columns.time], "prediction log", log_source)
     require(act_schema, [id_column, label_column], "actuals", actuals_source)
-    if not _is_numeric(act_schema.field(label_column).type):
+    label_type = act_schema.field(label_column).type
+    if not _is_numeric(label_type):
+        held = (
+            "text"
+            if pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
+            else label_type
+        )
         raise InvalidInput(
-            f"The label column {label_column!r} in the actuals holds "
-            f"{act_schema.field(label_column).type}, not numbers.",
+            f"The label column {label_column!r} in the actuals holds {held}, not numbers.",
             "Give a 0/1 (or numeric, for --metric mean) label column.",
         )
     score, prediction = output_columns(log_schema, columns.score, columns.prediction)
