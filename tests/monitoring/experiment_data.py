@@ -23,11 +23,13 @@ def experiment(
     deployment: str = "churn",
     shadow: str | None = None,
     shadow_quality: float = 1.0,
+    versions: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(log, actuals)``. Each key arrives on a random day in the ``days`` before
     ``AS_OF``, is routed by ``weights`` and sends 1-3 requests over the next days; its
     outcome (churned 0/1) follows a true probability that each variant's score tracks with
-    ``quality`` (1.0: as well as the champion; higher: better)."""
+    ``quality`` (1.0: as well as the champion; higher: better). ``versions``: the model
+    version each variant serves (default 2, 3, ... in the order of ``weights``)."""
     rng = np.random.default_rng(seed)
     weights = weights or {"champion": 50, "challenger": 50}
     quality = quality or {}
@@ -58,7 +60,9 @@ def experiment(
                         "variant": name,
                         "role": role,
                         "model_name": "Churn",
-                        "model_version": str(2 + names.index(name)) if name in names else "9",
+                        "model_version": (versions or {}).get(
+                            name, str(2 + names.index(name)) if name in names else "9"
+                        ),
                         "run_id": "r" * 32,
                         "key": f"c{i:07d}",
                         "tenure": float(signal[i]),

@@ -240,6 +240,7 @@ def _variant_row(data, variant, estimate, metric, alpha, effect) -> dict[str, An
         "matured": data.matured.get(variant, 0),
         "pending": data.pending.get(variant, 0),
         "no_outcome": data.no_outcome.get(variant, 0),
+        "model_versions": data.versions.get(variant),
         metric: None,
         "low": None,
         "high": None,

@@ -126,6 +126,8 @@ class UnitData:
     matured: dict[str, int] = field(default_factory=dict)
     no_outcome: dict[str, int] = field(default_factory=dict)
     mixed_units: int = 0
+    #: variant -> the model versions it served (when the log records them)
+    versions: dict[str, list[str]] = field(default_factory=dict)
     #: variant -> rows of (day, n, sum, sum of squares), days ascending
     daily: dict[str, list[tuple[str, int, float, float]]] = field(default_factory=dict)
     #: AUC only: variant -> (day index per unit, score, label)
@@ -212,6 +214,13 @@ def collect_units(
         for variant, n, pending in rows:
             data.exposed[variant] = int(n)
             data.pending[variant] = int(pending)
+        if "model_version" in log_schema.names:
+            for variant, versions in con.execute(
+                f"""SELECT CAST({v} AS VARCHAR), list(DISTINCT CAST(model_version AS VARCHAR))
+                FROM log_src{where(clauses)} GROUP BY 1""",
+                params,
+            ).fetchall():
+                data.versions[variant] = sorted(x for x in versions if x is not None)
         data.mixed_units = int(
             con.execute("SELECT count(*) FROM units WHERE nvar > 1").fetchone()[0]
         )
