@@ -122,11 +122,12 @@ def compare(candidate: Estimate, champion: Estimate, *, tau: float, alpha: float
 
 
 def units_needed(comparison: Comparison, n_units: int) -> int | None:
-    """About how many more matured units (at the current split) until the interval is
-    narrower than the larger of the observed difference and ``tau``; None if decided."""
+    """About how many more matured units (at the current split) until the interval would
+    exclude zero if the observed difference holds (a difference below a quarter of
+    ``tau`` counts as that quarter: it may well be none at all); None if decided."""
     if comparison.significant or n_units <= 0:
         return None
-    target = max(abs(comparison.diff), comparison.tau)
+    target = max(abs(comparison.diff), comparison.tau / 4)
     variance = comparison.se**2
     if variance <= 0:
         return None
