@@ -39,7 +39,8 @@ def test_apply_show_list_history_traffic_undo(cli, split):
     assert moved.exit_code == 0, moved.stderr
     assert "revision 2, traffic champion=50 challenger=50" in moved.stderr
     undone = cli("traffic", "churn", "--undo")
-    assert undone.exit_code == 0 and "revision 3, traffic champion=90 challenger=10" in undone.stderr
+    assert undone.exit_code == 0
+    assert "revision 3, traffic champion=90 challenger=10" in undone.stderr
 
     history = json.loads(cli("deployment", "history", "churn", "--json").stdout)
     assert [h["action"] for h in history] == ["apply", "traffic", "undo"]
@@ -66,9 +67,12 @@ variants:
 """)  # fmt: skip
     assert cli("deployment", "apply", spec).exit_code == 0
     assert cli("traffic", "web", "green=100", "blue=0").exit_code == 0
-    assert json.loads(cli("deployment", "show", "web", "--json").stdout)["spec"]["variants"][
-        "green"
-    ]["weight"] == 100
+    assert (
+        json.loads(cli("deployment", "show", "web", "--json").stdout)["spec"]["variants"]["green"][
+            "weight"
+        ]
+        == 100
+    )
     assert cli("traffic", "web", "--undo").exit_code == 0
     shown = json.loads(cli("deployment", "show", "web", "--json").stdout)
     assert shown["revision"] == 3 and shown["spec"]["variants"]["blue"]["weight"] == 100
