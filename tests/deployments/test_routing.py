@@ -68,8 +68,8 @@ def test_rows_are_routed_by_key_sticky_and_in_order(served, store):
 
 
 def test_the_key_header_and_no_key(served, store):
-    key = next(str(c) for c in range(10_000) if
-               assign("churn", str(c), {"champion": 90, "challenger": 10}) == "challenger")  # fmt: skip
+    weights = {"champion": 90, "challenger": 10}
+    key = next(str(c) for c in range(10_000) if assign("churn", str(c), weights) == "challenger")
     response = httpx.post(
         served.url + "/invocations", json=body(store, [0, 0, 0], key=False),
         headers={"X-Flowship-Key": key},
