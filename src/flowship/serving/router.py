@@ -283,6 +283,7 @@ class DeploymentRouter:
             self.metrics,
             deployment=self.name,
             log_entry=self._log_shadow,
+            max_requests=self.config.max_shadow_queue,
             timeout_s=self.config.request_timeout_s,
         )
         self.shadows.start()
