@@ -8,6 +8,9 @@ replaces its output instead of duplicating it. Each commit carries the run id in
 commit info; files of a run that never committed and whose process is gone are
 orphans, deleted by the next run on the same table.
 
+``append_delta``: one Delta commit per call, for writers that append small batches from
+several processes at once (the serving prediction log).
+
 Parquet: the run writes into ``_staging/<run_id>/`` (ignored by readers, as every
 ``_``-prefixed directory is) and commits with one directory rename to
 ``prediction_date=D/run_id=<run_id>/``.
