@@ -27,6 +27,9 @@ class ServeConfig(BaseModel):
 
     ref: str = Field(min_length=1)
     """Model to serve: models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, runs:/..., a dir."""
+    deployment: str | None = Field(None, min_length=1, max_length=100)
+    """Serve this recorded deployment (``flowship deployment apply``) instead of one ref;
+    ``ref`` is then ``deployment:NAME``, for display."""
     name: str | None = None
     """Model name in V2 paths (/v2/models/NAME); default: the registered model's name."""
     output: Literal["predict", "proba"] = "predict"
