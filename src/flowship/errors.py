@@ -15,6 +15,8 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
+    ├── PermissionDenied        the acting user may not do this               exit 2 / 403
+    │   └── NotAuthenticated    missing or wrong credentials for MLflow       exit 2 / 401
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
@@ -95,6 +97,15 @@ class IllegalTransition(FlowshipError):
 
 class ConcurrentChange(FlowshipError):
     """The state changed under us; the operation was refused and nothing was changed."""
+
+
+class PermissionDenied(FlowshipError):
+    """The acting user may not do this: MLflow refused the write, or a sign-off rule
+    (separation of duties, the approver or admin list) says no. Nothing was changed."""
+
+
+class NotAuthenticated(PermissionDenied):
+    """The MLflow server did not accept the credentials (or got none)."""
 
 
 class Unavailable(FlowshipError):
