@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     debug: bool = False
     """Show tracebacks for unexpected errors in the CLI."""
 
+    run_lease_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How long a batch run's lease lasts; a running run renews it every third of that,
+    and one that stops renewing (its process died) no longer holds its output."""
+
     @property
     def home_dir(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
