@@ -17,6 +17,9 @@ and date: Delta's conflict check refuses the second commit whose snapshot predat
 first one's identifier, and that run fails without committing anything; no id is ever
 scored twice.
 
+``append_delta``: one Delta commit per call, for writers that append small batches from
+several processes at once (the serving prediction log).
+
 Parquet: the run writes into ``_staging/<run_id>/`` (ignored by readers, as every
 ``_``-prefixed directory is) and commits with one directory rename to
 ``prediction_date=D/run_id=<run_id>/``.
@@ -653,3 +656,45 @@ def open_sink(uri: str, *, format: str, rows_per_file: int, url: str | None = No
         return SqlSink(uri, url=url)
     cls = DeltaSink if format == "delta" else ParquetSink
     return cls(uri, rows_per_file=rows_per_file)
+
+
+def append_delta(
+    uri: str,
+    table: pa.Table,
+    *,
+    partition_by: list[str],
+    metadata: dict[str, str] | None = None,
+    attempts: int = 20,
+) -> None:
+    """Append ``table`` to the Delta table at ``uri`` (created on first use) in ONE commit.
+
+    For writers that append small batches from many processes at once (the prediction
+    log): deltalake retries a commit that lost the race for a version number, and a
+    blind append never conflicts with another append, so every commit lands. A race to
+    *create* the table, or more losses in a row than deltalake's own retries, is retried
+    here with a short random pause. New columns are merged into the table's schema.
+    """
+    import random
+
+    from deltalake import CommitProperties, write_deltalake
+
+    properties = CommitProperties(custom_metadata=metadata, max_commit_retries=100)
+    for attempt in range(1, attempts + 1):
+        try:
+            write_deltalake(
+                uri,
+                table,
+                mode="append",
+                partition_by=partition_by,
+                schema_mode="merge",
+                commit_properties=properties,
+            )
+            return
+        except Exception as exc:
+            text = str(exc).lower()
+            transient = type(exc).__name__ in ("CommitFailedError", "DeltaError") or any(
+                word in text for word in ("conflict", "already exists", "version")
+            )
+            if not transient or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
