@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     debug: bool = False
     """Show tracebacks for unexpected errors in the CLI."""
 
+    webhook: str | None = None
+    """Slack/Teams incoming-webhook URL for monitor alerts when a monitor file names none
+    (so a scheduled monitor reads it from a Secret, not from the file)."""
+
     @property
     def home_dir(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from flowship.cli import score  # noqa: E402,F401  isort: skip
 from flowship.cli import monitor  # noqa: E402,F401  isort: skip
 from flowship.cli import serve  # noqa: E402,F401  isort: skip
 from flowship.cli import export  # noqa: E402,F401  isort: skip
+from flowship.cli import package  # noqa: E402,F401  isort: skip
 
 
 def exit_code(error: FlowshipError) -> int:

@@ -39,16 +39,12 @@ def onnx(
         return
     print_table(
         None,
-        ["file", "model", "version", "input", "opset", "parity"],
+        ["", ""],
         [
-            [
-                result.path,
-                result.model_name or "-",
-                result.model_version or "-",
-                result.dtype,
-                result.opset,
-                f"max diff {result.max_gap:.2g} on {result.rows} rows",
-            ]
+            ["file", result.path],
+            ["model", f"{result.model_name or '-'} version {result.model_version or '-'}"],
+            ["input", f"{result.dtype} matrix, opset {result.opset}"],
+            ["parity", f"max difference {result.max_gap:.2g} on {result.rows} rows"],
         ],
     )
-    say(f"Wrote {result.path}; its metadata names the model (flowship.* keys).")
+    say("The file's metadata names the model (flowship.* keys).")

@@ -60,6 +60,7 @@ def write_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=anchor))
     try:
         fill(staging)
+        _readable(staging)
         (staging / MARKER).write_text(json.dumps({"kind": kind, **about}, indent=2) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
@@ -72,6 +73,15 @@ def write_folder(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _readable(folder: Path) -> None:
+    """Folders 0755 and files 0644 (mkdtemp and the model cache make 0700 folders): a
+    build context's files must be readable by the image's non-root user, and generated
+    manifests by whoever applies them."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def check_file(out: Path, *, ours: Callable[[Path], bool]) -> None:
