@@ -127,8 +127,8 @@ class _Rejects:
 
     def commit(self) -> None:
         if self.writer is not None:
-            replace = None if self.plan.job.incremental else self.plan.model_name
-            self.writer.commit(replace_model=replace)
+            plan = self.plan
+            self.writer.commit(model=plan.model_name, replace=not plan.job.incremental)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -247,8 +247,9 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
         if pool is not None:
             pool.shutdown(wait=True)
     version = None
+    plan.before_commit()
     if writer is not None:
-        version = writer.commit(replace_model=None if job.incremental else plan.model_name)
+        version = writer.commit(model=plan.model_name, replace=not job.incremental)
     elif not job.incremental:
         version = _replace_with_nothing(sink, plan)
     rejects.commit()
@@ -281,7 +282,7 @@ def _replace_with_nothing(sink: Any, plan: Plan) -> int | None:
         return None
     schema = pa.schema(table.schema().to_arrow())
     return sink.open(run_id=plan.run_id, day=plan.day, schema=schema).commit(
-        replace_model=plan.model_name
+        model=plan.model_name, replace=True
     )
 
 
