@@ -227,18 +227,6 @@ def runs(
         say(f"{r.run_id[:8]} failed: {r.error}")
 
 
-def _env_pairs(values: list[str] | None) -> dict[str, str]:
-    from flowship.errors import UsageError
-
-    pairs = {}
-    for value in values or []:
-        key, sep, text = value.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--env {value!r} is not KEY=VALUE.", "Use --env KEY=VALUE.")
-        pairs[key.strip()] = text
-    return pairs
-
-
 @app.command()
 def schedule(
     files: Annotated[list[Path], typer.Argument(help="Job files (kind: score or monitor).")],
@@ -268,7 +256,9 @@ def schedule(
 
     entries = plan_entries(list(files), cron=cron)
     if export_cronjob:
-        pairs = _env_pairs(env)
+        from flowship.cli._options import env_pairs
+
+        pairs = env_pairs(env)
         sys.stdout.write(
             "---\n".join(
                 cronjob_manifest(

@@ -84,10 +84,12 @@ def run_health(
 
 
 def run_spec(spec: MonitorSpec) -> MonitorResult:
+    from flowship.config import get_settings
+
     return _run(
         spec.name,
         spec.model,
-        spec.webhook,
+        spec.webhook or get_settings().webhook,
         spec.report.json_path,
         spec.report.html,
         drift=spec.drift,

@@ -160,11 +160,19 @@ def _merge(reasons: list[str]) -> str:
     return "; ".join(reasons)
 
 
-def _conversions(estimator: Any, n_features: int):
-    """(dtype name, ONNX bytes) in the order to try; on failure (reason, None)."""
-    for dtype_name in _precisions(estimator):
+def _conversions(
+    estimator: Any,
+    n_features: int,
+    *,
+    precisions: tuple[str, ...] | None = None,
+    opset: int | None = None,
+):
+    """(dtype name, ONNX bytes) in the order to try (``precisions``, default the
+    Predictor's order); on failure (reason, None). ``opset``: the ONNX opset to target
+    (default: the newest skl2onnx knows)."""
+    for dtype_name in precisions or _precisions(estimator):
         try:
-            yield dtype_name, _convert(estimator, n_features, dtype_name)
+            yield dtype_name, _convert(estimator, n_features, dtype_name, opset)
         except Exception as exc:  # skl2onnx raises many types for unsupported models
             yield f"{dtype_name} conversion failed: {_first_line(exc)}", None
 
@@ -182,7 +190,7 @@ def _precisions(estimator: Any) -> tuple[str, str]:
     return ("float64", "float32")
 
 
-def _convert(estimator: Any, n_features: int, dtype_name: str) -> bytes:
+def _convert(estimator: Any, n_features: int, dtype_name: str, opset: int | None = None) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -194,7 +202,10 @@ def _convert(estimator: Any, n_features: int, dtype_name: str) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onx = convert_sklearn(
-            estimator, initial_types=[("input", tensor([None, n_features]))], options=options
+            estimator,
+            initial_types=[("input", tensor([None, n_features]))],
+            options=options,
+            target_opset=opset,
         )
     return onx.SerializeToString()
 
