@@ -68,13 +68,23 @@ def test_two_workers_and_sigterm_drains_in_flight_requests(serving_store, tmp_pa
         home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",
     ).start()  # fmt: skip
     try:
-        workers: set[str] = set()
+        workers: set[int] = set()
+        sent = 0
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline:  # both workers answer
             with httpx.Client(base_url=server.url) as http:  # new connection each round
                 assert http.post("/invocations", json={"inputs": {"delay": [0.0]}}).is_success
-                workers |= set(re.findall(r'worker="(\d+)"', http.get("/metrics").text))
+                sent += 1
+                workers.add(http.get("/flowship").json()["worker"])
         assert len(workers) == 2, workers
+        # Whichever worker answers the scrape counts every worker's requests, exactly.
+        for _ in range(4):
+            with httpx.Client(base_url=server.url) as http:
+                text = http.get("/metrics").text
+            counted = re.findall(
+                r'^flowship_requests_total\{[^}]*status="200"[^}]*\} (\S+)$', text, re.M
+            )
+            assert sum(float(v) for v in counted) == sent, text
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(slow, server, 2.0)
             time.sleep(0.7)
