@@ -61,6 +61,19 @@ def test_overload_answers_503_with_retry_after(slow_server):
     assert slow(slow_server, 0.0).status_code == 200
 
 
+def test_a_model_that_raises_gets_500_with_a_safe_message(slow_server):
+    """The slow model sleeps for 'delay' seconds: a negative one makes its code raise.
+    The exception's text is logged, never sent."""
+    response = slow(slow_server, -1.0)
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error_code"] == "INTERNAL_ERROR"
+    assert "The model raised ValueError" in body["message"]
+    assert "non-negative" not in body["message"]
+    assert "sleep length must be non-negative" in slow_server.logs()
+    assert slow(slow_server, 0.0).json() == {"predictions": [0.0]}
+
+
 @pytest.mark.slow
 def test_two_workers_and_sigterm_drains_in_flight_requests(serving_store, tmp_path):
     server = Server.flowship(

@@ -16,7 +16,6 @@ health checks.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from flowship.errors import FlowshipError
-from flowship.serving.errors import ModelFailed, Overloaded
+from flowship.errors import FlowshipError, ScoringFailed
+from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import ServingMetrics
-
-log = logging.getLogger(__name__)
 
 # Above this many seconds per predict call, predict on the worker thread instead of inline.
 INLINE_LIMIT_S = 0.002
@@ -214,15 +211,10 @@ class MicroBatcher:
             result = predictor.predict(columns)
         except FlowshipError:
             raise
-        except Exception as exc:  # the model's own code raised: its text may hold secrets
-            log.warning(
-                "Model %s raised on a request: %s: %s",
-                predictor.model_name,
-                type(exc).__name__,
-                exc,
-                exc_info=True,
-            )
-            raise ModelFailed(type(exc).__name__) from exc
+        except Exception as exc:  # past the Predictor's own net: still the model's failure
+            raise ScoringFailed(
+                f"The model raised {type(exc).__name__}: {exc}", exc_type=type(exc).__name__
+            ) from exc
         self._cost_s += _EWMA * ((time.perf_counter() - start) - self._cost_s)
         self._metrics.batch_size.observe(
             rows, predictor.model_name or "", str(predictor.model_version or ""), predictor.backend

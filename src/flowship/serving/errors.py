@@ -23,6 +23,7 @@ from flowship.errors import (
     MissingExtra,
     NotFound,
     SchemaMismatch,
+    ScoringFailed,
     Unavailable,
     UsageError,
 )
@@ -140,6 +141,9 @@ def retry_after(error: FlowshipError) -> str | None:
 def as_flowship_error(exc: BaseException, timeout_s: float) -> FlowshipError:
     """Any exception as the FlowshipError a client may see; unexpected ones are logged
     with their traceback and answered with their class name only."""
+    if isinstance(exc, ScoringFailed):  # the model's text goes to the log only
+        log.warning("The model raised on a request: %s", exc, exc_info=exc.__cause__)
+        return ModelFailed(exc.exc_type or "an error")
     if isinstance(exc, FlowshipError):
         return exc
     if isinstance(exc, TimeoutError):
