@@ -29,6 +29,7 @@ _MLFLOW_ERROR = {
 }
 _V2_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_UNTYPED = {"application/json": {}}
 
 
 def document(predictor: Any, name: str) -> dict[str, Any]:
@@ -46,7 +47,9 @@ def document(predictor: Any, name: str) -> dict[str, Any]:
             "/invocations": {"post": _invocations(columns)},
             "/ping": {"get": _probe("Ready: the model is loaded and warmed.")},
             "/health": {"get": _probe("Same as /ping.")},
-            "/version": {"get": _get("The MLflow version, as MLflow's server answers.", _TEXT)},
+            "/version": {  # the bare version text labelled application/json, as MLflow does
+                "get": _get("The MLflow version, as MLflow's server answers.", _UNTYPED)
+            },
             "/metrics": {"get": _get("Prometheus text format.", _TEXT)},
             "/flowship": {"get": _get("Ref, readiness and the served model.", _json_obj())},
             "/openapi.json": {"get": _get("This document.", _json_obj())},
@@ -78,7 +81,8 @@ def _get(summary: str, content: dict) -> dict:
 
 
 def _probe(summary: str, v2: bool = False) -> dict:
-    content = _json_obj() if v2 else {"application/json": {"schema": {"type": "string"}}}
+    # MLflow's /ping answers "\n" labelled application/json: no schema to hold it to.
+    content = _json_obj() if v2 else _UNTYPED
     return {
         "summary": summary,
         "responses": {
