@@ -239,6 +239,7 @@ def _column_dict(value: dict[str, Any], limits: RequestLimits) -> Decoded:
                 "Give every column the same number of values (one per row).",
             )
         columns[name] = values
+    limits.check_cells(n_rows or 0, len(columns), "inputs")
     return Decoded(columns, n_rows or 0)
 
 
