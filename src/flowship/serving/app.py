@@ -78,7 +78,12 @@ class ServingApp:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = ServingMetrics()
-        self.holder = ModelHolder(config, self.metrics)
+        self.router: Any = None  # a DeploymentRouter with --deployment; it is the holder too
+        if config.deployment is not None:
+            from flowship.serving.router import DeploymentRouter
+
+            self.router = DeploymentRouter(config, self.metrics)
+        self.holder: Any = self.router or ModelHolder(config, self.metrics)
         self.batcher = MicroBatcher(
             self.holder.get,
             metrics=self.metrics,
@@ -139,6 +144,8 @@ class ServingApp:
             # never hands a request to a worker that is still loading. (A lone process
             # answers at once instead: live, and 503 until ready.)
             await asyncio.to_thread(self.holder.check)
+        if self.router is not None:
+            self.router.start()
         follower = asyncio.create_task(self.holder.follow(), name="flowship-follow")
         try:
             yield
@@ -148,13 +155,15 @@ class ServingApp:
                 await follower
             self.batcher.close()
             self.decoder.close()
+            if self.router is not None:
+                await self.router.close()  # flushes the prediction log
             self.metrics.worker_exited()
 
     # ------------------------------------------------------------ MLflow protocol
 
     async def _invocations(self, scope: dict, receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
-        predictor = None
+        predictor = routed = None
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
                 content_type = headers.get(b"content-type")
@@ -175,10 +184,17 @@ class ServingApp:
                     decoded = await self.decoder.run(mlflow_protocol.decode, body, mime, limits)
                     sequences = False
                 del body
-                columns = self._filter_extra(decoded.columns)
-                result, predictor = await self.batcher.predict(
-                    columns, decoded.n_rows, sequences=sequences
-                )
+                if self.router is not None:
+                    routed = await self.router.route(
+                        decoded.columns, decoded.n_rows, headers=headers, sequences=sequences,
+                        start=scope[START],
+                    )  # fmt: skip
+                    result, predictor = routed.result, routed.predictor
+                else:
+                    columns = self._filter_extra(decoded.columns)
+                    result, predictor = await self.batcher.predict(
+                        columns, decoded.n_rows, sequences=sequences
+                    )
             payload = mlflow_protocol.encode_predictions(result)
         except ClientGone:
             return
@@ -189,10 +205,12 @@ class ServingApp:
         response_headers = [
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
-            *self.per_model(predictor).headers,
+            *(routed.headers if routed is not None else self.per_model(predictor).headers),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
+        if routed is not None:
+            await self.router.after_response(routed)  # shadows score after the answer
 
     # ------------------------------------------------------------ errors, one place
 
@@ -309,11 +327,13 @@ def _routes(app: ServingApp) -> list[Route]:
         body = {
             "ref": app.config.ref,
             "ready": app.holder.ready,
-            "trusted": app.holder.trusted,
+            "trusted": getattr(app.holder, "trusted", True),
             "worker": os.getpid(),
             "model": predictor.describe() if predictor else None,
             "last_error": app.holder.last_error,
         }
+        if app.router is not None:
+            body["deployment"] = app.router.describe()
         text = redact(orjson.dumps(body, default=str).decode())
         return Response(text, media_type="application/json")
 

@@ -15,7 +15,8 @@ under a lock; in multiprocess mode the add also writes 8 bytes to the mapped fil
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client import Counter as _Counter
@@ -38,20 +39,23 @@ def multiprocess() -> bool:
 class _Family:
     """A labelled metric with its children cached by label values (the hot path)."""
 
-    def __init__(self, metric: Any, labelled: bool) -> None:
-        self._metric = metric
-        self._labelled = labelled
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._labelled = bool(metric._labelnames)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def child(self, labels: tuple[str, ...]) -> Any:
         found = self._children.get(labels)
         if found is None:
-            found = self._metric.labels(*labels) if self._labelled else self._metric
+            found = self.metric.labels(*labels) if self._labelled else self.metric
             self._children[labels] = found
         return found
 
 
 class Counter(_Family):
+    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(_Counter(name, help, tuple(labels), registry=None))
+
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         self.child(labels).inc(amount)
 
@@ -60,8 +64,19 @@ class Counter(_Family):
 
 
 class Gauge(_Family):
+    def __init__(
+        self, name: str, help: str, labels: Sequence[str] = (), *, mode: str = "liveall"
+    ) -> None:
+        """``mode``: how workers' values combine in multiprocess mode (prometheus_client's
+        ``multiprocess_mode``); the default keeps one sample per live worker."""
+        gauge = _Gauge(name, help, tuple(labels), registry=None, multiprocess_mode=mode)
+        super().__init__(gauge)
+
     def set(self, *labels: str, value: float) -> None:
         self.child(labels).set(value)
+
+    def value(self, *labels: str) -> float:
+        return self.child(labels)._value.get()
 
     def clear(self) -> None:
         """Forget every labelled sample. In multiprocess mode a sample's file entry
@@ -70,10 +85,15 @@ class Gauge(_Family):
             child.set(0)
         self._children.clear()
         if self._labelled:
-            self._metric.clear()
+            self.metric.clear()
 
 
 class Histogram(_Family):
+    def __init__(
+        self, name: str, help: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        super().__init__(_Histogram(name, help, tuple(labels), buckets=buckets, registry=None))
+
     def observe(self, value: float, *labels: str) -> None:
         self.child(labels).observe(value)
 
@@ -82,6 +102,7 @@ class Histogram(_Family):
         return int(sum(bucket.get() for bucket in child._buckets))
 
 
+F = TypeVar("F", bound=_Family)
 _MODEL = ("model", "version", "backend")
 
 
@@ -90,90 +111,66 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self.requests = Counter(
-            _Counter(
-                "flowship_requests",
+        self.requests = self.register(
+            Counter(
+                "flowship_requests_total",
                 "Prediction requests answered, by protocol and HTTP status.",
                 (*_MODEL, "protocol", "status"),
-                registry=r,
-            ),
-            True,
+            )
         )
-        self.errors = Counter(
-            _Counter(
-                "flowship_request_errors",
+        self.errors = self.register(
+            Counter(
+                "flowship_request_errors_total",
                 "Prediction requests that failed, by error class.",
                 (*_MODEL, "protocol", "error"),
-                registry=r,
-            ),
-            True,
+            )
         )
-        self.latency = Histogram(
-            _Histogram(
+        self.latency = self.register(
+            Histogram(
                 "flowship_request_duration_seconds",
                 "Time from request received to response ready.",
                 (*_MODEL, "protocol"),
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            ),
-            True,
+                LATENCY_BUCKETS,
+            )
         )
-        self.batch_size = Histogram(
-            _Histogram(
-                "flowship_batch_size_rows",
-                "Rows per predict call.",
-                _MODEL,
-                buckets=BATCH_BUCKETS,
-                registry=r,
-            ),
-            True,
+        self.batch_size = self.register(
+            Histogram("flowship_batch_size_rows", "Rows per predict call.", _MODEL, BATCH_BUCKETS)
         )
-        self.queue_depth = Gauge(
-            _Gauge(
-                "flowship_queue_depth",
-                "Requests waiting for a predict call.",
-                multiprocess_mode="livesum",
-                registry=r,
-            ),
-            False,
+        self.queue_depth = self.register(
+            Gauge("flowship_queue_depth", "Requests waiting for a predict call.", mode="livesum")
         )
-        self.model_info = Gauge(
-            _Gauge(
+        self.model_info = self.register(
+            Gauge(
                 "flowship_model_info",
                 "The model version being served (value 1).",
                 (*_MODEL, "ref"),
-                multiprocess_mode="liveall",
-                registry=r,
-            ),
-            True,
+            )
         )
-        self.load_failures = Counter(
-            _Counter(
-                "flowship_model_load_failures",
+        self.load_failures = self.register(
+            Counter(
+                "flowship_model_load_failures_total",
                 "Model versions that failed to load or warm up and were not switched to.",
                 ("model", "version"),
-                registry=r,
-            ),
-            True,
+            )
         )
-        self.switches = Counter(
-            _Counter(
-                "flowship_model_switches",
+        self.switches = self.register(
+            Counter(
+                "flowship_model_switches_total",
                 "Switches to a newly resolved version.",
                 ("model",),
-                registry=r,
-            ),
-            True,
+            )
         )
-        self.follow_errors = Counter(
-            _Counter(
-                "flowship_follow_errors",
+        self.follow_errors = self.register(
+            Counter(
+                "flowship_follow_errors_total",
                 "Unexpected errors of the loop that follows the ref (each is retried).",
-                registry=r,
-            ),
-            False,
+            )
         )
+
+    def register(self, family: F) -> F:
+        """Expose ``family`` on /metrics (optional parts, such as the router, add theirs)."""
+        self.registry.register(family.metric)
+        return family
 
     def render(self) -> bytes:
         """The whole server's metrics (every worker's, in multiprocess mode)."""

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,6 +36,7 @@ class Server(Protocol):
     batcher: Any
     budget: Any
     decoder: Any
+    router: Any
 
     def served_name(self) -> str: ...
     def per_model(self, predictor: Any = None) -> Any: ...
@@ -47,8 +49,9 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
-def _str_headers(predictor: Any) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in headers_of(predictor)}
+def _str_headers(predictor: Any, routed: Any = None) -> dict[str, str]:
+    pairs = routed.headers if routed is not None else headers_of(predictor)
+    return {k.decode(): v.decode() for k, v in pairs}
 
 
 def not_served(name: str, served: str) -> NotFound:
@@ -143,17 +146,29 @@ def routes(app: Server) -> list[Route]:
             else:
                 decoded = await app.decoder.run(_decode, *decode_args)
             del body
-            result, predictor = await app.batcher.predict(decoded.columns, decoded.rows)
+            routed = None
+            if app.router is not None:
+                routed = await app.router.route(
+                    decoded.columns, decoded.rows, headers=headers, start=request.scope[START]
+                )
+                result, predictor = routed.result, routed.predictor
+            else:
+                result, predictor = await app.batcher.predict(decoded.columns, decoded.rows)
             outputs = v2.response_outputs(result, predictor.output_columns, decoded.outputs)
         response = _json(
             v2.InferenceResponse(
                 model_name=app.served_name(),
-                model_version=str(predictor.model_version or "") or None,
+                model_version=",".join(routed.versions)
+                if routed
+                else str(predictor.model_version or "") or None,
                 id=decoded.id,
+                parameters=_routed_parameters(routed) if routed else None,
                 outputs=outputs,
             ),
-            headers=_str_headers(predictor),
+            headers=_str_headers(predictor, routed),
         )
+        if routed is not None:
+            response.background = BackgroundTask(app.router.after_response, routed)
         app.observe(labels_of(predictor), "v2", 200, request.scope[START])
         return response
 
@@ -186,3 +201,12 @@ def _decode(
     parsed, tail = v2.parse_request(body, json_length)
     columns, rows = v2.request_columns(parsed, tail, names, input_types=types, limits=limits)
     return _Decoded(parsed.id, parsed.outputs, columns, rows)
+
+
+def _routed_parameters(routed: Any) -> dict[str, Any]:
+    """Who answered a deployment's request, also in the V2 body."""
+    return {
+        "variant": ",".join(routed.variants),
+        "revision": routed.revision,
+        "request_id": routed.request_id,
+    }
