@@ -66,10 +66,10 @@ def experiment(
                         "run_id": "r" * 32,
                         "key": f"c{i:07d}",
                         "tenure": float(signal[i]),
-                        "prediction": int(score >= 0.5),
-                        "probability": score,
                         "latency_ms": float(rng.gamma(2.0, 2.0 if role == "primary" else 3.0)),
                         "status": "ok",
+                        "error": None,
+                        "output": score,
                     }
                 )
     log = pd.DataFrame(rows)
@@ -84,10 +84,11 @@ def experiment(
 
 
 def write_log(log: pd.DataFrame, path: Path) -> str:
-    """The prediction log as a Delta table partitioned by date."""
+    """The prediction log as a Delta table partitioned by date, as the server writes it
+    (``serving/prediction_log.py``: ``output`` holds the probability)."""
     from deltalake import write_deltalake
 
     frame = log.copy()
-    frame["date"] = frame["ts"].dt.strftime("%Y-%m-%d")
+    frame["date"] = frame["ts"].dt.date
     write_deltalake(str(path), frame, partition_by=["date"], mode="overwrite")
     return str(path)

@@ -20,7 +20,7 @@ def files(tmp_path_factory):
     )
     actuals.assign(customer_id="x" + actuals["customer_id"]).to_parquet(root / "other_ids.parquet")
     actuals.assign(churned=actuals["churned"] * 3).to_parquet(root / "not_binary.parquet")
-    bad_scores = log.assign(probability=log["probability"] * 4)
+    bad_scores = log.assign(output=log["output"] * 4)
     (root / "empty.parquet").write_bytes(b"")
     pd.DataFrame({"k": [1]}).to_parquet(root / "no_columns.parquet")
     return {

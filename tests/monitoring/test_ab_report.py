@@ -41,13 +41,13 @@ def test_numbers_match_an_independent_computation(cli, better):
     rows = log[(log["role"] == "primary") & (log["ts"] < first + timedelta(days=30))]
     first_ts = log.groupby("key")["ts"].min()
     matured = first_ts[first_ts <= AS_OF - timedelta(days=30)].index
-    units = rows[rows["key"].isin(matured)].groupby(["key", "variant"])["probability"].mean()
+    units = rows[rows["key"].isin(matured)].groupby(["key", "variant"])["output"].mean()
     units = units.reset_index().merge(actuals, left_on="key", right_on="customer_id")
     by_variant = {v["variant"]: v for v in report["variants"]}
     for variant, part in units.groupby("variant"):
         row = by_variant[variant]
         assert row["matured"] == len(part)
-        assert row["auc"] == pytest.approx(roc_auc_score(part["churned"], part["probability"]))
+        assert row["auc"] == pytest.approx(roc_auc_score(part["churned"], part["output"]))
         exposed = log[(log["variant"] == variant) & (log["role"] == "primary")]["key"].nunique()
         assert row["units"] == exposed and row["pending"] == exposed - len(part)
         assert row["low"] < row["auc"] < row["high"]

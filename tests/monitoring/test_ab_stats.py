@@ -75,3 +75,9 @@ def test_sample_ratio_flags_a_broken_split_and_accepts_a_good_one():
     stray = stats.sample_ratio({"champion": 10, "other": 5}, {"champion": 100})
     assert stray.mismatch
     assert stats.sample_ratio({"a": 1, "b": 2}, None).p_value is None
+
+
+def test_units_needed_is_zero_when_the_interval_is_already_narrow():
+    a, b = stats.Estimate(0.3001, 0.0005, 10**6), stats.Estimate(0.3, 0.0005, 10**6)
+    c = stats.compare(a, b, tau=0.015, alpha=0.05)
+    assert not c.significant and stats.units_needed(c, 2 * 10**6) == 0

@@ -26,12 +26,14 @@ def test_agreement_correlation_and_latency_match_the_log(cli, shadowed):
     shad = log[log["role"] == "shadow"].set_index("request_id").loc[prim.index]
     (s,) = report["shadows"]
     assert s["variant"] == "v3" and s["paired"] == len(prim) and s["failed"] == 0
-    assert s["agreement"] == pytest.approx((prim["prediction"] == shad["prediction"]).mean())
-    corr = np.corrcoef(prim["probability"], shad["probability"])[0, 1]
+    assert s["agreement"] == pytest.approx(
+        ((prim["output"] >= 0.5) == (shad["output"] >= 0.5)).mean()
+    )
+    corr = np.corrcoef(prim["output"], shad["output"])[0, 1]
     assert s["score_correlation"] == pytest.approx(corr)
     assert s["latency_ms"]["p99"] == pytest.approx(np.quantile(shad["latency_ms"], 0.99))
     assert report["primary_latency"]["p50"] == pytest.approx(np.median(prim["latency_ms"]))
-    gaps = (prim["probability"] - shad["probability"]).abs().sort_values(ascending=False)
+    gaps = (prim["output"] - shad["output"]).abs().sort_values(ascending=False)
     top = report["disagreements"]
     assert len(top) == 10 and top[0]["request_id"] == gaps.index[0]
     assert abs(top[0]["primary_score"] - top[0]["shadow_score"]) == pytest.approx(gaps.iloc[0])

@@ -22,7 +22,7 @@ from flowship.batch._threads import WriteBehind, read_ahead
 from flowship.batch.incremental import IdSet, first_occurrences, id_keys
 from flowship.batch.plan import META_COLUMNS, REJECTS_SCHEMA, Plan, output_schema
 from flowship.batch.progress import Progress, ProgressCallback
-from flowship.batch.rows import check_rows
+from flowship.batch.rows import SOURCE_REASON, check_rows
 from flowship.batch.sinks import PARTITION, open_sink
 from flowship.errors import CheckFailed, InvalidInput
 
@@ -104,6 +104,8 @@ class _Rejects:
     def add(self, batch: pa.RecordBatch, reasons: np.ndarray) -> None:
         plan = self.plan
         rows = np.flatnonzero(reasons != None)  # noqa: E711
+        if SOURCE_REASON in batch.schema.names:
+            batch = batch.drop_columns([SOURCE_REASON])
         picked = batch.take(pa.array(rows))
         ids = pc.cast(picked.column(plan.job.id), pa.string())
         text = [json.dumps(r, default=str, allow_nan=True) for r in picked.to_pylist()]

@@ -659,7 +659,7 @@ def open_sink(uri: str, *, format: str, rows_per_file: int, url: str | None = No
 
 
 def append_delta(
-    uri: str,
+    uri: Any,
     table: pa.Table,
     *,
     partition_by: list[str],
@@ -667,6 +667,8 @@ def append_delta(
     attempts: int = 20,
 ) -> None:
     """Append ``table`` to the Delta table at ``uri`` (created on first use) in ONE commit.
+    ``uri`` may also be an open ``DeltaTable``, which then reads only the commits made
+    since its last write (a path re-reads the log every time).
 
     For writers that append small batches from many processes at once (the prediction
     log): deltalake retries a commit that lost the race for a version number, and a

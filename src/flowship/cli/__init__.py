@@ -30,6 +30,7 @@ from flowship.cli import ci  # noqa: E402,F401  isort: skip
 from flowship.cli import card  # noqa: E402,F401  isort: skip
 from flowship.cli import deployment  # noqa: E402,F401  isort: skip
 from flowship.cli import experiments  # noqa: E402,F401  isort: skip
+from flowship.cli import rollout  # noqa: E402,F401  isort: skip
 
 
 def exit_code(error: FlowshipError) -> int:

@@ -58,8 +58,8 @@ HEADS = frozenset(
     {
         "0002_lifecycle",
         "0004_monitoring",
-        "0005_deployments",
         "0008_run_lease",
+        "0009_rollouts",
         "0010_promotion_requests",
     }
 )

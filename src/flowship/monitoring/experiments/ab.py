@@ -118,8 +118,13 @@ def ab_report(
         fill_missing=fill_missing,
         sql_url=sql_url,
     )
+    notes: list[str] = []
+    split = dict(data.exposed)
+    if weights is None:
+        weights, split, note = _recorded_split(deployment, data)
+        notes += [note] if note else []
     champ, cand = _pair(data, weights, champion, candidate)
-    srm = stats.sample_ratio(data.exposed, weights)
+    srm = stats.sample_ratio(split, weights)
     estimates = {v: _estimate(data, v, metric) for v in data.exposed}
     variants = [_variant_row(data, v, estimates[v], metric, alpha, effect) for v in data.exposed]
     report = ABReport(
@@ -137,6 +142,7 @@ def ab_report(
         decision="no_data",
         summary="",
     )
+    report.notes += notes
     if weights is None:
         report.notes.append("No --weights given: the split was not checked (SRM).")
     if data.mixed_units:
@@ -176,6 +182,34 @@ def check(report: ABReport, *, require_better: bool = False) -> None:
         raise ExperimentFailed(report.summary, report.to_dict())
     if require_better and report.decision != "better":
         raise ExperimentFailed(report.summary, report.to_dict())
+
+
+def _recorded_split(
+    deployment: str, data: UnitData
+) -> tuple[dict[str, float] | None, dict[str, int], str | None]:
+    """The weights of the recorded deployment, and the keys to check them against: those
+    first served by a revision with those same weights (a key assigned under other
+    weights belongs to another split). Nothing recorded: no weights."""
+    from flowship.deployments import DeploymentNotFound, history
+
+    try:
+        revisions = history(deployment)
+    except DeploymentNotFound:
+        return None, dict(data.exposed), None
+    weights = revisions[-1].spec.weights
+    if not data.by_revision:  # a log without revisions: every key under these weights
+        return weights, dict(data.exposed), None
+    same = {r.revision for r in revisions if r.spec.weights == weights}
+    split: dict[str, int] = {}
+    for (variant, revision), n in data.by_revision.items():
+        if revision in same:
+            split[variant] = split.get(variant, 0) + n
+    shown = ", ".join(f"{k}={v:g}" for k, v in weights.items())
+    note = (
+        f"Split checked against the recorded weights {shown} (revision(s) "
+        f"{', '.join(map(str, sorted(same)))}: {sum(split.values())} key(s))."
+    )
+    return weights, split, note
 
 
 def _pair(
@@ -301,5 +335,8 @@ def _summary(report: ABReport, data: UnitData) -> str:
         return f"{cand} is better than {champ}: {diff}, p={c['p_value']:.2g} ({head})."
     if report.decision == "worse":
         return f"{cand} is worse than {champ}: {diff}, p={c['p_value']:.2g} ({head})."
+    if report.more_units == 0:
+        bound = max(abs(c["low"]), abs(c["high"]))
+        return f"No difference found: {diff}; any difference is smaller than {bound:.4f} ({head})."
     more = f"about {report.more_units:,} more matured units" if report.more_units else "more data"
     return f"Not yet decided: {diff}; needs {more} ({head})."

@@ -10,9 +10,9 @@ from typing import Any
 
 from flowship.errors import CheckFailed, InvalidInput, UsageError
 from flowship.monitoring.experiments.units import (
+    attach,
     duckdb_session,
     output_columns,
-    quote,
     require,
     where,
 )
@@ -68,13 +68,13 @@ def shadow_report(
     data = scan(log, role="prediction log", sql_url=sql_url)
     schema = data.schema
     require(schema, ["request_id", "role", "variant", "ts"], "prediction log", log)
-    score, prediction = output_columns(schema, score, prediction)
-    if score is None and prediction is None:
+    require(schema, [score, prediction], "prediction log", log)
+    outputs = output_columns(schema, score, prediction)
+    if outputs.score is None and outputs.prediction is None:
         raise InvalidInput(
             f"The prediction log ({log}) has neither a 'probability' nor a 'prediction' column.",
             "Name the model output with --score COLUMN or --prediction COLUMN.",
         )
-    require(schema, [score, prediction], "prediction log", log)
     # A view takes no parameters: the values are written in as literals.
     clauses = [f"epoch(ts) <= {now.timestamp()!r}"]
     if "deployment" in schema.names:
@@ -85,14 +85,10 @@ def shadow_report(
     latency = "CAST(latency_ms AS DOUBLE)" if "latency_ms" in schema.names else "NULL"
     ok = "lower(CAST(status AS VARCHAR)) IN ('ok', 'success', '200')"
     ok = ok if "status" in schema.names else "TRUE"
-    s = f"CAST({quote(score)} AS DOUBLE)" if score else "NULL"
-    label = (
-        f"CAST({quote(prediction)} AS VARCHAR)"
-        if prediction
-        else f"CAST(CAST({s} >= {threshold!r} AS INTEGER) AS VARCHAR)"
-    )
+    s = outputs.score_sql() or "NULL"
+    label = outputs.label_sql(threshold=threshold)
     with duckdb_session() as con:
-        con.register("log_src", data)
+        attach(con, "log_src", data)
         key = "CAST(key AS VARCHAR)" if "key" in schema.names else "NULL"
         con.execute(
             f"""CREATE TEMP VIEW rows AS SELECT request_id, {key} AS key,
@@ -135,7 +131,7 @@ def shadow_report(
                     ),
                 }
             )
-        order = "abs(p.score - s.score) DESC" if score else "(p.label <> s.label) DESC"
+        order = "abs(p.score - s.score) DESC" if outputs.score else "(p.label <> s.label) DESC"
         rows = con.execute(
             f"""SELECT s.request_id, p.key, p.ts, p.variant, s.variant, p.score, s.score,
                 p.label, s.label {pairs} ORDER BY {order}, s.request_id LIMIT {int(top)}"""

@@ -124,13 +124,16 @@ def compare(candidate: Estimate, champion: Estimate, *, tau: float, alpha: float
 def units_needed(comparison: Comparison, n_units: int) -> int | None:
     """About how many more matured units (at the current split) until the interval would
     exclude zero if the observed difference holds (a difference below a quarter of
-    ``tau`` counts as that quarter: it may well be none at all); None if decided."""
+    ``tau`` counts as that quarter: it may well be none at all); None if decided, 0 when
+    the interval is already that narrow (any difference is too small to matter)."""
     if comparison.significant or n_units <= 0:
         return None
     target = max(abs(comparison.diff), comparison.tau / 4)
     variance = comparison.se**2
     if variance <= 0:
         return None
+    if half_width(variance, comparison.tau, comparison.alpha) <= target:
+        return 0
     lo, hi = 1.0, 2.0
     while half_width(variance / hi, comparison.tau, comparison.alpha) > target:
         lo, hi = hi, hi * 2

@@ -22,7 +22,7 @@ from flowship.errors import InvalidInput
 from flowship.monitoring.sources import scan
 
 log = logging.getLogger(__name__)
-MEMORY_LIMIT = "768MB"
+MEMORY_LIMIT = "512MB"
 OK_STATUSES = ("ok", "success", "200")
 
 
@@ -42,6 +42,32 @@ def duckdb_session() -> Iterator[Any]:
             yield con
         finally:
             con.close()
+
+
+def attach(con: Any, name: str, data: Any) -> None:
+    """Make ``data`` (from ``sources.scan``) the view ``name``. Local Parquet files (a
+    Delta table's active files included) go through DuckDB's own reader, which streams
+    them in parallel within the memory limit; anything else is scanned through Arrow."""
+    import pyarrow.dataset as pds
+    import pyarrow.fs as pafs
+
+    files = None
+    if isinstance(data, pds.FileSystemDataset) and isinstance(data.format, pds.ParquetFileFormat):
+        fs = data.filesystem
+        if isinstance(fs, pafs.LocalFileSystem):
+            files = list(data.files)
+        elif isinstance(fs, pafs.SubTreeFileSystem) and isinstance(
+            fs.base_fs, pafs.LocalFileSystem
+        ):
+            files = [fs.base_path.rstrip("/") + "/" + f for f in data.files]
+    if not files:
+        con.register(name, data)
+        return
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    con.execute(
+        f"CREATE TEMP VIEW {quote(name)} AS SELECT * FROM read_parquet([{listed}], "
+        "union_by_name = true, hive_partitioning = false)"
+    )
 
 
 @dataclass
@@ -69,16 +95,59 @@ def require(schema: pa.Schema, columns: list[str | None], what: str, source: str
         )
 
 
-def output_columns(
-    schema: pa.Schema, score: str | None, prediction: str | None
-) -> tuple[str | None, str | None]:
-    """The model-output columns: as named, else flowship's own (``probability``,
+@dataclass(frozen=True)
+class Outputs:
+    """The model's output in the log: a score (probability of the positive class) and/or a
+    predicted label, as SQL over the log's columns."""
+
+    score: str | None = None
+    prediction: str | None = None
+    score_is_list: bool = False
+    """A row of class probabilities (``list<double>``): the last one is the positive
+    class's."""
+
+    def score_sql(self, prefix: str = "") -> str | None:
+        if self.score is None:
+            return None
+        col = prefix + quote(self.score)
+        if self.score_is_list:
+            return f"CAST(list_extract({col}, len({col})) AS DOUBLE)"
+        return f"CAST({col} AS DOUBLE)"
+
+    def label_sql(self, prefix: str = "", threshold: float = 0.5) -> str | None:
+        """The predicted label as text: the prediction column, else the score's side of
+        ``threshold`` (a 0/1 label stored as a number is its own side)."""
+        if self.prediction is not None:
+            return f"CAST({prefix}{quote(self.prediction)} AS VARCHAR)"
+        score = self.score_sql(prefix)
+        if score is None:
+            return None
+        return f"CAST(CAST({score} >= {float(threshold)!r} AS INTEGER) AS VARCHAR)"
+
+
+def output_columns(schema: pa.Schema, score: str | None, prediction: str | None) -> Outputs:
+    """The model-output columns: as named, else the prediction log's ``output`` (a number,
+    or a row of class probabilities), else flowship's batch columns (``probability``,
     ``probability_1``, ``prediction``)."""
+    names = schema.names
     if score is None and prediction is None:
-        names = schema.names
-        score = next((c for c in ("probability", "probability_1") if c in names), None)
-        prediction = "prediction" if "prediction" in names else None
-    return score, prediction
+        if "output" in names:
+            kind = schema.field("output").type
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                prediction = "output"
+            else:
+                score = "output"
+        else:
+            score = next((c for c in ("probability", "probability_1") if c in names), None)
+            prediction = "prediction" if "prediction" in names else None
+    is_list = bool(
+        score in names
+        and (
+            pa.types.is_list(schema.field(score).type)
+            or pa.types.is_large_list(schema.field(score).type)
+        )
+    )
+    return Outputs(score, prediction, is_list)
 
 
 def log_filter(
@@ -126,6 +195,8 @@ class UnitData:
     matured: dict[str, int] = field(default_factory=dict)
     no_outcome: dict[str, int] = field(default_factory=dict)
     mixed_units: int = 0
+    #: (variant, revision of the key's first request) -> keys, when the log has revisions
+    by_revision: dict[tuple[str, int], int] = field(default_factory=dict)
     #: variant -> the model versions it served (when the log records them)
     versions: dict[str, list[str]] = field(default_factory=dict)
     #: variant -> rows of (day, n, sum, sum of squares), days ascending
@@ -165,15 +236,16 @@ def collect_units(
             f"The label column {label_column!r} in the actuals holds {held}, not numbers.",
             "Give a 0/1 (or numeric, for --metric mean) label column.",
         )
-    score, prediction = output_columns(log_schema, columns.score, columns.prediction)
-    require(log_schema, [score, prediction], "prediction log", log_source)
+    require(log_schema, [columns.score, columns.prediction], "prediction log", log_source)
+    outputs = output_columns(log_schema, columns.score, columns.prediction)
+    score = outputs.score
     if metric in ("auc", "log_loss") and score is None:
         raise InvalidInput(
             f"--metric {metric} needs the model's probability, and the log has no "
             "'probability' column.",
             "Name it with --score COLUMN.",
         )
-    if metric == "accuracy" and score is None and prediction is None:
+    if metric == "accuracy" and score is None and outputs.prediction is None:
         raise InvalidInput(
             "--metric accuracy needs the model's output, and the log has neither a "
             "'probability' nor a 'prediction' column.",
@@ -188,13 +260,15 @@ def collect_units(
     )
     k, v, t = quote(columns.key), quote(columns.variant), quote(columns.time)
     with duckdb_session() as con:
-        con.register("log_src", log_data)
-        con.register("actuals_src", actuals)
+        attach(con, "log_src", log_data)
+        attach(con, "actuals_src", actuals)
         _check_deployment(con, log_schema, deployment, log_source)
+        has_revision = "revision" in log_schema.names
+        first_rev = f", arg_min(revision, {t}) AS first_rev" if has_revision else ""
         con.execute(
             f"""CREATE TEMP TABLE units AS
             SELECT {key_expr.format(k)} AS unit, min(CAST({v} AS VARCHAR)) AS variant,
-                   count(DISTINCT {v}) AS nvar, min(epoch({t})) AS first_ts
+                   count(DISTINCT {v}) AS nvar, min(epoch({t})) AS first_ts{first_rev}
             FROM log_src{where(clauses)} GROUP BY 1""",
             params,
         )
@@ -214,6 +288,11 @@ def collect_units(
         for variant, n, pending in rows:
             data.exposed[variant] = int(n)
             data.pending[variant] = int(pending)
+        if has_revision:
+            for variant, revision, n in con.execute(
+                "SELECT variant, first_rev, count(*) FROM units WHERE nvar = 1 GROUP BY 1, 2"
+            ).fetchall():
+                data.by_revision[(variant, int(revision))] = int(n)
         if "model_version" in log_schema.names:
             for variant, versions in con.execute(
                 f"""SELECT CAST({v} AS VARCHAR), list(DISTINCT CAST(model_version AS VARCHAR))
@@ -248,9 +327,9 @@ def collect_units(
             _explain_empty(data, cutoff, log_source, actuals_source, id_column)
         if metric in ("auc", "accuracy", "log_loss"):
             _check_binary(con, matured, label, cutoff, label_column)
-        value = _unit_value(metric, score, prediction, label)
+        value = _unit_value(metric, outputs, label)
         per_unit = f"""SELECT u.variant, u.unit, u.first_ts, {value} AS value, {label} AS label,
-                   {f"avg(l.{quote(score)})" if score else "NULL"} AS score
+                   {f"avg({outputs.score_sql('l.')})" if score else "NULL"} AS score
             FROM units u {join} outcomes o ON o.unit = u.unit
             JOIN log_src l ON {key_expr.format("l." + k)} = u.unit
                 AND epoch(l.{t}) < u.first_ts + ?
@@ -262,7 +341,7 @@ def collect_units(
                    {label} AS label, NULL AS score {matured}"""
             unit_params = [cutoff]
         if score is not None and metric in ("auc", "log_loss"):
-            _check_scores(con, clauses, params, score, log_source)
+            _check_scores(con, clauses, params, outputs, log_source)
         con.execute(f"CREATE TEMP TABLE per_unit AS {per_unit}", unit_params)
         day = "strftime(to_timestamp(first_ts), '%Y-%m-%d')"
         for variant, d, n, s, ss in con.execute(
@@ -284,19 +363,20 @@ def collect_units(
     return data
 
 
-def _unit_value(metric: str, score: str | None, prediction: str | None, label: str) -> str:
+def _unit_value(metric: str, outputs: Outputs, label: str) -> str:
     """The per-unit value: the mean over the unit's requests in its window."""
+    score = outputs.score_sql("l.")
     if metric == "accuracy":
         guess = (
-            f"CAST(l.{quote(prediction)} AS DOUBLE)"
-            if prediction
-            else f"CAST(l.{quote(score)} >= 0.5 AS DOUBLE)"
+            f"CAST(l.{quote(outputs.prediction)} AS DOUBLE)"
+            if outputs.prediction
+            else f"CAST({score} >= 0.5 AS DOUBLE)"
         )
         return f"avg(CAST(({guess}) = {label} AS DOUBLE))"
     if metric == "log_loss":
-        p = f"greatest(least(CAST(l.{quote(score)} AS DOUBLE), 1 - 1e-15), 1e-15)"
+        p = f"greatest(least({score}, 1 - 1e-15), 1e-15)"
         return f"avg(-({label} * ln({p}) + (1 - {label}) * ln(1 - {p})))"
-    return f"avg(CAST(l.{quote(score)} AS DOUBLE))"  # auc: the unit's mean score
+    return f"avg({score})"  # auc: the unit's mean score
 
 
 def _check_deployment(con: Any, schema: pa.Schema, deployment: str | None, source: str) -> None:
@@ -326,15 +406,18 @@ def _check_binary(con: Any, matured: str, label: str, cutoff: float, column: str
         )
 
 
-def _check_scores(con: Any, clauses: list[str], params: list, score: str, source: str) -> None:
-    s = quote(score)
+def _check_scores(
+    con: Any, clauses: list[str], params: list, outputs: Outputs, source: str
+) -> None:
+    s = outputs.score_sql()
     cond = f"({s} IS NULL OR {s} < 0 OR {s} > 1)"
     bad = con.execute(f"SELECT count(*) FROM log_src{where([*clauses, cond])}", params).fetchone()[
         0
     ]
     if bad:
         raise InvalidInput(
-            f"{bad} answered request(s) in {source} have a {score!r} outside [0, 1] or missing.",
+            f"{bad} answered request(s) in {source} have a {outputs.score!r} outside [0, 1] "
+            "or missing.",
             "Point --score at the probability of the positive class.",
         )
 
