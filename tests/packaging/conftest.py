@@ -106,6 +106,8 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         frame.to_parquet(baseline)
         log_baseline("churn", "1", run, baseline)
         c.update_model_version("churn", "1", description="Predicts churn within 30 days.")
+        c.log_param(run, "C", 1.0)
+        c.log_param(run, "max_iter", 1000)
         c.set_registered_model_alias("churn", "production", "1")
         rf = RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0)
         _log("churn", rf.fit(frame, churn), frame)
