@@ -91,8 +91,11 @@ def test_signoff_item_needs_approvals_not_confirm(local, cli):
 def test_withdraw_own_request_and_history_shows_it(local, cli):
     local("approvals = 1")
     assert cli("promote", "ChurnPredictor", "1", "--to", "production").exit_code == 0
-    done = cli("reject", "1", "-m", "wrong version")
+    done = cli("reject", "1", "-m", "wrong version", "--json")
     assert done.exit_code == 0, done.stderr
+    decision = json.loads(done.stdout)
+    assert decision["promoted"] is False and decision["request"]["state"] == "rejected"
+    assert decision["request"]["closed_by"] == ME
     shown = json.loads(cli("history", "ChurnPredictor", "--json").stdout)
     assert [(e["action"], e["from_stage"], e["to_stage"]) for e in shown] == [
         ("request", "None", "None"), ("reject", "None", "None"),
