@@ -21,7 +21,8 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
         ├── GateFailed          a promotion gate refused a version
-        └── AlertFired          a monitor raised an alert
+        ├── AlertFired          a monitor raised an alert
+        └── ExperimentFailed    an A/B report: candidate worse, or the split broken
 """
 
 from __future__ import annotations
@@ -135,3 +136,12 @@ class GateFailed(CheckFailed):
 
 class AlertFired(CheckFailed):
     """A monitor raised at least one alert."""
+
+
+class ExperimentFailed(CheckFailed):
+    """An A/B report found the candidate significantly worse (or, as a gate, not better),
+    or the traffic split does not match the weights; ``report`` is its JSON form."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        self.report = report
+        super().__init__(message)

@@ -129,6 +129,16 @@ def print_gates(results: list[Any]) -> None:
     print_table("Gates", ["result", "gate", "value", "limit", "detail"], _gate_rows(results))
 
 
+def _split_ab_gates(model: str, gates: list[str], config: str | None) -> tuple[list[str], list]:
+    """``ab:METRIC`` gates are judged by the A/B report (monitoring); the rest by the
+    registry's own gates."""
+    from flowship.monitoring.experiments.gate import ab_gates, is_ab_gate
+
+    if not any(is_ab_gate(g) for g in gates):
+        return gates, []
+    return [g for g in gates if not is_ab_gate(g)], ab_gates(model, gates, config=config)
+
+
 @app.command()
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -145,7 +155,10 @@ def promote(
     ] = False,
     config: Annotated[str | None, typer.Option(help="flowship.toml to read gates from.")] = None,
     gate: Annotated[
-        list[str] | None, typer.Option(help="Extra gate METRIC>=VALUE or METRIC<=VALUE.")
+        list[str] | None,
+        typer.Option(
+            help="Extra gate METRIC>=VALUE or METRIC<=VALUE, or ab:METRIC (the live A/B test)."
+        ),
     ] = None,
     no_regression: Annotated[
         list[str] | None,
@@ -171,6 +184,7 @@ def promote(
     from flowship.registry import GateResult
     from flowship.registry import promote as promote_version
 
+    gate, experiments = _split_ab_gates(name, gate or [], config)
     try:
         t = promote_version(
             name,
@@ -182,12 +196,13 @@ def promote(
             archive_previous=not no_archive,
             confirm=confirm or [],
             config=config,
-            gates=gate,
+            gates=gate or None,
             no_regression=no_regression,
             require_signature=require_signature,
             checklist=checklist,
             evaluation_data=eval_data,
             target=target,
+            extra_gates=experiments,
         )
     except GateFailed as failed:
         if as_json:

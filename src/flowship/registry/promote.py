@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from flowship.registry._state import check_name, check_version, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
 from flowship.registry.gate_config import GatePlan, approval_for, plan_for
 from flowship.registry.gates import (
+    Gate,
     GateResult,
     Subject,
     confirmable_item,
@@ -98,10 +99,12 @@ def promote(
     checklist: list[str] | None = None,
     evaluation_data: str | None = None,
     target: str | None = None,
+    extra_gates: Sequence[Gate] = (),
 ) -> Transition | PromotionRequest:
     """Move ``version`` of ``name`` to stage ``to`` (none/staging/production/archived).
 
-    Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments) must
+    Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments, and
+    ``extra_gates``: gate objects built elsewhere, such as the A/B gate) must
     pass before Staging and Production, else ``GateFailed`` and nothing changes;
     ``force=True`` with a ``reason`` bypasses them and is recorded. The version that
     held the stage before is archived (``archive_previous=False``: back to None).
@@ -131,7 +134,8 @@ def promote(
             evaluation_data=evaluation_data,
             target=target,
         )
-    elif gates or no_regression or require_signature or checklist:
+        plan.gates += list(extra_gates)
+    elif gates or no_regression or require_signature or checklist or extra_gates:
         raise UsageError(
             f"Gates guard only staging and production, not {stage.lower()}.",
             "Drop the gate options, or promote to staging or production.",

@@ -48,6 +48,8 @@ class ServeConfig(BaseModel):
     """Extra time to wait for a batch to fill; 0 batches only requests already waiting."""
     max_queue: int = Field(256, ge=1, le=1_000_000)
     """Requests waiting for a predict call before new ones get 503 + Retry-After."""
+    max_shadow_queue: int = Field(1000, ge=1, le=1_000_000)
+    """Deployments: request copies waiting for shadow variants; more are dropped (counted)."""
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     """Larger request bodies get 413 without being read."""
     request_timeout_s: float = Field(30.0, gt=0, le=3600)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import chain
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowship.serving.metrics import Counter, ServingMetrics
 
@@ -65,7 +65,7 @@ class LogEntry:
 
     request_id: str
     client_request_id: str | None
-    ts: datetime
+    ts: float  # time.time() of the answer
     revision: int
     variant: str
     role: str  # primary | shadow
@@ -93,6 +93,7 @@ class PredictionLog:
         self.uri, self.deployment = uri, deployment
         self.flush_interval_s, self.flush_rows = flush_interval_s, flush_rows
         self.max_rows = max_rows or max(100_000, 10 * flush_rows)
+        self._table: Any = None  # the open DeltaTable once it exists
         self._entries: list[LogEntry] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -156,7 +157,11 @@ class PredictionLog:
 
         try:
             table = to_arrow(entries, self.deployment)
-            append_delta(self.uri, table, partition_by=["date"])
+            append_delta(self._table or self.uri, table, partition_by=["date"])
+            if self._table is None:
+                from deltalake import DeltaTable
+
+                self._table = DeltaTable(self.uri)
         except Exception as exc:  # the log must never take the server down
             log.error(
                 "Prediction log: %d rows could not be written to %s (%s: %s).",
@@ -179,15 +184,16 @@ def to_arrow(entries: list[LogEntry], deployment: str) -> pa.Table:
     def repeat(values: list[Any]) -> list[Any]:
         return list(chain.from_iterable([v] * n for v, n in zip(values, sizes, strict=True)))
 
-    ts = repeat([e.ts for e in entries])
+    micros = np.repeat(np.array([e.ts for e in entries]) * 1e6, sizes).astype("int64")
+    ts = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     keys = list(
         chain.from_iterable(e.keys if e.keys is not None else [None] * e.n_rows for e in entries)
     )
     arrays: dict[str, pa.Array] = {
         "request_id": pa.array(repeat([e.request_id for e in entries]), pa.string()),
         "client_request_id": pa.array(repeat([e.client_request_id for e in entries]), pa.string()),
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "date": pa.array([t.date() for t in ts], pa.date32()),
+        "ts": ts,
+        "date": pc.cast(ts, pa.date32()),
         "deployment": pa.array([deployment] * len(ts), pa.string()),
         "revision": pa.array(repeat([e.revision for e in entries]), pa.int64()),
         "variant": pa.array(repeat([e.variant for e in entries]), pa.string()),

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,7 @@ class DeploymentRouter:
         self.last_error: str | None = None
         self.log: PredictionLog | None = None
         self.shadows: ShadowQueue | None = None
-        self._log_key: tuple[str, float, int] | None = None
+        self._header_cache: dict[tuple, list[tuple[bytes, bytes]]] = {}
         self.revision_gauge = metrics.register(
             Gauge("flowship_deployment_revision", "Revision being served.", ("deployment",))
         )
@@ -230,6 +230,7 @@ class DeploymentRouter:
             revision.revision, spec, variants, Assigner(spec.assignment_salt, spec.weights)
         )
         self.last_error = None
+        self._header_cache.clear()
         self.revision_gauge.set(self.name, value=revision.revision)
         self.metrics.model_info.clear()  # each variant's holder set only its own
         for v in variants.values():
@@ -283,6 +284,7 @@ class DeploymentRouter:
             self.metrics,
             deployment=self.name,
             log_entry=self._log_shadow,
+            max_requests=self.config.max_shadow_queue,
             timeout_s=self.config.request_timeout_s,
         )
         self.shadows.start()
@@ -313,12 +315,10 @@ class DeploymentRouter:
         start: float,
     ) -> Routed:
         """Score a request: assign rows, predict per variant, answer in row order."""
-        import time
-
         routing = self._routing
         if routing is None:
             raise NotReady(self.config.ref)
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()  # a random id, without uuid4's object
         key_field = routing.spec.key
         keys: list[str] | None = None
         header_key = headers.get(KEY_HEADER)
@@ -355,7 +355,7 @@ class DeploymentRouter:
         latency_ms = (time.perf_counter() - start) * 1000
         client_id = headers.get(REQUEST_ID_HEADER)
         client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
-        now = datetime.now(UTC)
+        now = time.time()
         routed = Routed(
             request_id,
             routing.revision,
@@ -427,15 +427,20 @@ class DeploymentRouter:
 
     def _headers(self, routed: Routed) -> list[tuple[bytes, bytes]]:
         predictor = routed.predictor
-        return [
-            (b"x-flowship-deployment", self.name.encode()),
-            (b"x-flowship-revision", str(routed.revision).encode()),
-            (b"x-flowship-variant", ",".join(routed.variants).encode()),
-            (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
-            (b"x-flowship-model-version", ",".join(routed.versions).encode()),
-            (b"x-flowship-backend", predictor.backend.encode()),
-            (b"x-flowship-request-id", routed.request_id.encode()),
-        ]
+        key = (routed.revision, predictor, *routed.variants, *routed.versions)
+        fixed = self._header_cache.get(key)
+        if fixed is None:
+            if len(self._header_cache) > 256:  # bounded: revisions x variant combinations
+                self._header_cache.clear()
+            fixed = self._header_cache[key] = [
+                (b"x-flowship-deployment", self.name.encode()),
+                (b"x-flowship-revision", str(routed.revision).encode()),
+                (b"x-flowship-variant", ",".join(routed.variants).encode()),
+                (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
+                (b"x-flowship-model-version", ",".join(routed.versions).encode()),
+                (b"x-flowship-backend", predictor.backend.encode()),
+            ]
+        return [*fixed, (b"x-flowship-request-id", routed.request_id.encode())]
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:

@@ -57,9 +57,9 @@ def _make_engine(url: str) -> Engine:
 HEADS = frozenset(
     {
         "0002_lifecycle",
-        "0003_batch_runs",
         "0004_monitoring",
-        "0005_deployments",
+        "0008_run_lease",
+        "0009_rollouts",
         "0010_promotion_requests",
     }
 )
