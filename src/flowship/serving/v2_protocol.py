@@ -22,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowship.errors import InvalidInput
+from flowship.predict.types import V2_DATATYPES
 
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -35,10 +36,7 @@ NUMPY_DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }  # fmt: skip
 
-MLFLOW_TO_V2 = {
-    "double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
-    "boolean": "BOOL", "string": "BYTES", "binary": "BYTES",
-}  # fmt: skip
+MLFLOW_TO_V2 = V2_DATATYPES  # the MLflow type table's own V2 column (predict.types)
 
 
 class _Wire(BaseModel):
