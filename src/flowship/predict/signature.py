@@ -436,12 +436,9 @@ def _check_numeric(column: InputColumn, array: np.ndarray) -> np.ndarray:
 
 
 def _out_of_range(column: InputColumn, values: np.ndarray, row: int) -> SchemaMismatch:
-    value = values[row]
-    exact = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    shown = str(int(value)) if exact else _show(value)
     return SchemaMismatch(
-        f"Column {column.name!r} expects {column.type}, got out-of-range value {shown} in "
-        f"row {row}.",
+        f"Column {column.name!r} expects {column.type}, got out-of-range value "
+        f"{_show(values[row])} in row {row}.",
         f"Send {column.type} values, {types.range_text(column.type)}.",
     )
 
