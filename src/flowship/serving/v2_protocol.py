@@ -22,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowship.errors import InvalidInput
+from flowship.predict.types import V2_DATATYPES
 from flowship.serving.limits import UNLIMITED, RequestLimits
 
 Datatype = Literal[
@@ -36,10 +37,7 @@ NUMPY_DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }  # fmt: skip
 
-MLFLOW_TO_V2 = {
-    "double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
-    "boolean": "BOOL", "string": "BYTES", "binary": "BYTES",
-}  # fmt: skip
+MLFLOW_TO_V2 = V2_DATATYPES  # the MLflow type table's own V2 column (predict.types)
 
 _INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 _NUMBERS = _INTEGERS | {"FP16", "FP32", "FP64"}
