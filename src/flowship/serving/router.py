@@ -267,16 +267,12 @@ class DeploymentRouter:
         )
 
     def _configure_log(self, spec: Any) -> None:
-        from flowship.config import get_settings
-
         if spec.log is None or self.log is not None:
             # The log is opened once per process; a revision that changes its table takes
             # effect at the next restart (documented), so no rows are split mid-flight.
             return
-        table = spec.log.table
-        uri = table if ("/" in table or "://" in table) else get_settings().table_uri(table)
         self.log = PredictionLog(
-            uri,
+            spec.log.uri,
             deployment=self.name,
             metrics=self.metrics,
             flush_interval_s=spec.log.flush_interval_s,
