@@ -38,6 +38,20 @@ V2_DATATYPES = {
     "binary": "BYTES",
 }
 
+_V2_INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+_V2_NUMBERS = _V2_INTEGERS | {"FP16", "FP32", "FP64"}
+# V2 tensor datatypes that can feed a column of each type without losing meaning (the
+# values are then checked like any others: a UINT64 of 2**63 is no long).
+V2_ACCEPTED = {
+    "double": _V2_NUMBERS,
+    "float": _V2_NUMBERS,
+    "long": _V2_INTEGERS,
+    "integer": _V2_INTEGERS,
+    "boolean": frozenset({"BOOL"}),
+    "string": frozenset({"BYTES"}),
+    "binary": frozenset({"BYTES"}),
+}
+
 
 def out_of_range(mlflow_type: str, values: np.ndarray) -> np.ndarray:
     """Mask of the values outside an integral type's range, compared exactly (integers

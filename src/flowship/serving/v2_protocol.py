@@ -22,7 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowship.errors import InvalidInput
-from flowship.predict.types import V2_DATATYPES
+from flowship.predict.types import V2_ACCEPTED, V2_DATATYPES
 from flowship.serving.limits import UNLIMITED, RequestLimits
 
 Datatype = Literal[
@@ -39,14 +39,9 @@ NUMPY_DTYPES: dict[str, Any] = {
 
 MLFLOW_TO_V2 = V2_DATATYPES  # the MLflow type table's own V2 column (predict.types)
 
-_INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
-_NUMBERS = _INTEGERS | {"FP16", "FP32", "FP64"}
-# Tensor datatypes that can feed a column of each MLflow type without losing meaning.
-ACCEPTED_DATATYPES = {
-    "double": _NUMBERS, "float": _NUMBERS, "long": _INTEGERS, "integer": _INTEGERS,
-    "boolean": frozenset({"BOOL"}), "string": frozenset({"BYTES"}),
-    "binary": frozenset({"BYTES"}),
-}  # fmt: skip
+# Tensor datatypes that can feed a column of each MLflow type (predict.types).
+ACCEPTED_DATATYPES = V2_ACCEPTED
+_INTEGERS = V2_ACCEPTED["long"]
 
 
 class _Wire(BaseModel):
