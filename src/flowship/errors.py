@@ -9,7 +9,8 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     ├── UsageError              bad arguments or a malformed file             exit 2 / 400
     │   ├── ConfigError         flowship.toml, a job or deployment file
     │   └── InvalidInput        data that cannot be used (schema, types, size)
-    │       └── SchemaMismatch  input that does not match a model signature
+    │       ├── SchemaMismatch  input that does not match a model signature
+    │       └── ScoringFailed   the model's own code raised on this input     (server: 500)
     ├── NotFound                                                              exit 2 / 404
     │   ├── ModelNotFound
     │   └── VersionNotFound
@@ -66,6 +67,15 @@ class InvalidInput(UsageError):
 
 class SchemaMismatch(InvalidInput):
     """Input that does not match the model's signature."""
+
+
+class ScoringFailed(InvalidInput):
+    """The model's own code raised on an input that passed the signature checks. The
+    server answers 500 with ``exc_type`` only: the text may hold data or secrets."""
+
+    def __init__(self, message: str, hint: str | None = None, *, exc_type: str = "") -> None:
+        self.exc_type = exc_type
+        super().__init__(message, hint)
 
 
 class NotFound(FlowshipError):

@@ -91,8 +91,11 @@ def test_signoff_item_needs_approvals_not_confirm(local, cli):
 def test_withdraw_own_request_and_history_shows_it(local, cli):
     local("approvals = 1")
     assert cli("promote", "ChurnPredictor", "1", "--to", "production").exit_code == 0
-    done = cli("reject", "1", "-m", "wrong version")
+    done = cli("reject", "1", "-m", "wrong version", "--json")
     assert done.exit_code == 0, done.stderr
+    decision = json.loads(done.stdout)
+    assert decision["promoted"] is False and decision["request"]["state"] == "rejected"
+    assert decision["request"]["closed_by"] == ME
     shown = json.loads(cli("history", "ChurnPredictor", "--json").stdout)
     assert [(e["action"], e["from_stage"], e["to_stage"]) for e in shown] == [
         ("request", "None", "None"), ("reject", "None", "None"),
@@ -180,3 +183,20 @@ def test_config_error_is_a_config_error(local):
     local('approvals = 3\napprovers = ["a", "b"]')
     with pytest.raises(ConfigError):
         load_config(Path.cwd() / "flowship.toml")
+
+
+def test_rollback_cannot_bring_an_unapproved_version_into_production(local, cli):
+    assert cli("promote", "ChurnPredictor", "1", "--to", "production").exit_code == 0
+    local("approvals = 1")
+    refused = cli("rollback", "ChurnPredictor", "--to", "2")
+    assert refused.exit_code == 2
+    assert "version 2 was never in Production" in refused.stderr.splitlines()[0]
+    assert _stages() == {"1": "Production", "2": "None"}
+    # Through a request it may (and then rollback toggles between signed-off versions).
+    assert cli("promote", "ChurnPredictor", "2", "--to", "production").exit_code == 0
+    (Path.cwd() / "flowship.toml").unlink()  # the approver's machine has no config
+    from flowship.registry.review import approve
+
+    with pytest.raises(PermissionDenied):
+        approve(1)  # the requester, again: the rule travels with the request
+    assert _stages()["2"] == "None"

@@ -19,12 +19,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from flowship.batch.rows import Feature, accepts
+from flowship.batch.rows import Feature
 from flowship.batch.sinks import CONSTANT_COLUMNS, PARTITION
 from flowship.batch.sources import Source, open_source
 from flowship.batch.spec import ScoreJob
 from flowship.config import get_settings
 from flowship.errors import InvalidInput, SchemaMismatch
+from flowship.predict.types import accepts_arrow
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def check_columns(source: Source, job: ScoreJob, predictor: Any) -> list[Feature
         kind, required = (column.type, column.required) if column else ("double", True)
         if name not in have:
             problems.append(f"{name} is missing")
-        elif not source.text_columns and not accepts(kind, have[name]):
+        elif not source.text_columns and not accepts_arrow(kind, have[name]):
             problems.append(f"{name} is {_shown(have[name])} but the model expects {kind}")
         features.append(Feature(name, kind, required))
     if problems:

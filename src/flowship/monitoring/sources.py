@@ -172,7 +172,7 @@ def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from flowship.store.db import redact_url
+    from flowship.redact import redact
 
     if not query:
         raise InvalidInput(f"The {role} SQL query is empty.", "Write it as sql:SELECT ...")
@@ -183,7 +183,7 @@ def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
             return pd.read_sql(text(query), conn)
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise InvalidInput(
-            f"The {role} query failed on {redact_url(url)}: {_first_line(exc)}",
+            f"The {role} query failed on {redact(url)}: {_first_line(exc)}",
             "Check the SQL and the database URL (--sql-url).",
         ) from exc
     finally:

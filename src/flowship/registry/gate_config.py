@@ -297,6 +297,15 @@ def plan_for(
     return plan
 
 
+def approval_for(model: str, stage: str, *, config: str | Path | None = None) -> Approval | None:
+    """The sign-off rule for moving ``model`` to ``stage`` (None: no approvals)."""
+    path = find_config(config)
+    spec = load_config(path).models.get(model) if path is not None else None
+    if spec is None or stage not in (STAGING, PRODUCTION):
+        return None
+    return (spec.staging if stage == STAGING else spec.production).approval(spec.webhook)
+
+
 def _gates_of(spec: StageGates) -> list[Any]:
     gates: list[Any] = []
     if spec.signature:

@@ -28,7 +28,7 @@ from flowship.errors import (
 from flowship.registry import identity
 from flowship.registry._state import check_name, check_version, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
-from flowship.registry.gate_config import GatePlan, plan_for
+from flowship.registry.gate_config import GatePlan, approval_for, plan_for
 from flowship.registry.gates import (
     Gate,
     GateResult,
@@ -37,7 +37,7 @@ from flowship.registry.gates import (
     confirmed_from_tags,
     run_gates,
 )
-from flowship.registry.requests import check_force, open_request
+from flowship.registry.requests import check_force, check_rollback, open_request
 from flowship.registry.sync import ModelState, actor, locked
 from flowship.store import events
 from flowship.store.events import DELETED, Event
@@ -205,6 +205,7 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
     check_name(name)
     reason = check_reason(reason, force=False)
     target = check_version(name, to) if to is not None else None
+    approval = approval_for(name, PRODUCTION) if target is not None else None
     with locked(name) as (session, state):
         current = state.holder(PRODUCTION)
         if current is None:
@@ -227,6 +228,8 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"{name} version {target} is already in Production.",
                 f"Pick another version: flowship versions {name}",
             )
+        elif approval is not None:
+            check_rollback(approval, name, target, events.list_events(session, name))
         return apply_transition(
             session,
             state,

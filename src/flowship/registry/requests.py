@@ -72,6 +72,18 @@ def check_force(approval: Approval, who: Identity, model: str, stage: str) -> No
         )
 
 
+def check_rollback(approval: Approval, model: str, target: str, history: list[Event]) -> None:
+    """With approvals for Production, ``rollback --to`` may only put back a version
+    that held Production before (it was signed off then); anything else is a request."""
+    if not any(ev.version == target and ev.to_stage != ev.from_stage and
+               ev.to_stage == "Production" for ev in history):  # fmt: skip
+        raise PermissionDenied(
+            f"{model} version {target} was never in Production, and {model} needs "
+            f"{approval.required} approval(s) for Production: rollback cannot put it there.",
+            f"Request it: flowship promote {model} {target} --to production",
+        )
+
+
 def open_request(
     session: Session,
     *,

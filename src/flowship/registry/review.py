@@ -66,8 +66,8 @@ def list_requests(name: str | None = None, *, state: str = PENDING) -> list[Prom
             f"Unknown request state {state!r}.", "Use one of: all, " + ", ".join(STATES)
         )
     with db.transaction() as session:
-        due = {r.model for r in store.find(session, model=name)}
-    for model in sorted(due):  # each model's history is written under its lock
+        waiting = {r.model for r in store.find(session, model=name)}
+    for model in sorted(waiting):  # each model's history is written under its lock
         with db.transaction() as session:
             db.lock(session, f"model:{model}")
             expire_due(session, model)
@@ -106,7 +106,9 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
             refusal = IllegalTransition(why_not, f"See it with: flowship requests {req.model}")
         else:
             check_signer(req, who, rejecting=not approving)
-            stale = staleness(req, state.holder(req.to_stage), state.stages.get(req.version))
+            stale = None
+            if approving:  # a rejection closes the request whatever moved meanwhile
+                stale = staleness(req, state.holder(req.to_stage), state.stages.get(req.version))
             if stale is not None:
                 store.close(session, rid, store.STALE, who.name, stale)
                 record(session, req, STALE, who.name, stale)

@@ -218,13 +218,12 @@ def _outputs(entries: list[LogEntry]) -> pa.Array:
     """Numeric predictions as double, probability rows as list<double>, others as text."""
     parts = [e.output if e.output is not None else None for e in entries]
     shapes = {p.ndim for p in parts if p is not None}
-    numeric = all(p is None or np.issubdtype(p.dtype, np.number) or p.dtype == bool for p in parts)
+    numeric = all(p is None or p.dtype.kind in "biuf" for p in parts)
     values: list[Any] = []
+    if numeric and shapes == {1} and all(p is not None for p in parts):
+        return pa.array(np.concatenate(parts).astype("float64", copy=False), pa.float64())
     for part, entry in zip(parts, entries, strict=True):
-        if part is None:
-            values.extend([None] * entry.n_rows)
-        else:
-            values.extend(part.tolist())
+        values.extend([None] * entry.n_rows if part is None else part.tolist())
     if numeric and shapes == {2}:
         return pa.array(values, pa.list_(pa.float64()))
     if numeric and shapes <= {1}:
@@ -235,20 +234,23 @@ def _outputs(entries: list[LogEntry]) -> pa.Array:
 def _features(entries: list[LogEntry]) -> dict[str, pa.Array]:
     """Each signature input as one column (null for rows of a model without it)."""
     types: dict[str, pa.DataType] = {}
-    for entry in entries:
-        for column in entry.predictor.input_columns:
-            types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
+    seen: set[int] = set()
+    for entry in entries:  # a handful of distinct models per flush
+        if id(entry.predictor) not in seen:
+            seen.add(id(entry.predictor))
+            for column in entry.predictor.input_columns:
+                types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
     out: dict[str, pa.Array] = {}
     for name, kind in types.items():
-        values: list[Any] = []
-        for entry in entries:
-            column = entry.columns.get(name)
-            if column is None:
-                values.extend([None] * entry.n_rows)
-            else:
-                values.extend(column.tolist() if isinstance(column, np.ndarray) else column)
+        values = list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
         try:
-            out[name] = pa.array(values, kind, from_pandas=True)
+            out[name] = pa.array(values, kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             out[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
     return out
+
+
+def _rows(column: Any, n_rows: int) -> Any:
+    if column is None:
+        return [None] * n_rows
+    return column.tolist() if isinstance(column, np.ndarray) else column

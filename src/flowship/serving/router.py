@@ -61,6 +61,7 @@ class Routing:
     spec: Any  # DeploymentSpec
     variants: dict[str, _Variant]
     assigner: Any  # deployments.Assigner
+    shadows: tuple[_Variant, ...] = ()
 
     @property
     def heaviest(self) -> _Variant:
@@ -227,7 +228,11 @@ class DeploymentRouter:
         self._configure_log(spec)
         old = self._routing
         self._routing = Routing(
-            revision.revision, spec, variants, Assigner(spec.assignment_salt, spec.weights)
+            revision.revision,
+            spec,
+            variants,
+            Assigner(spec.assignment_salt, spec.weights),
+            tuple(v for v in variants.values() if v.shadow),
         )
         self.last_error = None
         self._header_cache.clear()
@@ -332,9 +337,10 @@ class DeploymentRouter:
             assigned = [routing.assigner(key)] * n_rows
         else:
             assigned = [routing.assigner(request_id)] * n_rows
-        groups = _groups(assigned)
-        if len(groups) <= 1:
-            name = assigned[0] if assigned else routing.heaviest.name
+        first = assigned[0] if assigned else routing.heaviest.name
+        groups = {} if assigned.count(first) == n_rows else _groups(assigned)
+        if not groups:  # one variant answers every row (the common case)
+            name = first
             variant = routing.variants[name]
             result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
                 self._inputs(variant, columns), n_rows, sequences=sequences
@@ -385,8 +391,8 @@ class DeploymentRouter:
                         latency_ms,
                     )
                 )
-        for variant in routing.variants.values():
-            if variant.shadow and _chosen(routing, request_id, variant):
+        for variant in routing.shadows:
+            if _chosen(routing, request_id, variant):
                 routed.shadow_copies.append(
                     ShadowCopy(
                         variant.name,

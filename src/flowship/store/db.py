@@ -21,16 +21,11 @@ from sqlalchemy.orm import Session
 
 from flowship.config import get_settings
 from flowship.errors import FlowshipError, Unavailable
+from flowship.redact import redact as redact_url
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-
-
-def redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _make_engine(url: str) -> Engine:
