@@ -28,6 +28,7 @@ from flowship.predict.refs import ResolvedRef
 log = logging.getLogger(__name__)
 
 _MARKER = "flowship-cache.json"
+MARKER = _MARKER  # public: the cache's record in a model folder, not a model file
 
 
 def cache_dir(kind: str, resolved: ResolvedRef) -> Path | None:
