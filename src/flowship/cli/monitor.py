@@ -213,12 +213,17 @@ def performance(
     ] = False,
     min_rows: Annotated[int, typer.Option("--min-rows")] = 50,
     sql_url: Annotated[str | None, typer.Option("--sql-url")] = None,
+    where: WhereOpt = None,
+    actuals_where: Annotated[
+        str | None, typer.Option("--actuals-where", help="SQL condition on the actuals.")
+    ] = None,
+    engine: EngineOpt = "local",
     json_path: JsonOpt = None,
     html_path: HtmlOpt = None,
     webhook: WebhookOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Join predictions with actuals and measure the model."""
+    """Join predictions with actuals and measure the model (out of core, with DuckDB)."""
     from flowship.monitoring.runner import run_performance
     from flowship.monitoring.specs import PerformanceSpec
 
@@ -244,6 +249,9 @@ def performance(
         log_to_mlflow=log_mlflow,
         min_rows=min_rows,
         sql_url=sql_url,
+        where=where,
+        actuals_where=actuals_where,
+        engine=engine,
     )
     result = run_performance(
         spec,

@@ -68,9 +68,7 @@ def _combine(column: str, groups: list[dict]) -> dict:
         status = "ok"
     first = groups[0]
     drifted = [c["name"] for c in columns if c["drifted"]]
-    summary = "; ".join(
-        f"{column}={r['group']['value']}: {r['summary']}" for r in groups
-    )
+    summary = "; ".join(f"{column}={r['group']['value']}: {r['summary']}" for r in groups)
     return {
         "kind": "drift",
         "method": first["method"],

@@ -32,7 +32,7 @@ _SIGNATURE = {"request_id", "ts", "deployment", "variant", "role", "latency_ms",
 
 
 def is_prediction_log(columns: Sequence[str]) -> bool:
-    return _SIGNATURE <= set(columns)
+    return set(columns) >= _SIGNATURE
 
 
 def feature_columns(columns: Sequence[str]) -> list[str]:

@@ -73,9 +73,7 @@ def run_performance(
     html_path: str | None = None,
     on_rows: OnRows | None = None,
 ) -> MonitorResult:
-    return _run(
-        name, model, webhook, json_path, html_path, performance=spec, on_rows=on_rows
-    )
+    return _run(name, model, webhook, json_path, html_path, performance=spec, on_rows=on_rows)
 
 
 def run_health(
@@ -303,13 +301,19 @@ def _effect(column: dict[str, Any]) -> str:
     return f"PSI {column['psi']:.3f}, adjusted p={column['p_value_adjusted']:.3g}"
 
 
-def _performance(spec: PerformanceSpec, model: str | None, started: datetime) -> dict[str, Any]:
+def _performance(
+    spec: PerformanceSpec, model: str | None, started: datetime, on_rows: OnRows | None
+) -> dict[str, Any]:
     from flowship.monitoring.performance import evaluate_performance, parse_threshold
-    from flowship.monitoring.sources import load_frame
+    from flowship.monitoring.sources import open_source
 
     thresholds = dict(parse_threshold(t) for t in spec.thresholds) if spec.thresholds else None
-    predictions = load_frame(spec.predictions, role="predictions", sql_url=spec.sql_url)
-    actuals = load_frame(spec.actuals, role="actuals", sql_url=spec.sql_url)
+    predictions = open_source(
+        spec.predictions, role="predictions", sql_url=spec.sql_url, where=spec.where
+    )
+    actuals = open_source(
+        spec.actuals, role="actuals", sql_url=spec.sql_url, where=spec.actuals_where
+    )
     report = evaluate_performance(
         predictions,
         actuals,
@@ -325,7 +329,10 @@ def _performance(spec: PerformanceSpec, model: str | None, started: datetime) ->
         thresholds=thresholds,
         positive_label=spec.positive_label,
         min_rows=spec.min_rows,
+        engine=spec.engine,
     ).to_dict()
+    report["predictions"], report["actuals"] = predictions.label(), actuals.label()
+    report["engine"] = spec.engine
     if spec.log_to_mlflow and model and report["status"] != "insufficient_data":
         from flowship.monitoring.baseline import log_production_metrics
 

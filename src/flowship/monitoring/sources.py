@@ -22,6 +22,7 @@ opened again for every pass over it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from flowship.config import get_settings
 from flowship.errors import InvalidInput, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
+_NAMES = itertools.count()
 FORMS = "a Parquet/CSV/Delta path, table:NAME, sql:SELECT ... or models:/NAME@alias"
 BATCH_ROWS = 131_072
 """Rows per record batch: 30 float columns make a 30 MB batch."""
@@ -92,12 +94,9 @@ class Source:
     def relation(self, con: Any, columns: Sequence[str] | None = None) -> Any:
         """A DuckDB relation over this source on connection ``con``."""
         picked = ", ".join(_quote(c) for c in columns) if columns else "*"
-        if self._table is not None:
-            con.register("_flowship_table", self._table)
-            base = "_flowship_table"
-        elif self._reader is not None:
-            con.register("_flowship_reader", self._reader())
-            base = "_flowship_reader"
+        if self._table is not None or self._reader is not None:
+            base = f"_flowship_src_{next(_NAMES)}"
+            con.register(base, self._table if self._table is not None else self._reader())
         else:
             base = self._from
         query = f"SELECT {picked} FROM {base}"
