@@ -74,7 +74,8 @@ class MetricsSQL:
         """Make ``source`` (only ``columns``) queryable as ``name``; returns its schema."""
         raise NotImplementedError
 
-    def run(self, statement: str) -> None:
+    def materialize(self, name: str, query: str) -> None:
+        """Keep ``query``'s rows as ``name`` for the statements that follow."""
         raise NotImplementedError
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
@@ -120,10 +121,11 @@ class MetricsSQL:
             for alias, column in columns.items()
             if alias != "t"
         )
-        self.run(
-            f"CREATE TABLE j AS SELECT a.{q(label_column)} AS y, {picked}, "
+        self.materialize(
+            "j",
+            f"SELECT a.{q(label_column)} AS y, {picked}, "
             f"{epoch} AS t_epoch FROM p JOIN a ON p.{q(id_column)} = a.{q(id_column)} "
-            f"WHERE {present} AND {keep}"
+            f"WHERE {present} AND {keep}",
         )
         n = self.scalar("SELECT count(*) FROM j")
         return Joined(n_predictions, n, duplicated, readable, self.label_type)
@@ -250,8 +252,8 @@ class DuckSQL(MetricsSQL):
             relation.create_view(name)
         return relation.limit(0).arrow().schema
 
-    def run(self, statement: str) -> None:
-        self._guard(lambda: self.con.execute(statement))
+    def materialize(self, name: str, query: str) -> None:
+        self._guard(lambda: self.con.execute(f"CREATE TABLE {name} AS {query}"))
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         return self._guard(lambda: self.con.execute(query).fetchall())

@@ -63,6 +63,8 @@ class Source:
     kind: str = "files"
     files: list[str] = field(default_factory=list)
     """The Parquet/CSV files read (the Spark engine reads the same)."""
+    root: str | None = None
+    """The folder hive partitions are relative to (a Parquet folder, a Delta table)."""
 
     @property
     def columns(self) -> list[str]:
@@ -254,8 +256,9 @@ def _path(location: str, role: str, where: str | None) -> Source:
         opened = Source(location, role, pa.schema([]), where, None, kind="csv", files=[location])
         opened._from = f"read_csv({_literal(location)}, delim={_literal(sep)}, header=true)"
         return _settle_schema(opened, "Check the file: one header row, comma-separated, UTF-8.")
-    files = _parquet_files(location, role) if path.is_dir() else [location]
-    return _parquet(location, files, role, where)
+    if path.is_dir():
+        return _parquet(location, _parquet_files(location, role), role, where, root=location)
+    return _parquet(location, [location], role, where)
 
 
 def _parquet_files(location: str, role: str) -> list[str]:
@@ -276,7 +279,9 @@ def _parquet_files(location: str, role: str) -> list[str]:
     return files
 
 
-def _parquet(name: str, files: list[str], role: str, where: str | None) -> Source:
+def _parquet(
+    name: str, files: list[str], role: str, where: str | None, *, root: str | None = None
+) -> Source:
     import pyarrow.parquet as pq
 
     rows = None
@@ -288,7 +293,7 @@ def _parquet(name: str, files: list[str], role: str, where: str | None) -> Sourc
                 f"The {role} data {name!r} is not readable as Parquet: {_first_line(exc)}",
                 f"Give {FORMS}; CSV files need a .csv suffix.",
             ) from None
-    opened = Source(name, role, pa.schema([]), where, rows, kind="parquet", files=files)
+    opened = Source(name, role, pa.schema([]), where, rows, kind="parquet", files=files, root=root)
     listed = ", ".join(_literal(f) for f in files)
     opened._from = f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
     return _settle_schema(opened, f"Give {FORMS}; CSV files need a .csv suffix.")
@@ -315,7 +320,7 @@ def _delta(name: str, uri: str, role: str, where: str | None) -> Source:
             f"The {role} table {name!r} is not on a local disk.",
             "Monitoring reads local Delta tables; use --engine spark for remote storage.",
         )
-    return _parquet(name, files, role, where)
+    return _parquet(name, files, role, where, root=uri)
 
 
 def _sql(text: str, sql_url: str | None, role: str, where: str | None) -> Source:
