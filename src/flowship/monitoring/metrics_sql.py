@@ -103,8 +103,15 @@ class MetricsSQL:
     ) -> Joined:
         q = self.q
         wanted = [id_column, *(c for c in columns.values() if c)]
-        self.view("p", predictions, list(dict.fromkeys(wanted)))
+        left = self.view("p", predictions, list(dict.fromkeys(wanted)))
         schema = self.view("a", actuals, list(dict.fromkeys([id_column, label_column])))
+        kinds = [value_type(side.field(id_column).type) for side in (left, schema)]
+        if kinds[0] != kinds[1]:  # a silent cast would match "007" with 7
+            raise InvalidInput(
+                f"The id column {id_column!r} holds {kinds[0]} values in the predictions but "
+                f"{kinds[1]} values in the actuals.",
+                "Store the ids with one type on both sides.",
+            )
         label = schema.field(label_column).type
         self.label_type = "float" if pa.types.is_floating(label) else value_type(label)
         time = columns.get("t")

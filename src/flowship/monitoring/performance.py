@@ -118,7 +118,7 @@ def evaluate_performance(
 ) -> PerformanceReport:
     """Join ``predictions`` with ``actuals`` on ``id_column`` and measure. Both are
     sources (``flowship.monitoring.sources``), DataFrames or Arrow tables."""
-    from flowship.monitoring.drift._base import as_source
+    from flowship.monitoring.drift._base import as_source, no_rows
     from flowship.monitoring.metrics_sql import open_engine
 
     predictions = as_source(predictions, "predictions")
@@ -153,6 +153,8 @@ def evaluate_performance(
             },
             since=cutoff,
         )
+        if joined.n_predictions == 0 and cutoff is None:  # an empty window, not an old one
+            raise no_rows(predictions)
         if joined.duplicated:
             raise InvalidInput(
                 f"The actuals hold {joined.duplicated} duplicated id(s) in {id_column!r}.",

@@ -144,7 +144,7 @@ class Source:
     def count_rows(self) -> int:
         con = connect_duckdb()
         try:
-            return int(self.relation(con).aggregate("count(*)").fetchone()[0])
+            return int(self.relation(con).aggregate("count(*)").fetchall()[0][0])
         except _duck_errors() as exc:
             raise InvalidInput(
                 f"Reading the {self.role} data ({self.label()}) failed: {_first_line(exc)}",
@@ -384,8 +384,12 @@ def connect_duckdb(workdir: str | None = None) -> Any:
 
     config = {"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS}
     if workdir is None:
-        return duckdb.connect(config=config)
-    con = duckdb.connect(str(Path(workdir) / "work.duckdb"), config=config)
+        con = duckdb.connect(config=config)
+    else:
+        con = duckdb.connect(str(Path(workdir) / "work.duckdb"), config=config)
+    con.execute("SET enable_progress_bar = false")  # flowship draws its own, on a terminal
+    if workdir is None:
+        return con
     con.execute(f"SET temp_directory = {_literal(str(Path(workdir) / 'spill'))}")
     return con
 

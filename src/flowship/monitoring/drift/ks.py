@@ -30,8 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import ks_2samp, kstwo
-
 from flowship.errors import InvalidInput
 from flowship.monitoring.drift._base import DriftMethod
 from flowship.monitoring.drift.binning import NumericBins
@@ -52,7 +50,7 @@ class KSDrift(DriftMethod):
         *,
         alpha: float = 0.05,
         mode: Literal["auto", "exact", "approx"] = "auto",
-        exact_values: int = KS_EXACT_VALUES,
+        exact_values: int | None = None,
         columns: Sequence[str] | None = None,
         column_types: Mapping[str, str] | None = None,
         prediction_columns: Sequence[str] | None = None,
@@ -73,6 +71,10 @@ class KSDrift(DriftMethod):
         self.alpha = alpha
         self.mode = mode
         self.exact_values = exact_values
+
+    @property
+    def _limit(self) -> int:
+        return KS_EXACT_VALUES if self.exact_values is None else self.exact_values
 
     def thresholds(self) -> dict[str, Any]:
         return {**super().thresholds(), "alpha": self.alpha}
@@ -140,12 +142,12 @@ class KSDrift(DriftMethod):
         return n_current, [results[n] for n in names]
 
     def _exact_or_not(self, values: int, tested: list[str], current: Any) -> bool:
-        fits = values <= self.exact_values
+        fits = values <= self._limit
         if self.mode == "exact" and not fits and tested:
             raise InvalidInput(
                 f"The exact KS test needs all {values:,} values of a column in memory "
                 f"(baseline {self.reference_source_.label()} and current {current.label()}); "
-                f"the limit is {self.exact_values:,}.",
+                f"the limit is {self._limit:,}.",
                 "Drop --ks-exact to use the binned approximation (its error bound is "
                 "reported), or narrow the data with --where.",
             )
@@ -154,9 +156,11 @@ class KSDrift(DriftMethod):
     def _exact(
         self, results: dict[str, ColumnDrift], tested: list[str], current: Any, rows: int
     ) -> None:
-        per_pass = max(1, self.exact_values // max(1, rows))  # columns read together
+        per_pass = max(1, self._limit // max(1, rows))  # columns read together
         for start in range(0, len(tested), per_pass):
             group = tested[start : start + per_pass]
+            from scipy.stats import ks_2samp  # scipy.stats takes a while to import
+
             ref_values = self.engine_.values(self.reference_source_, group)
             cur_values = self.engine_.values(current, group)
             for name in group:
@@ -171,6 +175,8 @@ class KSDrift(DriftMethod):
         profiles: dict[str, Profile],
         current: Any,
     ) -> None:
+        from scipy.stats import kstwo
+
         plans = {n: _fine_bins(self.reference_stats_[n], profiles[n]) for n in tested}
         _, ref_tallies = self.engine_.tally(self.reference_source_, plans, on_rows=self.on_rows)
         _, cur_tallies = self.engine_.tally(current, plans, on_rows=self.on_rows)

@@ -207,11 +207,11 @@ def _batches(source: Any, columns: list[str]):
 def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> None:
     x = as_float(column)
     profile.n += x.size
-    nan = np.isnan(x)
-    profile.missing += int(nan.sum())
+    n_nan = int(np.count_nonzero(np.isnan(x)))
+    profile.missing += n_nan
     finite_mask = np.isfinite(x)
     finite = x[finite_mask]
-    if finite.size != x.size - int(nan.sum()):
+    if finite.size != x.size - n_nan:
         profile.pos_inf += int(np.count_nonzero(x == np.inf))
         profile.neg_inf += int(np.count_nonzero(x == -np.inf))
     if finite.size:
@@ -219,7 +219,8 @@ def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> 
         profile.hi = max(profile.hi, float(finite.max()))
         # Chan et al.'s pairwise update: exact mean and variance batch by batch.
         mean_b = float(finite.mean())
-        m2_b = float(np.square(finite - mean_b).sum())
+        centred = finite - mean_b
+        m2_b = float(np.dot(centred, centred))
         total = profile.finite + finite.size
         delta = mean_b - profile.mean
         profile.mean += delta * finite.size / total
@@ -227,7 +228,11 @@ def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> 
         profile.finite = total
         sampler.add(finite)
     if profile.counts is not None:
-        # Counted in the column's own type, so integer codes stay integers.
+        # Counted in the column's own type, so integer codes stay integers. More than
+        # MAX_CODES + 2 values (the infinities aside) rules codes out at once.
+        if int(pc.count_distinct(column).as_py()) > MAX_CODES + 3:
+            profile.counts = None
+            return
         values, counts, _ = value_counts(column)
         for value, count in zip(values, counts.tolist(), strict=True):
             profile.counts[value] = profile.counts.get(value, 0) + count
