@@ -103,9 +103,7 @@ def chunk(rows: int, seed: int, shifted: bool, float32: bool):  # -> pyarrow.Tab
             x[rng.random(rows) < 0.3] = np.nan
         if shifted and i == 4:
             x[rng.random(rows) < 0.2] = 200.0
-        cols[f"num_{i:02d}"] = pa.array(
-            x.astype(np.float32) if float32 else x, from_pandas=True
-        )
+        cols[f"num_{i:02d}"] = pa.array(x.astype(np.float32) if float32 else x, from_pandas=True)
     values = np.array([f"v{k}" for k in range(6)] + ["brand_new"])
     for i in range(N_CAT):
         p = np.array([0.35, 0.25, 0.15, 0.12, 0.08, 0.05])
@@ -149,8 +147,16 @@ def ensure_evidently() -> Path:
         print("creating", EVIDENTLY_VENV, "(evidently==0.7.*, pandas<3) ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "evidently==0.7.*", "pandas<3",
-             "pyarrow"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "evidently==0.7.*",
+                "pandas<3",
+                "pyarrow",
+            ],
             check=True,
         )
     return python
@@ -174,8 +180,19 @@ def run_flowship(base: Path, cur: Path, out: Path) -> dict:
     env = {**os.environ, "FLOWSHIP_HOME": str(out / "home")}
     report = out / "flowship.json"
     result = measure(
-        [str(flowship), "monitor", "drift", "--baseline", str(base), "--current", str(cur),
-         "--html", str(out / "flowship.html"), "--json", str(report)],
+        [
+            str(flowship),
+            "monitor",
+            "drift",
+            "--baseline",
+            str(base),
+            "--current",
+            str(cur),
+            "--html",
+            str(out / "flowship.html"),
+            "--json",
+            str(report),
+        ],
         env,
     )
     result["flagged"] = json.loads(report.read_text())["drifted_columns"]
@@ -195,7 +212,8 @@ def show(tool: str, rows: int, result: dict) -> None:
     print(
         f"{rows:>12,} rows  {tool:9s} {result['wall_s']:8.1f} s  "
         f"peak RSS {result['peak_rss_mb']:7.0f} MB  flagged {len(flagged)}/{len(truth)} "
-        f"missed {sorted(truth - flagged) or 'none'} false alarms {sorted(flagged - truth) or 'none'}",
+        f"missed {sorted(truth - flagged) or 'none'} "
+        f"false alarms {sorted(flagged - truth) or 'none'}",
         flush=True,
     )
 

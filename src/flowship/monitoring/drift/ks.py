@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+
 from flowship.errors import InvalidInput
 from flowship.monitoring.drift._base import DriftMethod
 from flowship.monitoring.drift.binning import NumericBins
