@@ -15,11 +15,14 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
+    ├── PermissionDenied        the acting user may not do this               exit 2 / 403
+    │   └── NotAuthenticated    missing or wrong credentials for MLflow       exit 2 / 401
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
         ├── GateFailed          a promotion gate refused a version
-        └── AlertFired          a monitor raised an alert
+        ├── AlertFired          a monitor raised an alert
+        └── ExperimentFailed    an A/B report: candidate worse, or the split broken
 """
 
 from __future__ import annotations
@@ -96,6 +99,15 @@ class ConcurrentChange(FlowshipError):
     """The state changed under us; the operation was refused and nothing was changed."""
 
 
+class PermissionDenied(FlowshipError):
+    """The acting user may not do this: MLflow refused the write, or a sign-off rule
+    (separation of duties, the approver or admin list) says no. Nothing was changed."""
+
+
+class NotAuthenticated(PermissionDenied):
+    """The MLflow server did not accept the credentials (or got none)."""
+
+
 class Unavailable(FlowshipError):
     """A store, server or database cannot be reached."""
 
@@ -124,3 +136,12 @@ class GateFailed(CheckFailed):
 
 class AlertFired(CheckFailed):
     """A monitor raised at least one alert."""
+
+
+class ExperimentFailed(CheckFailed):
+    """An A/B report found the candidate significantly worse (or, as a gate, not better),
+    or the traffic split does not match the weights; ``report`` is its JSON form."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        self.report = report
+        super().__init__(message)

@@ -25,6 +25,9 @@ _ARROW = {
     "string": pa.string(),
 }
 NUMERIC = {"double", "float", "long", "integer"}
+# A column a source adds to a batch when some of its rows could not be read as their
+# column's type (a SQL value unlike the first rows'): the reason, else null.
+SOURCE_REASON = "__flowship_source_reason__"
 _TRUE = {"true", "1", "t", "yes", "y"}
 _FALSE = {"false", "0", "f", "no", "n"}
 
@@ -61,6 +64,10 @@ def check_rows(
         fresh = mask & (reasons == None)  # noqa: E711  (elementwise on an object array)
         reasons[fresh] = reason
 
+    if SOURCE_REASON in batch.schema.names:  # the first check, so its reasons come first
+        why = batch.column(SOURCE_REASON)
+        if why.null_count < n:
+            reasons = np.array(why.to_pylist(), dtype=object)
     ids = batch.column(id_column)
     if ids.null_count:
         refuse(ids.is_null().to_numpy(zero_copy_only=False), f"{id_column} (the id) is null")

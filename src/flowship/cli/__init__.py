@@ -20,9 +20,16 @@ from flowship.errors import CheckFailed, FlowshipError
 from flowship.cli import info  # noqa: E402,F401  isort: skip
 from flowship.cli import lifecycle  # noqa: E402,F401  isort: skip
 from flowship.cli import quickstart  # noqa: E402,F401  isort: skip
+from flowship.cli import requests  # noqa: E402,F401  isort: skip
 from flowship.cli import score  # noqa: E402,F401  isort: skip
 from flowship.cli import monitor  # noqa: E402,F401  isort: skip
 from flowship.cli import serve  # noqa: E402,F401  isort: skip
+from flowship.cli import export  # noqa: E402,F401  isort: skip
+from flowship.cli import package  # noqa: E402,F401  isort: skip
+from flowship.cli import ci  # noqa: E402,F401  isort: skip
+from flowship.cli import deployment  # noqa: E402,F401  isort: skip
+from flowship.cli import experiments  # noqa: E402,F401  isort: skip
+from flowship.cli import rollout  # noqa: E402,F401  isort: skip
 
 
 def exit_code(error: FlowshipError) -> int:

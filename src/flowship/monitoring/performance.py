@@ -131,14 +131,14 @@ def evaluate_performance(
         predictions.columns, score_column, prediction_column
     )
     if window:
-        _offset(window, "--window")
+        parse_duration(window, "--window")
         if time_column is None:
             raise UsageError("--window needs a time column.", "Name it with --time-column COLUMN.")
     cutoff = None
     if since:
         if time_column is None:
             raise UsageError("--since needs a time column.", "Name it with --time-column COLUMN.")
-        cutoff = pd.Timestamp.now(tz="UTC") - _offset(since, "--since")
+        cutoff = pd.Timestamp.now(tz="UTC") - parse_duration(since, "--since")
     with open_engine(engine) as sql:
         joined = sql.join(
             predictions,
@@ -181,7 +181,7 @@ def evaluate_performance(
             min_rows=min_rows,
         )
         if window:
-            report.windows = _windows(sql, measure, _offset(window, "--window"))
+            report.windows = _windows(sql, measure, parse_duration(window, "--window"))
         if segment_column:
             report.segments = [
                 {"segment": _plain(key), "n": n, "metrics": values}
@@ -384,7 +384,8 @@ def _violations(metrics: dict[str, float | None], thresholds: dict) -> list[dict
     return found
 
 
-def _offset(text: str, option: str) -> pd.Timedelta:
+def parse_duration(text: str, option: str) -> pd.Timedelta:
+    """``"30d"``, ``"12h"``: a positive duration, or a usage error naming ``option``."""
     try:
         delta = pd.Timedelta(text)
     except ValueError:

@@ -54,7 +54,12 @@ class ServingApp:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = ServingMetrics()
-        self.holder = ModelHolder(config, self.metrics)
+        self.router: Any = None  # a DeploymentRouter with --deployment; it is the holder too
+        if config.deployment is not None:
+            from flowship.serving.router import DeploymentRouter
+
+            self.router = DeploymentRouter(config, self.metrics)
+        self.holder: Any = self.router or ModelHolder(config, self.metrics)
         self.batcher = MicroBatcher(
             self.holder.get,
             metrics=self.metrics,
@@ -83,6 +88,8 @@ class ServingApp:
             # never hands a request to a worker that is still loading. (A lone process
             # answers at once instead: live, and 503 until ready.)
             await asyncio.to_thread(self.holder.check)
+        if self.router is not None:
+            self.router.start()
         follower = asyncio.create_task(self.holder.follow(), name="flowship-follow")
         try:
             yield
@@ -91,13 +98,15 @@ class ServingApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
             self.batcher.close()
+            if self.router is not None:
+                await self.router.close()  # flushes the prediction log
 
     # ------------------------------------------------------------ MLflow protocol
 
     async def _invocations(self, scope: dict, receive: Any, send: Any) -> None:
         start = time.perf_counter()
         headers = dict(scope["headers"])
-        predictor = None
+        predictor = routed = None
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
                 content_type = headers.get(b"content-type")
@@ -108,10 +117,18 @@ class ServingApp:
                 )
                 body = await read_body(scope, receive, headers, self.config.max_body_bytes)
                 decoded = mlflow_protocol.decode(body, mime)
-                columns = self._filter_extra(decoded.columns)
-                result, predictor = await self.batcher.predict(
-                    columns, decoded.n_rows, sequences=mime == mlflow_protocol.CONTENT_TYPE_JSON
-                )
+                sequences = mime == mlflow_protocol.CONTENT_TYPE_JSON
+                if self.router is not None:
+                    routed = await self.router.route(
+                        decoded.columns, decoded.n_rows, headers=headers, sequences=sequences,
+                        start=start,
+                    )  # fmt: skip
+                    result, predictor = routed.result, routed.predictor
+                else:
+                    columns = self._filter_extra(decoded.columns)
+                    result, predictor = await self.batcher.predict(
+                        columns, decoded.n_rows, sequences=sequences
+                    )
             payload, status, extra = mlflow_protocol.encode_predictions(result), 200, []
         except ClientGone:
             return
@@ -131,10 +148,12 @@ class ServingApp:
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
             *extra,
-            *self._served_headers(served),
+            *(routed.headers if routed is not None else self._served_headers(served)),
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
+        if routed is not None:
+            await self.router.after_response(routed)  # shadows score after the answer
 
     def _mlflow_error(self, error: FlowshipError) -> tuple[bytes, int, list]:
         status, code = status_for(error)
@@ -258,6 +277,8 @@ def _routes(app: ServingApp) -> list[Route]:
             "model": predictor.describe() if predictor else None,
             "last_error": app.holder.last_error,
         }
+        if app.router is not None:
+            body["deployment"] = app.router.describe()
         return Response(orjson.dumps(body, default=str), media_type="application/json")
 
     return [

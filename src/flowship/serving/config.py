@@ -27,6 +27,9 @@ class ServeConfig(BaseModel):
 
     ref: str = Field(min_length=1)
     """Model to serve: models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, runs:/..., a dir."""
+    deployment: str | None = Field(None, min_length=1, max_length=100)
+    """Serve this recorded deployment (``flowship deployment apply``) instead of one ref;
+    ``ref`` is then ``deployment:NAME``, for display."""
     name: str | None = None
     """Model name in V2 paths (/v2/models/NAME); default: the registered model's name."""
     output: Literal["predict", "proba"] = "predict"
@@ -45,6 +48,8 @@ class ServeConfig(BaseModel):
     """Extra time to wait for a batch to fill; 0 batches only requests already waiting."""
     max_queue: int = Field(256, ge=1, le=1_000_000)
     """Requests waiting for a predict call before new ones get 503 + Retry-After."""
+    max_shadow_queue: int = Field(1000, ge=1, le=1_000_000)
+    """Deployments: request copies waiting for shadow variants; more are dropped (counted)."""
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     """Larger request bodies get 413 without being read."""
     request_timeout_s: float = Field(30.0, gt=0, le=3600)

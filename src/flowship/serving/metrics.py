@@ -127,6 +127,11 @@ class ServingMetrics:
             "flowship_model_switches_total", "Switches to a newly resolved version.", ("model",)
         )
         self._lock = threading.Lock()
+        self._more: list[Counter | Histogram] = []  # registered by optional parts (router)
+
+    def register(self, metric: Counter | Histogram) -> Counter | Histogram:
+        self._more.append(metric)
+        return metric
 
     def all(self) -> list[Counter | Histogram]:
         return [
@@ -138,6 +143,7 @@ class ServingMetrics:
             self.model_info,
             self.load_failures,
             self.switches,
+            *self._more,
         ]
 
     def render(self) -> str:

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -127,17 +128,27 @@ def routes(app: ServingApp) -> list[Route]:
                 parsed, tail = v2.parse_request(body, json_length)
                 names = [c.name for c in app.holder.get().input_columns]
                 columns, rows = v2.request_columns(parsed, tail, names)
-                result, predictor = await app.batcher.predict(columns, rows)
+                routed = None
+                if app.router is not None:
+                    routed = await app.router.route(columns, rows, headers=headers, start=start)
+                    result, predictor = routed.result, routed.predictor
+                else:
+                    result, predictor = await app.batcher.predict(columns, rows)
                 outputs = v2.response_outputs(result, predictor.output_columns, parsed.outputs)
             response = _json(
                 v2.InferenceResponse(
                     model_name=app.served_name(),
-                    model_version=str(predictor.model_version or "") or None,
+                    model_version=",".join(routed.versions)
+                    if routed
+                    else str(predictor.model_version or "") or None,
                     id=parsed.id,
+                    parameters=_routed_parameters(routed) if routed else None,
                     outputs=outputs,
                 ),
-                headers=_str_headers(predictor),
+                headers=_str_headers(predictor, routed),
             )
+            if routed is not None:
+                response.background = BackgroundTask(app.router.after_response, routed)
         except ClientGone:
             return Response(b"", 400)  # nobody is listening
         except TimeoutError:
@@ -149,8 +160,9 @@ def routes(app: ServingApp) -> list[Route]:
         app._observe(labels, "v2", response.status_code, start)
         return response
 
-    def _str_headers(predictor: Any) -> dict[str, str]:
-        return {k.decode(): v.decode() for k, v in _model_headers(predictor)}
+    def _str_headers(predictor: Any, routed: Any = None) -> dict[str, str]:
+        pairs = routed.headers if routed is not None else _model_headers(predictor)
+        return {k.decode(): v.decode() for k, v in pairs}
 
     return [
         Route("/v2", server_metadata, methods=["GET"]),
@@ -163,6 +175,15 @@ def routes(app: ServingApp) -> list[Route]:
         Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
     ]
+
+
+def _routed_parameters(routed: Any) -> dict[str, Any]:
+    """Who answered a deployment's request, also in the V2 body."""
+    return {
+        "variant": ",".join(routed.variants),
+        "revision": routed.revision,
+        "request_id": routed.request_id,
+    }
 
 
 def _failed(app: ServingApp, error: FlowshipError) -> Response:
