@@ -9,7 +9,8 @@ columns, 20 numerical and 10 categorical, 7 of them shifted (see ``SHIFTED``).
 
 Data is generated in chunks of 1,000,000 rows straight to Parquet files under
 ``benchmarks/.data`` (never whole in memory), float32 numbers from 10M rows on (half the
-disk). Evidently 0.7 does not import with pandas 3, so it runs from its own virtualenv
+disk); above 10M rows, 10 distinct chunks are repeated (see ``make_data``). Evidently
+0.7 does not import with pandas 3, so it runs from its own virtualenv
 (benchmarks/.venv-evidently, created on first use); it reads everything into pandas, so
 it runs only at sizes up to ``--evidently-max``.
 
@@ -117,11 +118,14 @@ def chunk(rows: int, seed: int, shifted: bool, float32: bool):  # -> pyarrow.Tab
 
 
 def make_data(rows: int) -> tuple[Path, Path]:
-    """Two Parquet files of ``rows`` rows each, written chunk by chunk."""
+    """Two Parquet files of ``rows`` rows each, written chunk by chunk. Above 10M rows the
+    files hold 10 distinct 1M-row chunks, each written rows / 10M times in a row (drawing
+    100M x 30 random values would take longer than the check); the reader cannot tell."""
     import pyarrow.parquet as pq
 
     DATA.mkdir(exist_ok=True)
     paths = []
+    repeat = max(1, rows // (10 * CHUNK))
     for name, shifted in (("baseline", False), ("current", True)):
         path = DATA / f"{name}_{rows}.parquet"
         paths.append(path)
@@ -129,12 +133,16 @@ def make_data(rows: int) -> tuple[Path, Path]:
             continue
         tmp = path.with_suffix(".tmp")
         writer = None
-        for start in range(0, rows, CHUNK):
-            seed = (2 if shifted else 1) * 1_000_003 + start // CHUNK
-            table = chunk(min(CHUNK, rows - start), seed, shifted, rows >= 10_000_000)
+        written = 0
+        for k in range((rows + CHUNK * repeat - 1) // (CHUNK * repeat)):
+            seed = (2 if shifted else 1) * 1_000_003 + k
+            table = chunk(min(CHUNK, rows - written), seed, shifted, rows >= 10_000_000)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table, row_group_size=CHUNK)
-            print(f"  {name}: {start + table.num_rows:,} of {rows:,} rows", file=sys.stderr)
+            for _ in range(repeat):
+                if written < rows:
+                    writer.write_table(table, row_group_size=CHUNK)
+                    written += table.num_rows
+            print(f"  {name}: {written:,} of {rows:,} rows", file=sys.stderr)
         assert writer is not None
         writer.close()
         tmp.rename(path)
