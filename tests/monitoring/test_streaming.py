@@ -160,3 +160,29 @@ def test_performance_bad_input(cli, tmp_path):
     ok = cli(*base, "--actuals", tmp_path / "a.parquet", "--where", "id < 100", "--json", "-")
     assert ok.exit_code in (0, 1), ok.stderr
     assert json.loads(ok.stdout)["n_predictions"] == 100
+
+
+def test_monitor_file_takes_where_by_and_engine(tmp_path, frame):
+    from flowship.errors import ConfigError
+    from flowship.monitoring import run_monitor_file
+
+    data = frame(2000, seed=1)
+    data["period"] = ["old"] * 1000 + ["new"] * 1000
+    data["team"] = ["x", "y"] * 1000
+    data.loc[1000:, "age"] += 12
+    data.to_parquet(tmp_path / "all.parquet")
+    spec = tmp_path / "monitor.yaml"
+    spec.write_text(
+        "kind: monitor\nname: windows\ndrift:\n  baseline: all.parquet\n"
+        "  baseline_where: \"period = 'old'\"\n  current: all.parquet\n"
+        "  where: \"period = 'new'\"\n  by: team\n  engine: local\n"
+        "  columns: [age, monetary, plan]\n"
+    )
+    result = run_monitor_file(spec)
+    report = result.reports["drift"]
+    assert report["by"] == "team" and len(report["groups"]) == 2
+    assert set(report["drifted_columns"]) == {"team=x/age", "team=y/age"}
+    assert report["current"].endswith("where period = 'new'")
+    spec.write_text(spec.read_text().replace("engine: local", "engine: gpu"))
+    with pytest.raises(ConfigError, match="drift.engine"):
+        run_monitor_file(spec)
