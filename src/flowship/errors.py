@@ -9,12 +9,15 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     ├── UsageError              bad arguments or a malformed file             exit 2 / 400
     │   ├── ConfigError         flowship.toml, a job or deployment file
     │   └── InvalidInput        data that cannot be used (schema, types, size)
-    │       └── SchemaMismatch  input that does not match a model signature
+    │       ├── SchemaMismatch  input that does not match a model signature
+    │       └── ScoringFailed   the model's own code raised on this input     (server: 500)
     ├── NotFound                                                              exit 2 / 404
     │   ├── ModelNotFound
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
+    ├── PermissionDenied        the acting user may not do this               exit 2 / 403
+    │   └── NotAuthenticated    missing or wrong credentials for MLflow       exit 2 / 401
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
@@ -66,6 +69,15 @@ class SchemaMismatch(InvalidInput):
     """Input that does not match the model's signature."""
 
 
+class ScoringFailed(InvalidInput):
+    """The model's own code raised on an input that passed the signature checks. The
+    server answers 500 with ``exc_type`` only: the text may hold data or secrets."""
+
+    def __init__(self, message: str, hint: str | None = None, *, exc_type: str = "") -> None:
+        self.exc_type = exc_type
+        super().__init__(message, hint)
+
+
 class NotFound(FlowshipError):
     """Something named does not exist."""
 
@@ -95,6 +107,15 @@ class IllegalTransition(FlowshipError):
 
 class ConcurrentChange(FlowshipError):
     """The state changed under us; the operation was refused and nothing was changed."""
+
+
+class PermissionDenied(FlowshipError):
+    """The acting user may not do this: MLflow refused the write, or a sign-off rule
+    (separation of duties, the approver or admin list) says no. Nothing was changed."""
+
+
+class NotAuthenticated(PermissionDenied):
+    """The MLflow server did not accept the credentials (or got none)."""
 
 
 class Unavailable(FlowshipError):

@@ -193,3 +193,12 @@ def test_postgres_state_database(cli, split, pg_url):
     assert cli("traffic", "churn", "champion=70", "challenger=30").exit_code == 0
     history = json.loads(cli("deployment", "history", "churn", "--json").stdout)
     assert [h["revision"] for h in history] == [1, 2]
+
+
+def test_serve_refuses_an_unknown_deployment_or_both_a_ref_and_a_deployment(cli, store):
+    unknown = cli("serve", "--deployment", "nosuch", "--port", "0")
+    assert unknown.exit_code == 2 and "No deployment named 'nosuch'" in unknown.stderr
+    both = cli("serve", "models:/churn@production", "--deployment", "churn")
+    assert both.exit_code == 2 and "Give a model ref or --deployment, not both." in both.stderr
+    bad = cli("serve", "--deployment", "x" * 500)
+    assert bad.exit_code == 2 and "--deployment" in bad.stderr

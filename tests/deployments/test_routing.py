@@ -168,6 +168,24 @@ def test_every_answered_row_is_in_the_log_after_a_graceful_stop(served, store, f
         assert row.variant == variant and row.output == ANSWER[variant]
         assert row.model_version == {"champion": "1", "challenger": "2"}[variant]
     assert table.run_id.notna().all() and (table.latency_ms > 0).all()
+    assert table.ts.dt.tz is not None and (table.date == table.ts.dt.date).all()
+
+
+def test_monitor_drift_reads_the_log_as_it_is(cli, served, store, flowship_home, tmp_path):
+    import json
+
+    for i in range(8):
+        customers = list(range(i * 10, i * 10 + 10))
+        assert httpx.post(served.url + "/invocations", json=body(store, customers)).is_success
+    served.stop()
+    baseline = tmp_path / "baseline.parquet"
+    store.data[FEATURES].to_parquet(baseline)
+    result = cli("monitor", "drift", "--current", "table:prediction_log", "--baseline", baseline,
+                 "--columns", ",".join(FEATURES), "--min-rows", "10", "--json", "-")  # fmt: skip
+    assert result.exit_code in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert report["n_current"] == 80
+    assert sorted(c["name"] for c in report["columns"]) == sorted(FEATURES)
 
 
 def test_a_traffic_change_under_load_fails_no_request(cli, served, store):

@@ -181,6 +181,7 @@ def promote(
 ) -> None:
     """Move a version to another stage, through the gates for Staging and Production."""
     from flowship.errors import GateFailed
+    from flowship.registry import GateResult
     from flowship.registry import promote as promote_version
 
     gate, experiments = _split_ab_gates(name, gate or [], config)
@@ -209,15 +210,27 @@ def promote(
         else:
             print_gates(failed.results)
         raise
+    from flowship.registry import PromotionRequest
+
+    if isinstance(t, PromotionRequest):
+        if as_json:
+            print_json({"promoted": False, "request": t.to_dict()})
+            return
+        if t.gates:
+            print_gates([GateResult(**g) for g in t.gates])
+        from flowship.cli.requests import say_request
+
+        say_request(t)
+        return
     if as_json:
         print_json({"promoted": True, **t.to_dict()})
         return
     if t.gates:
         print_gates(t.gates)
-    _say_transition(t, "Promoted")
+    say_transition(t, "Promoted")
 
 
-def _say_transition(t: Any, verb: str) -> None:
+def say_transition(t: Any, verb: str) -> None:
     replaced = ""
     if t.previous:
         replaced = f"; version {t.previous} moved to {t.events[-1].to_stage}"
@@ -241,7 +254,7 @@ def rollback(
     if as_json:
         print_json(t.to_dict())
         return
-    _say_transition(t, "Rolled back")
+    say_transition(t, "Rolled back")
 
 
 @app.command()
@@ -287,7 +300,7 @@ def history(
                 e.id,
                 e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 e.version,
-                f"{e.from_stage} -> {e.to_stage}",
+                f"{e.from_stage} -> {e.to_stage}" if e.from_stage != e.to_stage else "",
                 e.action + (" (forced)" if e.forced else ""),
                 e.actor,
                 _gate_summary(e.gates),

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from flowship.cli._app import app
+from flowship.cli._progress import rows_progress
 from flowship.cli._render import print_json, print_table, say
 
 monitor = typer.Typer(
@@ -32,6 +33,16 @@ WebhookOpt = Annotated[
 ]
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="Monitor name (history and alert dedup key).")
+]
+WhereOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--where", help="SQL condition on the rows read, e.g. \"prediction_date >= '2026-11-01'\"."
+    ),
+]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="local (bounded memory) or spark (flowship[spark])."),
 ]
 
 
@@ -74,12 +85,29 @@ def drift(
     sql_url: Annotated[
         str | None, typer.Option("--sql-url", help="Database for sql: sources.")
     ] = None,
+    where: WhereOpt = None,
+    baseline_where: Annotated[
+        str | None,
+        typer.Option("--baseline-where", help="SQL condition on the baseline (its window)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Compare each value of COLUMN on its own: variant.")
+    ] = None,
+    ks_exact: Annotated[
+        bool | None,
+        typer.Option(
+            "--ks-exact/--ks-approx",
+            help="ks only: always exact (refused beyond memory) or always binned; "
+            "default: exact when it fits.",
+        ),
+    ] = None,
+    engine: EngineOpt = "local",
     json_path: JsonOpt = None,
     html_path: HtmlOpt = None,
     webhook: WebhookOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Compare current data with a baseline, column by column."""
+    """Compare current data with a baseline, column by column, in bounded memory."""
     from flowship.monitoring.runner import run_drift
     from flowship.monitoring.specs import DriftSpec
 
@@ -104,15 +132,22 @@ def drift(
         bins=bins,
         min_rows=min_rows,
         sql_url=sql_url,
+        where=where,
+        baseline_where=baseline_where,
+        by=by,
+        engine=engine,
+        ks_mode="auto" if ks_exact is None else ("exact" if ks_exact else "approx"),
     )
-    result = run_drift(
-        spec,
-        name=name or f"drift:{model or current}"[:200],
-        model=model,
-        webhook=webhook,
-        json_path=_file(json_path),
-        html_path=html_path,
-    )
+    with rows_progress("drift") as on_rows:
+        result = run_drift(
+            spec,
+            name=name or f"drift:{model or current}"[:200],
+            model=model,
+            webhook=webhook,
+            json_path=_file(json_path),
+            html_path=html_path,
+            on_rows=on_rows,
+        )
     report = result.reports["drift"]
     if json_path == "-":
         print_json(result.to_dict())
@@ -178,12 +213,17 @@ def performance(
     ] = False,
     min_rows: Annotated[int, typer.Option("--min-rows")] = 50,
     sql_url: Annotated[str | None, typer.Option("--sql-url")] = None,
+    where: WhereOpt = None,
+    actuals_where: Annotated[
+        str | None, typer.Option("--actuals-where", help="SQL condition on the actuals.")
+    ] = None,
+    engine: EngineOpt = "local",
     json_path: JsonOpt = None,
     html_path: HtmlOpt = None,
     webhook: WebhookOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Join predictions with actuals and measure the model."""
+    """Join predictions with actuals and measure the model (out of core, with DuckDB)."""
     from flowship.monitoring.runner import run_performance
     from flowship.monitoring.specs import PerformanceSpec
 
@@ -209,6 +249,9 @@ def performance(
         log_to_mlflow=log_mlflow,
         min_rows=min_rows,
         sql_url=sql_url,
+        where=where,
+        actuals_where=actuals_where,
+        engine=engine,
     )
     result = run_performance(
         spec,
@@ -241,7 +284,10 @@ def health(
     max_age_days: Annotated[float, typer.Option("--max-age-days")] = 90,
     deployments: Annotated[
         list[str] | None,
-        typer.Option("--deployment", help="A served ref or deployment.yaml (repeatable)."),
+        typer.Option(
+            "--deployment",
+            help="A served ref or serve config (repeatable); default: the recorded deployments.",
+        ),
     ] = None,
     tables: Annotated[
         list[str] | None,

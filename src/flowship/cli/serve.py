@@ -44,6 +44,28 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body [20 MiB].")
     ] = None,
+    max_extra_columns: Annotated[
+        int | None, typer.Option(help="Columns beyond the signature's before 400 [64].")
+    ] = None,
+    max_cells: Annotated[
+        int | None, typer.Option(help="Values (rows x columns) per request before 413 [10M].")
+    ] = None,
+    max_requests_in_flight: Annotated[
+        int | None, typer.Option(help="Prediction requests at once before 503 [1024].")
+    ] = None,
+    max_inflight_bytes: Annotated[
+        int | None, typer.Option(help="Request body bytes held at once before 503 [80 MiB].")
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Open connections (uvicorn's limit) [2048].")
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Host header name to answer (repeatable; * = any). Default on loopback: "
+            "localhost, 127.0.0.1, [::1]."
+        ),
+    ] = None,
     request_timeout_s: Annotated[
         float | None, typer.Option("--timeout", help="Seconds before 504 [30].")
     ] = None,
@@ -84,6 +106,12 @@ def serve(
         "max_batch_wait_ms": max_batch_wait_ms,
         "max_queue": max_queue,
         "max_body_bytes": max_body_bytes,
+        "max_extra_columns": max_extra_columns,
+        "max_cells": max_cells,
+        "max_requests_in_flight": max_requests_in_flight,
+        "max_inflight_bytes": max_inflight_bytes,
+        "max_connections": max_connections,
+        "allowed_hosts": tuple(allowed_host) if allowed_host else None,
         "request_timeout_s": request_timeout_s,
         "poll_interval_s": poll_interval_s,
     }

@@ -25,20 +25,23 @@ from flowship.errors import (
     UsageError,
     VersionNotFound,
 )
+from flowship.registry import identity
 from flowship.registry._state import check_name, check_version, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
-from flowship.registry.gate_config import GatePlan, plan_for
+from flowship.registry.gate_config import GatePlan, approval_for, plan_for
 from flowship.registry.gates import (
     Gate,
     GateResult,
     Subject,
-    checklist_item,
+    confirmable_item,
     confirmed_from_tags,
     run_gates,
 )
+from flowship.registry.requests import check_force, check_rollback, open_request
 from flowship.registry.sync import ModelState, actor, locked
 from flowship.store import events
 from flowship.store.events import DELETED, Event
+from flowship.store.requests import PromotionRequest
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def promote(
     evaluation_data: str | None = None,
     target: str | None = None,
     extra_gates: Sequence[Gate] = (),
-) -> Transition:
+) -> Transition | PromotionRequest:
     """Move ``version`` of ``name`` to stage ``to`` (none/staging/production/archived).
 
     Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments, and
@@ -107,13 +110,17 @@ def promote(
     held the stage before is archived (``archive_previous=False``: back to None).
     ``expect_current`` makes it compare-and-swap on the Production version
     (``"none"``: there must be none); ``ConcurrentChange`` if it has moved.
+
+    When flowship.toml asks for approvals for the stage, a version that passes the
+    gates is not moved: a ``PromotionRequest`` is recorded and returned instead (see
+    ``review.approve``); ``force`` is then for the stage's admins only.
     """
     check_name(name)
     version = check_version(name, version)
     stage = parse_stage(to)
-    reason = _check_reason(reason, force=force)
+    reason = check_reason(reason, force=force)
     expected = _check_expected(name, expect_current)
-    confirmed = {checklist_item(item) for item in confirm}
+    confirmed = {confirmable_item(item) for item in confirm}
     plan = GatePlan()
     if stage in (STAGING, PRODUCTION):
         plan = plan_for(
@@ -134,6 +141,12 @@ def promote(
             "Drop the gate options, or promote to staging or production.",
         )
 
+    approval = plan.approval
+    # Where sign-off rules decide, only a verified name counts (not FLOWSHIP_ACTOR).
+    who = identity.verified() if approval else identity.current()
+    if approval and force:
+        check_force(approval, who, name, stage)
+
     with locked(name) as (session, state):
         _check_transition(state, version, stage)
         current = state.holder(PRODUCTION)
@@ -144,7 +157,8 @@ def promote(
                 f"Check with: flowship versions {name}, then retry with "
                 f"--expect-current {current or 'none'}.",
             )
-        results = _evaluate(state, version, current, plan, confirmed) if plan.gates else []
+        signoff = approval is not None and not force
+        results = _evaluate(state, version, current, plan, confirmed, signoff) if plan.gates else []
         failed = [r for r in results if not r.passed]
         if failed and not force:
             names = ", ".join(r.name for r in failed)
@@ -154,7 +168,23 @@ def promote(
                 results,
                 "Fix the model or the data, or bypass with --force --reason '...'.",
             )
-        return _apply(
+        if approval is not None and not force:
+            return open_request(
+                session,
+                model=name,
+                version=version,
+                from_stage=state.stages[version],
+                to_stage=stage,
+                holder=state.holder(stage),
+                results=results,
+                approval=approval,
+                requester=who,
+                reason=reason,
+                archive_previous=archive_previous,
+            )
+        if approval is not None:
+            reason = f"approvals bypassed by admin {who.name}: {reason}"
+        return apply_transition(
             session,
             state,
             version,
@@ -164,6 +194,7 @@ def promote(
             forced=force,
             results=results,
             archive_previous=archive_previous,
+            actor_name=who.name,
         )
 
 
@@ -172,8 +203,9 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
     history, not "the newest archived version") and archive the current one;
     ``to`` names the version explicitly."""
     check_name(name)
-    reason = _check_reason(reason, force=False)
+    reason = check_reason(reason, force=False)
     target = check_version(name, to) if to is not None else None
+    approval = approval_for(name, PRODUCTION) if target is not None else None
     with locked(name) as (session, state):
         current = state.holder(PRODUCTION)
         if current is None:
@@ -196,7 +228,9 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"{name} version {target} is already in Production.",
                 f"Pick another version: flowship versions {name}",
             )
-        return _apply(
+        elif approval is not None:
+            check_rollback(approval, name, target, events.list_events(session, name))
+        return apply_transition(
             session,
             state,
             target,
@@ -243,7 +277,7 @@ def _check_transition(state: ModelState, version: str, stage: str) -> None:
         )
 
 
-def _check_reason(reason: str | None, *, force: bool) -> str | None:
+def check_reason(reason: str | None, *, force: bool) -> str | None:
     if reason is not None:
         reason = reason.strip()
         if len(reason) > MAX_REASON:
@@ -294,7 +328,12 @@ def _subject(state: ModelState, version: str, confirmed: set[str], data) -> Subj
 
 
 def _evaluate(
-    state: ModelState, version: str, current: str | None, plan: GatePlan, confirmed: set[str]
+    state: ModelState,
+    version: str,
+    current: str | None,
+    plan: GatePlan,
+    confirmed: set[str],
+    signoff: bool,
 ) -> list[GateResult]:
     from flowship.registry.evaluation import EvaluationData
 
@@ -303,13 +342,14 @@ def _evaluate(
         assert plan.evaluation_data is not None and plan.target is not None
         data = EvaluationData(plan.evaluation_data, plan.target)
     candidate = _subject(state, version, confirmed, data)
+    candidate.signoff_by_approval = signoff
     baseline = None
     if current is not None and current != version:
         baseline = _subject(state, current, set(), data)
     return run_gates(plan.gates, candidate, baseline)
 
 
-def _apply(
+def apply_transition(
     session: Session,
     state: ModelState,
     version: str,
@@ -320,10 +360,12 @@ def _apply(
     forced: bool,
     results: list[GateResult],
     archive_previous: bool,
+    actor_name: str | None = None,
 ) -> Transition:
+    """Write the change to MLflow and the history (inside the model's lock)."""
     name = state.name
     before = state.stages[version]
-    who = actor()
+    who = actor_name or actor()
     changes = [
         Event(
             model=name,

@@ -37,12 +37,7 @@ class Measurement:
 
 def log_uri(spec: Any) -> str | None:
     """Where the deployment's prediction log is (as the router writes it)."""
-    from flowship.config import get_settings
-
-    if spec.log is None:
-        return None
-    table = spec.log.table
-    return table if ("/" in table or "://" in table) else get_settings().table_uri(table)
+    return spec.log.uri if spec.log is not None else None
 
 
 def measure(

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import chain
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowship.serving.metrics import Counter, ServingMetrics
 
@@ -65,7 +65,7 @@ class LogEntry:
 
     request_id: str
     client_request_id: str | None
-    ts: datetime
+    ts: float  # time.time() of the answer
     revision: int
     variant: str
     role: str  # primary | shadow
@@ -93,6 +93,7 @@ class PredictionLog:
         self.uri, self.deployment = uri, deployment
         self.flush_interval_s, self.flush_rows = flush_interval_s, flush_rows
         self.max_rows = max_rows or max(100_000, 10 * flush_rows)
+        self._table: Any = None  # the open DeltaTable once it exists
         self._entries: list[LogEntry] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -156,7 +157,11 @@ class PredictionLog:
 
         try:
             table = to_arrow(entries, self.deployment)
-            append_delta(self.uri, table, partition_by=["date"])
+            append_delta(self._table or self.uri, table, partition_by=["date"])
+            if self._table is None:
+                from deltalake import DeltaTable
+
+                self._table = DeltaTable(self.uri)
         except Exception as exc:  # the log must never take the server down
             log.error(
                 "Prediction log: %d rows could not be written to %s (%s: %s).",
@@ -179,15 +184,16 @@ def to_arrow(entries: list[LogEntry], deployment: str) -> pa.Table:
     def repeat(values: list[Any]) -> list[Any]:
         return list(chain.from_iterable([v] * n for v, n in zip(values, sizes, strict=True)))
 
-    ts = repeat([e.ts for e in entries])
+    micros = np.repeat(np.array([e.ts for e in entries]) * 1e6, sizes).astype("int64")
+    ts = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     keys = list(
         chain.from_iterable(e.keys if e.keys is not None else [None] * e.n_rows for e in entries)
     )
     arrays: dict[str, pa.Array] = {
         "request_id": pa.array(repeat([e.request_id for e in entries]), pa.string()),
         "client_request_id": pa.array(repeat([e.client_request_id for e in entries]), pa.string()),
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "date": pa.array([t.date() for t in ts], pa.date32()),
+        "ts": ts,
+        "date": pc.cast(ts, pa.date32()),
         "deployment": pa.array([deployment] * len(ts), pa.string()),
         "revision": pa.array(repeat([e.revision for e in entries]), pa.int64()),
         "variant": pa.array(repeat([e.variant for e in entries]), pa.string()),
@@ -212,13 +218,12 @@ def _outputs(entries: list[LogEntry]) -> pa.Array:
     """Numeric predictions as double, probability rows as list<double>, others as text."""
     parts = [e.output if e.output is not None else None for e in entries]
     shapes = {p.ndim for p in parts if p is not None}
-    numeric = all(p is None or np.issubdtype(p.dtype, np.number) or p.dtype == bool for p in parts)
+    numeric = all(p is None or p.dtype.kind in "biuf" for p in parts)
     values: list[Any] = []
+    if numeric and shapes == {1} and all(p is not None for p in parts):
+        return pa.array(np.concatenate(parts).astype("float64", copy=False), pa.float64())
     for part, entry in zip(parts, entries, strict=True):
-        if part is None:
-            values.extend([None] * entry.n_rows)
-        else:
-            values.extend(part.tolist())
+        values.extend([None] * entry.n_rows if part is None else part.tolist())
     if numeric and shapes == {2}:
         return pa.array(values, pa.list_(pa.float64()))
     if numeric and shapes <= {1}:
@@ -229,20 +234,23 @@ def _outputs(entries: list[LogEntry]) -> pa.Array:
 def _features(entries: list[LogEntry]) -> dict[str, pa.Array]:
     """Each signature input as one column (null for rows of a model without it)."""
     types: dict[str, pa.DataType] = {}
-    for entry in entries:
-        for column in entry.predictor.input_columns:
-            types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
+    seen: set[int] = set()
+    for entry in entries:  # a handful of distinct models per flush
+        if id(entry.predictor) not in seen:
+            seen.add(id(entry.predictor))
+            for column in entry.predictor.input_columns:
+                types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
     out: dict[str, pa.Array] = {}
     for name, kind in types.items():
-        values: list[Any] = []
-        for entry in entries:
-            column = entry.columns.get(name)
-            if column is None:
-                values.extend([None] * entry.n_rows)
-            else:
-                values.extend(column.tolist() if isinstance(column, np.ndarray) else column)
+        values = list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
         try:
-            out[name] = pa.array(values, kind, from_pandas=True)
+            out[name] = pa.array(values, kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             out[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
     return out
+
+
+def _rows(column: Any, n_rows: int) -> Any:
+    if column is None:
+        return [None] * n_rows
+    return column.tolist() if isinstance(column, np.ndarray) else column

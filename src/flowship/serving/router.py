@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import random
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ from flowship.serving.prediction_log import LogEntry, PredictionLog
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
 
 log = logging.getLogger(__name__)
+# Request ids: each worker process seeds its own generator from os.urandom at start.
+_random = random.Random()
 
 KEY_HEADER = b"x-flowship-key"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -61,6 +63,7 @@ class Routing:
     spec: Any  # DeploymentSpec
     variants: dict[str, _Variant]
     assigner: Any  # deployments.Assigner
+    shadows: tuple[_Variant, ...] = ()
 
     @property
     def heaviest(self) -> _Variant:
@@ -92,7 +95,7 @@ class DeploymentRouter:
         self.last_error: str | None = None
         self.log: PredictionLog | None = None
         self.shadows: ShadowQueue | None = None
-        self._log_key: tuple[str, float, int] | None = None
+        self._header_cache: dict[tuple, list[tuple[bytes, bytes]]] = {}
         self.revision_gauge = metrics.register(
             Gauge("flowship_deployment_revision", "Revision being served.", ("deployment",))
         )
@@ -227,9 +230,14 @@ class DeploymentRouter:
         self._configure_log(spec)
         old = self._routing
         self._routing = Routing(
-            revision.revision, spec, variants, Assigner(spec.assignment_salt, spec.weights)
+            revision.revision,
+            spec,
+            variants,
+            Assigner(spec.assignment_salt, spec.weights),
+            tuple(v for v in variants.values() if v.shadow),
         )
         self.last_error = None
+        self._header_cache.clear()
         self.revision_gauge.set(self.name, value=revision.revision)
         self.metrics.model_info.clear()  # each variant's holder set only its own
         for v in variants.values():
@@ -261,16 +269,12 @@ class DeploymentRouter:
         )
 
     def _configure_log(self, spec: Any) -> None:
-        from flowship.config import get_settings
-
         if spec.log is None or self.log is not None:
             # The log is opened once per process; a revision that changes its table takes
             # effect at the next restart (documented), so no rows are split mid-flight.
             return
-        table = spec.log.table
-        uri = table if ("/" in table or "://" in table) else get_settings().table_uri(table)
         self.log = PredictionLog(
-            uri,
+            spec.log.uri,
             deployment=self.name,
             metrics=self.metrics,
             flush_interval_s=spec.log.flush_interval_s,
@@ -283,6 +287,7 @@ class DeploymentRouter:
             self.metrics,
             deployment=self.name,
             log_entry=self._log_shadow,
+            max_requests=self.config.max_shadow_queue,
             timeout_s=self.config.request_timeout_s,
         )
         self.shadows.start()
@@ -313,12 +318,10 @@ class DeploymentRouter:
         start: float,
     ) -> Routed:
         """Score a request: assign rows, predict per variant, answer in row order."""
-        import time
-
         routing = self._routing
         if routing is None:
             raise NotReady(self.config.ref)
-        request_id = uuid.uuid4().hex
+        request_id = f"{_random.getrandbits(128):032x}"  # no syscall, no uuid object
         key_field = routing.spec.key
         keys: list[str] | None = None
         header_key = headers.get(KEY_HEADER)
@@ -332,9 +335,10 @@ class DeploymentRouter:
             assigned = [routing.assigner(key)] * n_rows
         else:
             assigned = [routing.assigner(request_id)] * n_rows
-        groups = _groups(assigned)
-        if len(groups) <= 1:
-            name = assigned[0] if assigned else routing.heaviest.name
+        first = assigned[0] if assigned else routing.heaviest.name
+        groups = {} if assigned.count(first) == n_rows else _groups(assigned)
+        if not groups:  # one variant answers every row (the common case)
+            name = first
             variant = routing.variants[name]
             result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
                 self._inputs(variant, columns), n_rows, sequences=sequences
@@ -355,7 +359,7 @@ class DeploymentRouter:
         latency_ms = (time.perf_counter() - start) * 1000
         client_id = headers.get(REQUEST_ID_HEADER)
         client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
-        now = datetime.now(UTC)
+        now = time.time()
         routed = Routed(
             request_id,
             routing.revision,
@@ -385,8 +389,8 @@ class DeploymentRouter:
                         latency_ms,
                     )
                 )
-        for variant in routing.variants.values():
-            if variant.shadow and _chosen(routing, request_id, variant):
+        for variant in routing.shadows:
+            if _chosen(routing, request_id, variant):
                 routed.shadow_copies.append(
                     ShadowCopy(
                         variant.name,
@@ -427,15 +431,20 @@ class DeploymentRouter:
 
     def _headers(self, routed: Routed) -> list[tuple[bytes, bytes]]:
         predictor = routed.predictor
-        return [
-            (b"x-flowship-deployment", self.name.encode()),
-            (b"x-flowship-revision", str(routed.revision).encode()),
-            (b"x-flowship-variant", ",".join(routed.variants).encode()),
-            (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
-            (b"x-flowship-model-version", ",".join(routed.versions).encode()),
-            (b"x-flowship-backend", predictor.backend.encode()),
-            (b"x-flowship-request-id", routed.request_id.encode()),
-        ]
+        key = (routed.revision, predictor, *routed.variants, *routed.versions)
+        fixed = self._header_cache.get(key)
+        if fixed is None:
+            if len(self._header_cache) > 256:  # bounded: revisions x variant combinations
+                self._header_cache.clear()
+            fixed = self._header_cache[key] = [
+                (b"x-flowship-deployment", self.name.encode()),
+                (b"x-flowship-revision", str(routed.revision).encode()),
+                (b"x-flowship-variant", ",".join(routed.variants).encode()),
+                (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
+                (b"x-flowship-model-version", ",".join(routed.versions).encode()),
+                (b"x-flowship-backend", predictor.backend.encode()),
+            ]
+        return [*fixed, (b"x-flowship-request-id", routed.request_id.encode())]
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:
@@ -453,6 +462,13 @@ def _keys(values: Any, field: str) -> list[str]:
         values = values.tolist()
     keys = []
     for i, value in enumerate(values):
+        kind = type(value)
+        if kind is str:  # the common cases first
+            keys.append(value[:MAX_HEADER_CHARS])
+            continue
+        if kind is int:
+            keys.append(str(value)[:MAX_HEADER_CHARS])
+            continue
         if value is None or (isinstance(value, float) and value != value):
             raise InvalidInput(
                 f"Row {i} has no value for the key field {field!r}.",

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flowship.serving.metrics import Counter, ServingMetrics
@@ -34,7 +33,7 @@ class ShadowCopy:
     holder: Any  # the shadow variant's ModelHolder
     request_id: str
     client_request_id: str | None
-    ts: datetime
+    ts: float  # time.time() of the answer
     keys: list[str] | None
     columns: dict[str, Any]
     n_rows: int
