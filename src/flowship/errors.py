@@ -15,6 +15,7 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
+    ├── ChangeFailed            a write failed half-way; the rest was undone  exit 2 / 503
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
@@ -94,6 +95,15 @@ class IllegalTransition(FlowshipError):
 
 class ConcurrentChange(FlowshipError):
     """The state changed under us; the operation was refused and nothing was changed."""
+
+
+class ChangeFailed(FlowshipError):
+    """A store refused one write of a multi-step change; ``step`` names that write. The
+    message says whether the writes already made were put back."""
+
+    def __init__(self, message: str, hint: str | None = None, *, step: str) -> None:
+        self.step = step
+        super().__init__(message, hint)
 
 
 class Unavailable(FlowshipError):

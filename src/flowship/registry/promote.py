@@ -1,31 +1,35 @@
 """Stage changes: ``promote`` (behind gates) and ``rollback`` (by the history).
 
-Every change runs inside the model's lock (``sync.locked``): external changes are
-recorded first, the transition is checked, gates run, then MLflow is written
-(aliases, tag, native stage) and the events are recorded in the same transaction. If
-an MLflow write fails half-way, the writes already made are undone before the error
-is raised, so a refused or failed change leaves nothing behind.
+Gates run first, outside the model's lock: they load models and read data, and may
+take minutes. Then, inside the lock (``sync.locked``, external changes already
+recorded), the transition is checked again and compared with what the gates saw; if
+Production or the candidate moved meanwhile, the gates run again on what is there.
+
+History first: the change is committed as pending (with what MLflow showed before),
+then MLflow is written (aliases, tag, native stage), then the change is marked done.
+If an MLflow write fails, everything the change wrote is put back to exactly what it
+was and the change is marked undone; a process that dies half-way leaves a pending
+change that the next look at the model settles (``sync.settle_pending``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from flowship._mlflow import mlflow_errors
 from flowship.errors import (
+    ChangeFailed,
     ConcurrentChange,
+    FlowshipError,
     GateFailed,
     IllegalTransition,
     UsageError,
     VersionNotFound,
 )
-from flowship.registry._state import check_name, check_version, write_stage
+from flowship.registry._state import check_name, check_version, restore, signals, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
 from flowship.registry.gate_config import GatePlan, plan_for
 from flowship.registry.gates import (
@@ -36,7 +40,7 @@ from flowship.registry.gates import (
     run_gates,
 )
 from flowship.registry.sync import ModelState, actor, locked
-from flowship.store import events
+from flowship.store import db, events
 from flowship.store.events import DELETED, Event
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ ALLOWED = {
     ARCHIVED: (STAGING, NONE),
 }
 MAX_REASON = 2000
+#: How often gates are run again because Production moved while they ran.
+GATE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -130,36 +136,55 @@ def promote(
             "Drop the gate options, or promote to staging or production.",
         )
 
-    with locked(name) as (session, state):
-        _check_transition(state, version, stage)
-        current = state.holder(PRODUCTION)
-        if expected is not None and (current or "none") != expected:
-            raise ConcurrentChange(
-                f"Production of {name} is version {current or 'none'}, not {expected} as "
-                "--expect-current said; nothing was changed.",
-                f"Check with: flowship versions {name}, then retry with "
-                f"--expect-current {current or 'none'}.",
+    for _attempt in range(GATE_ATTEMPTS):
+        results: list[GateResult] = []
+        gated = None
+        if plan.gates:
+            with locked(name) as state:  # a settled snapshot; the gates run unlocked
+                pass
+            _check(state, version, stage, expected)
+            current = state.holder(PRODUCTION)
+            results = _evaluate(state, version, current, plan, confirmed)
+            failed = [r for r in results if not r.passed]
+            if failed and not force:
+                names = ", ".join(r.name for r in failed)
+                raise GateFailed(
+                    f"{name} version {version} failed {len(failed)} of {len(results)} "
+                    f"gate(s) for {stage}: {names}. Nothing was changed.",
+                    results,
+                    "Fix the model or the data, or bypass with --force --reason '...'.",
+                )
+            gated = (state.stages[version], current)
+        with locked(name) as state:
+            _check(state, version, stage, expected)
+            if gated is not None and gated != (state.stages[version], state.holder(PRODUCTION)):
+                continue  # moved while the gates ran: judge the candidate against what is there
+            return _apply(
+                state,
+                version,
+                stage,
+                action="promote",
+                reason=reason,
+                forced=force,
+                results=results,
+                archive_previous=archive_previous,
             )
-        results = _evaluate(state, version, current, plan, confirmed) if plan.gates else []
-        failed = [r for r in results if not r.passed]
-        if failed and not force:
-            names = ", ".join(r.name for r in failed)
-            raise GateFailed(
-                f"{name} version {version} failed {len(failed)} of {len(results)} gate(s) for "
-                f"{stage}: {names}. Nothing was changed.",
-                results,
-                "Fix the model or the data, or bypass with --force --reason '...'.",
-            )
-        return _apply(
-            session,
-            state,
-            version,
-            stage,
-            action="promote",
-            reason=reason,
-            forced=force,
-            results=results,
-            archive_previous=archive_previous,
+    raise ConcurrentChange(
+        f"Production of {name} changed each of the {GATE_ATTEMPTS} times the gates ran for "
+        f"version {version}; nothing was changed.",
+        f"Retry when other promotions of {name} have finished.",
+    )
+
+
+def _check(state: ModelState, version: str, stage: str, expected: str | None) -> None:
+    _check_transition(state, version, stage)
+    current = state.holder(PRODUCTION)
+    if expected is not None and (current or "none") != expected:
+        raise ConcurrentChange(
+            f"Production of {state.name} is version {current or 'none'}, not {expected} as "
+            "--expect-current said; nothing was changed.",
+            f"Check with: flowship versions {state.name}, then retry with "
+            f"--expect-current {current or 'none'}.",
         )
 
 
@@ -170,7 +195,7 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
     check_name(name)
     reason = _check_reason(reason, force=False)
     target = check_version(name, to) if to is not None else None
-    with locked(name) as (session, state):
+    with locked(name) as state:
         current = state.holder(PRODUCTION)
         if current is None:
             raise IllegalTransition(
@@ -178,7 +203,7 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"Promote one instead: flowship promote {name} VERSION --to production",
             )
         if target is None:
-            target = previous_production(events.list_events(session, name), current, state)
+            target = previous_production(state.history, current, state)
             if target is None:
                 raise IllegalTransition(
                     f"No other version of {name!r} was in Production before version {current}; "
@@ -193,7 +218,6 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"Pick another version: flowship versions {name}",
             )
         return _apply(
-            session,
             state,
             target,
             PRODUCTION,
@@ -306,7 +330,6 @@ def _evaluate(
 
 
 def _apply(
-    session: Session,
     state: ModelState,
     version: str,
     stage: str,
@@ -348,19 +371,32 @@ def _apply(
                 reason=f"replaced in {stage} by version {version}",
             )
         )
-    written: list[Event] = []
+    shown = {c.version: signals(state.observed[c.version]) for c in changes}
+    with db.transaction() as session:
+        saved = events.record(
+            session, changes, state=events.PENDING, undo=[shown[c.version] for c in changes]
+        )
     try:
         # The new holder first: the alias moves in one write, so a reader polling
         # @production never sees the stage empty.
         for change in changes:
             write_stage(name, change.version, change.to_stage, state.observed)
-            written.append(change)
-        saved = events.record(session, changes)
-    except BaseException:
-        for change in reversed(written):
-            with contextlib.suppress(Exception):  # best effort; the next sync reports the rest
-                write_stage(name, change.version, change.from_stage, {})
-        raise
+    except BaseException as exc:
+        what = (
+            f"Rolling {name} back to version {version}"
+            if action == "rollback"
+            else f"Promoting {name} version {version} to {stage}"
+        )
+        _undo(name, what, saved, shown, exc)
+    try:
+        with db.transaction() as session:
+            events.settle(session, saved, events.DONE)
+    except FlowshipError as exc:
+        raise FlowshipError(
+            f"{name} version {version} is now in {stage} in MLflow, but flowship's database "
+            f"could not record it: {exc.message}",
+            f"The next flowship command on {name} records it (e.g. flowship history {name}).",
+        ) from exc
     log.info("%s version %s: %s -> %s (%s by %s)", name, version, before, stage, action, who)
     return Transition(
         name=name,
@@ -372,3 +408,30 @@ def _apply(
         gates=results,
         events=saved,
     )
+
+
+def _undo(
+    name: str, what: str, saved: list[Event], shown: dict[str, dict], exc: BaseException
+) -> None:
+    """Put back what a failed change wrote, mark it undone, and raise what failed."""
+    try:
+        restore(name, shown, {ev.version: ev.to_stage for ev in saved})
+        with db.transaction() as session:
+            events.settle(session, saved, events.UNDONE)
+    except Exception as undo_exc:
+        if not isinstance(exc, ChangeFailed):
+            raise exc from undo_exc
+        raise ChangeFailed(
+            f"{what} failed: {exc.message}. Putting back what it had written failed too "
+            f"({undo_exc}).",
+            f"The next flowship command on {name} finishes putting it back "
+            f"(e.g. flowship history {name}); check the MLflow store first.",
+            step=exc.step,
+        ) from exc
+    if not isinstance(exc, ChangeFailed):
+        raise exc
+    raise ChangeFailed(
+        f"{what} failed: {exc.message}. Nothing was changed: what it had written was put back.",
+        "Check that the MLflow store accepts writes, then run the command again.",
+        step=exc.step,
+    ) from exc

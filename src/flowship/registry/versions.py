@@ -23,14 +23,14 @@ EXPERIMENT = "flowship"
 
 def list_versions(name: str) -> list[VersionInfo]:
     """Every version of ``name``, oldest first, with its stage, aliases and run metrics."""
-    with locked(check_name(name)) as (_session, state):
+    with locked(check_name(name)) as state:
         return [_info(state, v) for v in state.observed]
 
 
 def get_version(name: str, version: str | int) -> VersionInfo:
     """One version of ``name``; ``VersionNotFound`` if it does not exist."""
     version = check_version(name, version)
-    with locked(check_name(name)) as (_session, state):
+    with locked(check_name(name)) as state:
         if version not in state.observed:
             raise VersionNotFound(name, version)
         return _info(state, version)
@@ -43,7 +43,7 @@ def list_models() -> list[ModelInfo]:
         names = sorted(m.name for m in _search_models(client))
     models = []
     for name in names:
-        with locked(name) as (_session, state):
+        with locked(name) as state:
             latest = max(state.observed, key=int) if state.observed else None
             updated = max((o.created_at for o in state.observed.values()), default=None)
             description = state.observed[latest].mv.description if latest else None

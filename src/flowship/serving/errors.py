@@ -9,6 +9,7 @@ Bodies follow the protocol the request came in on: MLflow's scoring server answe
 from __future__ import annotations
 
 from flowship.errors import (
+    ChangeFailed,
     CheckFailed,
     ConcurrentChange,
     FlowshipError,
@@ -71,6 +72,7 @@ STATUS_TABLE: list[tuple[type[FlowshipError], int, str]] = [
     (NotFound, 404, "RESOURCE_DOES_NOT_EXIST"),
     (IllegalTransition, 409, "INVALID_STATE"),
     (ConcurrentChange, 409, "ABORTED"),
+    (ChangeFailed, 503, "TEMPORARILY_UNAVAILABLE"),
     (Overloaded, 503, "TEMPORARILY_UNAVAILABLE"),
     (Unavailable, 503, "TEMPORARILY_UNAVAILABLE"),
     (TimedOut, 504, "DEADLINE_EXCEEDED"),
