@@ -36,8 +36,8 @@ def _home_template(tmp_path_factory, _trained):
     home = tmp_path_factory.mktemp("cli-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
-            mp.delenv(var, raising=False)
+        mp.delenv("FLOWSHIP_DATABASE_URL", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         example = data[list(FEATURES)].head()
         register_estimator("ChurnPredictor", weak, example, metrics={"auc": 0.6})

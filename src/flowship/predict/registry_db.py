@@ -131,6 +131,17 @@ def _valid_name(name: str) -> bool:
     )
 
 
+@lru_cache(maxsize=8)
+def _warn_schema(uri: str, found: tuple[str, ...]) -> None:
+    """Say once per store, not per ref, that every look-up now goes through MLflow."""
+    _log.warning(
+        "The fast registry look-up is off: the MLflow store's schema is %s, not %s (the "
+        "one it was checked against); model refs are resolved through MLflow, which is "
+        "slower. Upgrade flowship to match the installed MLflow to get it back.",
+        ", ".join(found) or "unknown", SCHEMA_REVISION,
+    )  # fmt: skip
+
+
 def _workspaces_off() -> bool:
     enabled = os.environ.get("MLFLOW_ENABLE_WORKSPACES", "false").lower()
     workspace = (os.environ.get("MLFLOW_WORKSPACE") or "").strip()
@@ -157,7 +168,9 @@ def _engine(uri: str) -> sa.Engine | None:
 
 
 def _find(conn: sa.Connection, name: str, kind: str, value: str) -> sa.Row | None:
-    if conn.execute(sa.select(_alembic.c.version_num)).scalars().all() != [SCHEMA_REVISION]:
+    found = conn.execute(sa.select(_alembic.c.version_num)).scalars().all()
+    if found != [SCHEMA_REVISION]:
+        _warn_schema(tracking_uri(), tuple(found))
         return None
     elsewhere = sa.or_(
         *(sa.exists().where(t.c.workspace != _DEFAULT_WORKSPACE) for t in _WORKSPACED)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowship._mlflow import mlflow_errors
+from flowship._mlflow import fluent, mlflow_errors
 from flowship.errors import (
     ChangeFailed,
     ConcurrentChange,
@@ -299,7 +299,7 @@ def _subject(state: ModelState, version: str, confirmed: set[str], data) -> Subj
     import mlflow
 
     uri = f"models:/{state.name}/{version}"
-    with mlflow_errors(model=state.name, version=version):
+    with mlflow_errors(model=state.name, version=version), fluent():
         signature = mlflow.models.get_model_info(uri).signature
     tags = dict(state.observed[version].mv.tags or {})
     label = f"{state.name} version {version}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flowship._mlflow import client as mlflow_client
-from flowship._mlflow import mlflow_errors
+from flowship._mlflow import fluent, mlflow_errors
 from flowship.errors import InvalidInput, UsageError, VersionNotFound
 from flowship.registry._state import check_name, check_version
 from flowship.registry._types import ALIASES, PRODUCTION, STAGING, ModelInfo, VersionInfo
@@ -118,7 +118,7 @@ def register(
     uri = source if is_uri else _log_local_model(source)
     client = mlflow_client()
     try:
-        with _registering(name), mlflow_errors():
+        with _registering(name), mlflow_errors(), fluent():
             mv = mlflow.register_model(uri, name, tags=tags)
     except UsageError as exc:
         raise UsageError(
@@ -173,7 +173,7 @@ def _log_local_model(source: str) -> str:
             f"{path} is not an MLflow model directory: it has no MLmodel file.",
             "Save the model with mlflow.<flavor>.save_model(model, path) first.",
         )
-    with mlflow_errors(), _flowship_run() as run:
+    with mlflow_errors(), fluent(), _flowship_run() as run:
         mlflow.log_artifacts(str(path), "model")
     return f"runs:/{run.info.run_id}/model"
 
@@ -216,7 +216,7 @@ def register_estimator(
             f"The estimator cannot predict on the input example: {exc}",
             "Pass an input example with the columns the estimator was fitted on.",
         ) from exc
-    with _registering(name), mlflow_errors(), _flowship_run() as run:
+    with _registering(name), mlflow_errors(), fluent(), _flowship_run() as run:
         if params:
             mlflow.log_params(params)
         if metrics:
