@@ -365,6 +365,7 @@ def attach_baseline(
     model: Annotated[str, typer.Argument(help="models:/NAME/VERSION (or @alias, /Stage).")],
     data: Annotated[str, typer.Argument(help="The baseline sample (path, table:NAME, sql:...).")],
     columns: Annotated[str | None, typer.Option("--columns", help="Keep only a,b,c.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was attached.")] = False,
 ) -> None:
     """Keep a baseline sample with a model version, for `monitor drift --model`."""
     from flowship.monitoring.baseline import attach_baseline as attach
@@ -373,6 +374,9 @@ def attach_baseline(
     keep = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     frame = load_frame(data, role="baseline", columns=keep)
     where = attach(model, frame)
+    if as_json:
+        print_json({"model": str(where), "rows": frame.shape[0], "columns": list(frame.columns)})
+        return
     say(f"Attached a baseline of {frame.shape[0]} rows x {frame.shape[1]} columns to {where}.")
 
 
