@@ -384,17 +384,14 @@ def _spec(cls: Any, **fields: Any) -> Any:
     """Validate options with the job file's own model, so both give the same messages."""
     from pydantic import ValidationError
 
+    from flowship._validation import describe
     from flowship.errors import UsageError
 
     try:
         return cls(**fields)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "options"
-        raise UsageError(
-            f"Invalid option {where.replace('_', '-')}: {error['msg']}.",
-            "See flowship monitor COMMAND --help.",
-        ) from exc
+        problems = describe(exc, name=lambda where: f"option {where.replace('_', '-')!r}")
+        raise UsageError(f"{problems}.", "See flowship monitor COMMAND --help.") from None
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
