@@ -12,6 +12,7 @@ def reset_caches() -> None:
 
     get_settings.cache_clear()
     _mlflow._client_for.cache_clear()
+    _mlflow._user_for.cache_clear()
     db.dispose()
     # _client_for makes its store MLflow's process-wide registry (a module global, and
     # MLFLOW_REGISTRY_URI in os.environ for subprocesses): left over, the next store's

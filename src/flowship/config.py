@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     debug: bool = False
     """Show tracebacks for unexpected errors in the CLI."""
 
+    webhook: str | None = None
+    """Slack/Teams incoming-webhook URL for monitor alerts when a monitor file names none
+    (so a scheduled monitor reads it from a Secret, not from the file)."""
+
+    run_lease_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How long a batch run's lease lasts; a running run renews it every third of that,
+    and one that stops renewing (its process died) no longer holds its output."""
+
     @property
     def home_dir(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -9,18 +9,22 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     ├── UsageError              bad arguments or a malformed file             exit 2 / 400
     │   ├── ConfigError         flowship.toml, a job or deployment file
     │   └── InvalidInput        data that cannot be used (schema, types, size)
-    │       └── SchemaMismatch  input that does not match a model signature
+    │       ├── SchemaMismatch  input that does not match a model signature
+    │       └── ScoringFailed   the model's own code raised on this input     (server: 500)
     ├── NotFound                                                              exit 2 / 404
     │   ├── ModelNotFound
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
     ├── ChangeFailed            a write failed half-way; the rest was undone  exit 2 / 503
+    ├── PermissionDenied        the acting user may not do this               exit 2 / 403
+    │   └── NotAuthenticated    missing or wrong credentials for MLflow       exit 2 / 401
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
     ├── MissingExtra            an optional dependency is not installed      exit 2 / 500
     └── CheckFailed             a check ran and said no                      exit 1 / 422
         ├── GateFailed          a promotion gate refused a version
-        └── AlertFired          a monitor raised an alert
+        ├── AlertFired          a monitor raised an alert
+        └── ExperimentFailed    an A/B report: candidate worse, or the split broken
 """
 
 from __future__ import annotations
@@ -66,6 +70,15 @@ class SchemaMismatch(InvalidInput):
     """Input that does not match the model's signature."""
 
 
+class ScoringFailed(InvalidInput):
+    """The model's own code raised on an input that passed the signature checks. The
+    server answers 500 with ``exc_type`` only: the text may hold data or secrets."""
+
+    def __init__(self, message: str, hint: str | None = None, *, exc_type: str = "") -> None:
+        self.exc_type = exc_type
+        super().__init__(message, hint)
+
+
 class NotFound(FlowshipError):
     """Something named does not exist."""
 
@@ -106,6 +119,15 @@ class ChangeFailed(FlowshipError):
         super().__init__(message, hint)
 
 
+class PermissionDenied(FlowshipError):
+    """The acting user may not do this: MLflow refused the write, or a sign-off rule
+    (separation of duties, the approver or admin list) says no. Nothing was changed."""
+
+
+class NotAuthenticated(PermissionDenied):
+    """The MLflow server did not accept the credentials (or got none)."""
+
+
 class Unavailable(FlowshipError):
     """A store, server or database cannot be reached."""
 
@@ -134,3 +156,12 @@ class GateFailed(CheckFailed):
 
 class AlertFired(CheckFailed):
     """A monitor raised at least one alert."""
+
+
+class ExperimentFailed(CheckFailed):
+    """An A/B report found the candidate significantly worse (or, as a gate, not better),
+    or the traffic split does not match the weights; ``report`` is its JSON form."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        self.report = report
+        super().__init__(message)

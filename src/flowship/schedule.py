@@ -157,6 +157,23 @@ def _describe(result: Any) -> str:
     return str(getattr(result, "status", "done"))
 
 
+# The user flowship's images run as (packaging/templates/Dockerfile) and the hardening
+# every flowship workload gets.
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
 def cronjob_manifest(
     entry: Entry,
     *,
@@ -167,11 +184,19 @@ def cronjob_manifest(
     secret: str | None = None,
 ) -> str:
     """A ConfigMap holding the job file and a CronJob that runs it (YAML, two documents).
-    ``concurrencyPolicy: Forbid`` keeps one run at a time; the schedule is UTC."""
+    ``concurrencyPolicy: Forbid`` keeps one run at a time; the schedule is UTC. A job file
+    or ``env`` value holding a credential is refused: ConfigMaps and env values are plain
+    text; credentials come from ``secret``. The container runs as a non-root user on a
+    read-only root file system with a writable /tmp, like flowship's model servers."""
     import re
 
     import yaml
 
+    from flowship.batch.spec import read_job_file
+    from flowship.packaging.credentials import refuse_credentials
+
+    refuse_credentials(f"The job file {entry.path}", read_job_file(entry.path))
+    refuse_credentials("--env", env or {})
     if len(entry.cron.split()) != 5:
         raise ConfigError(
             entry.path,
@@ -187,10 +212,15 @@ def cronjob_manifest(
         "name": "job",
         "image": image,
         "command": [*KINDS[entry.kind].command, f"/etc/flowship/{entry.path.name}"],
-        "volumeMounts": [{"name": "job", "mountPath": "/etc/flowship", "readOnly": True}],
+        "volumeMounts": [
+            {"name": "job", "mountPath": "/etc/flowship", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "env": [{"name": "FLOWSHIP_HOME", "value": "/tmp/flowship"}],
+        "securityContext": CONTAINER_SECURITY,
     }
     if env:
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        container["env"] += [{"name": k, "value": v} for k, v in sorted(env.items())]
     if secret:
         container["envFrom"] = [{"secretRef": {"name": secret}}]
     config_map = {
@@ -215,8 +245,12 @@ def cronjob_manifest(
                     "template": {
                         "spec": {
                             "restartPolicy": "Never",
+                            "securityContext": POD_SECURITY,
                             "containers": [container],
-                            "volumes": [{"name": "job", "configMap": {"name": f"{slug}-job"}}],
+                            "volumes": [
+                                {"name": "job", "configMap": {"name": f"{slug}-job"}},
+                                {"name": "tmp", "emptyDir": {}},
+                            ],
                         }
                     },
                 }

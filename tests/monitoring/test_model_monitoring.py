@@ -217,3 +217,22 @@ def test_download_of_missing_baseline_is_not_found(registered):
 
     with pytest.raises(NotFound, match="no baseline attached"):
         download_baseline("models:/ChurnPredictor/1")
+
+
+def test_health_reads_recorded_deployments(cli, registered, tmp_path):
+    from flowship.monitoring.health import check_health
+
+    skipped = checks(check_health("ChurnPredictor"))["alias_served"]
+    assert skipped.status == "skipped" and "no deployment is recorded" in skipped.message
+    spec = tmp_path / "d.yaml"
+    spec.write_text(
+        "name: churn\nmodel: ChurnPredictor\nvariants:\n"
+        "  champion: {ref: '@production', weight: 100}\n"
+    )
+    assert cli("deployment", "apply", spec).exit_code == 0
+    one = checks(check_health("ChurnPredictor"))["alias_served"]
+    assert one.status == "warning" and one.details["unserved"] == {"staging": "2"}
+    spec.write_text(spec.read_text() + "  challenger: {ref: '@staging', shadow: true}\n")
+    assert cli("deployment", "apply", spec).exit_code == 0
+    both = checks(check_health("ChurnPredictor"))["alias_served"]
+    assert both.status == "ok" and both.details["served_versions"] == ["1", "2"]

@@ -214,45 +214,6 @@ print(json.dumps({"reason": p.backend_reason,
     assert report["loaded"] == []
 
 
-def test_without_a_c_compiler_forests_are_left_to_onnx_and_say_why(store, monkeypatch):
-    from flowship.predict import _forest
-
-    monkeypatch.setattr(_forest, "_kernel", None)  # as in a fresh process
-    monkeypatch.setenv("CC", "no-such-compiler")
-    model = FORESTS["rf depth 8"]()
-    assert compile_forest(model, "predict") == (
-        None,
-        "no C compiler (no-such-compiler) on this machine",
-    )
-    p = Predictor.load("models:/rf/1")
-    assert p.backend == "onnx" and "forest" not in p.backend_reason
-
-
-def test_a_compiler_that_fails_leaves_forests_uncompiled(flowship_home, monkeypatch):
-    from flowship.predict import _forest
-
-    monkeypatch.setattr(_forest, "_kernel", None)
-    monkeypatch.setenv("CC", "false")  # runs, and fails
-    forest, why = compile_forest(FORESTS["extra trees"](), "predict")
-    assert forest is None and why.endswith("false could not compile the kernel: exit 1")
-    assert not list((flowship_home / "cache" / "kernels").glob("*"))  # nothing half-built
-
-
-def test_the_kernel_is_compiled_once_into_the_cache(flowship_home, monkeypatch):
-    from flowship.predict import _forest
-
-    monkeypatch.setattr(_forest, "_kernel", None)
-    model = FORESTS["extra trees"]()
-    forest, _ = compile_forest(model, "predict")
-    (library,) = (flowship_home / "cache" / "kernels").glob("forest-*.so")
-    built = library.stat().st_mtime_ns
-    monkeypatch.setattr(_forest, "_kernel", None)
-    again, _ = compile_forest(model, "predict")
-    assert library.stat().st_mtime_ns == built  # loaded, not compiled again
-    data = RNG.normal(size=(100, 6))
-    np.testing.assert_array_equal(again(data), model.predict(data))
-
-
 @pytest.mark.parametrize(
     "damage",
     [

@@ -287,7 +287,7 @@ def test_out_of_range_integers():
         InputSchema([InputColumn("b", "integer")]).to_matrix({"b": [1, 2**40]})
     assert (
         info.value.message
-        == "Column 'b' expects integer, got out-of-range value 1099511627776.0 in row 1."
+        == "Column 'b' expects integer, got out-of-range value 1099511627776 in row 1."
     )
     with pytest.raises(SchemaMismatch) as info:
         InputSchema([InputColumn("b", "long")]).to_matrix({"b": [2**70]})

@@ -23,10 +23,18 @@ def test_quickstart_runs_end_to_end_and_again_in_the_same_home(cli, flowship_hom
         "the promotion is refused and nothing changes",
         "Rolled back: version 1",
         "History of ChurnPredictor",
+        "$ flowship deployment apply churn-ab.deployment.yaml",
+        "Read back from the prediction log",
+        "flowship traffic churn-ab --undo",
     ):
         assert sentence in first.stdout
     assert _stages() == {"1": "Production", "2": "Archived"}
     assert (flowship_home / "quickstart" / "flowship.toml").is_file()
+    from deltalake import DeltaTable
+
+    logged = DeltaTable(str(flowship_home / "tables" / "prediction_log")).to_pandas()
+    assert len(logged) == 60 and set(logged.variant) == {"champion", "challenger"}
+    assert set(logged.model_version) == {"1", "2"}  # 90/10 over 60 customers: both answer
 
     import mlflow
     from mlflow import MlflowClient

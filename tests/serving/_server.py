@@ -86,3 +86,17 @@ def server_env(home: Path, tracking_uri: str) -> dict[str, str]:
     )
     env.pop("FLOWSHIP_DATABASE_URL", None)
     return env
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name`` whose labels include ``labels`` in a Prometheus
+    text scrape (summed when several match); None when none does."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    return sum(found) if found else None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests._caches import reset_caches
-from tests.serving._server import Server
+from tests.serving._server import Server, metric
 from tests.serving.conftest import log_sklearn, split_body
 
 
@@ -75,7 +75,7 @@ def test_live_but_not_ready_while_no_version_loads(serving_store, switch_model, 
         assert "is not loaded yet" in response.json()["message"]
         assert "switch version 3" in httpx.get(server.url + "/flowship").json()["last_error"]
         metrics = httpx.get(server.url + "/metrics").text
-        assert 'flowship_model_load_failures_total{model="switch",version="3"' in metrics
+        assert metric(metrics, "flowship_model_load_failures_total", model="switch", version="3")
     finally:
         server.stop()
 
@@ -150,5 +150,67 @@ def test_promotion_under_load_has_zero_failures_and_never_serves_a_corrupt_versi
     for _, version, row, predictions in seen:  # every answer came from the version it names
         assert predictions == [expected[version][row]]
     assert len(seen) > 100
-    assert 'flowship_model_load_failures_total{model="switch",version="3"' in metrics
-    assert 'flowship_model_switches_total{model="switch"' in metrics
+    assert metric(metrics, "flowship_model_load_failures_total", model="switch", version="3")
+    assert metric(metrics, "flowship_model_switches_total", model="switch")
+
+
+def test_readiness_turns_off_when_the_ref_names_nothing(serving_store, tmp_path):
+    """The alias is deleted: the served version is no longer what the ref names, so
+    /ping says 503 (a load balancer stops sending), until the alias is back."""
+    from mlflow import MlflowClient
+
+    _register_switch_model(serving_store, "trust")
+    server = Server.flowship(
+        "models:/trust@production", "--poll-interval", "0.3",
+        home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    client = MlflowClient(serving_store.uri)
+    try:
+        client.delete_registered_model_alias("trust", "production")
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/ping").status_code == 200:
+            assert time.monotonic() < deadline, server.logs()
+            time.sleep(0.2)
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+        info = httpx.get(server.url + "/flowship").json()
+        assert info["trusted"] is False and "production" in info["last_error"]
+        assert "readiness is off" in server.logs()
+        client.set_registered_model_alias("trust", "production", "1")
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/ping").status_code != 200:
+            assert time.monotonic() < deadline, server.logs()
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def test_the_follow_loop_survives_unexpected_errors_with_backoff(caplog):
+    """An error no one expected is logged, counted and retried; the loop never dies."""
+    import asyncio
+
+    from flowship.serving.config import ServeConfig
+    from flowship.serving.follow import ModelHolder
+    from flowship.serving.metrics import ServingMetrics
+
+    class Flaky(ModelHolder):
+        calls: list[float] = []
+
+        def check(self) -> bool:
+            self.calls.append(time.monotonic())
+            raise RuntimeError("registry answered garbage")
+
+    metrics = ServingMetrics()
+    holder = Flaky(ServeConfig(ref="models:/x@production", poll_interval_s=0.1), metrics)
+
+    async def main() -> None:
+        task = asyncio.create_task(holder.follow())
+        await asyncio.sleep(3.5)
+        assert not task.done()  # still following
+        task.cancel()
+
+    asyncio.run(main())
+    gaps = [b - a for a, b in zip(Flaky.calls, Flaky.calls[1:], strict=False)]
+    assert len(Flaky.calls) == 3 and gaps[1] > gaps[0] * 1.5, gaps  # 1 s, then 2 s
+    assert metrics.follow_errors.value() == 3
+    assert "RuntimeError: registry answered garbage" in holder.last_error
+    assert "Following models:/x@production failed" in caplog.text

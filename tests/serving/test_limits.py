@@ -61,6 +61,19 @@ def test_overload_answers_503_with_retry_after(slow_server):
     assert slow(slow_server, 0.0).status_code == 200
 
 
+def test_a_model_that_raises_gets_500_with_a_safe_message(slow_server):
+    """The slow model sleeps for 'delay' seconds: a negative one makes its code raise.
+    The exception's text is logged, never sent."""
+    response = slow(slow_server, -1.0)
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error_code"] == "INTERNAL_ERROR"
+    assert "The model raised ValueError" in body["message"]
+    assert "non-negative" not in body["message"]
+    assert "sleep length must be non-negative" in slow_server.logs()
+    assert slow(slow_server, 0.0).json() == {"predictions": [0.0]}
+
+
 @pytest.mark.slow
 def test_two_workers_and_sigterm_drains_in_flight_requests(serving_store, tmp_path):
     server = Server.flowship(
@@ -68,13 +81,23 @@ def test_two_workers_and_sigterm_drains_in_flight_requests(serving_store, tmp_pa
         home=tmp_path / "home", tracking_uri=serving_store.uri, log=tmp_path / "server.log",
     ).start()  # fmt: skip
     try:
-        workers: set[str] = set()
+        workers: set[int] = set()
+        sent = 0
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline:  # both workers answer
             with httpx.Client(base_url=server.url) as http:  # new connection each round
                 assert http.post("/invocations", json={"inputs": {"delay": [0.0]}}).is_success
-                workers |= set(re.findall(r'worker="(\d+)"', http.get("/metrics").text))
+                sent += 1
+                workers.add(http.get("/flowship").json()["worker"])
         assert len(workers) == 2, workers
+        # Whichever worker answers the scrape counts every worker's requests, exactly.
+        for _ in range(4):
+            with httpx.Client(base_url=server.url) as http:
+                text = http.get("/metrics").text
+            counted = re.findall(
+                r'^flowship_requests_total\{[^}]*status="200"[^}]*\} (\S+)$', text, re.M
+            )
+            assert sum(float(v) for v in counted) == sent, text
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(slow, server, 2.0)
             time.sleep(0.7)

@@ -23,6 +23,7 @@ from flowship.serving.errors import (
     status_for,
 )
 from flowship.serving.metrics import ServingMetrics
+from tests.serving._server import metric
 
 
 def test_config_from_yaml_with_overrides(tmp_path):
@@ -68,7 +69,7 @@ def test_missing_config_file(tmp_path):
         (InvalidInput("x"), 400, "BAD_REQUEST"),
         (BodyTooLarge(10), 413, "REQUEST_LIMIT_EXCEEDED"),
         (ModelNotFound("m"), 404, "RESOURCE_DOES_NOT_EXIST"),
-        (Overloaded(3), 503, "TEMPORARILY_UNAVAILABLE"),
+        (Overloaded("3 waiting"), 503, "TEMPORARILY_UNAVAILABLE"),
         (Unavailable("x"), 503, "TEMPORARILY_UNAVAILABLE"),
         (TimedOut(1.0), 504, "DEADLINE_EXCEEDED"),
         (GateFailed("x", []), 422, "INVALID_STATE"),
@@ -80,7 +81,7 @@ def test_status_table(error, status, code):
 
 
 def test_retry_after_and_truncation():
-    assert retry_after(Overloaded(1)) == "1" and retry_after(InvalidInput("x")) is None
+    assert retry_after(Overloaded("busy")) == "1" and retry_after(InvalidInput("x")) is None
     assert len(message_for(InvalidInput("x" * 10_000))) <= 2000
 
 
@@ -90,14 +91,20 @@ def test_metrics_render_prometheus_text():
     m.latency.observe(0.0007, "churn", "1", "onnx", "mlflow")
     m.latency.observe(0.02, "churn", "1", "onnx", "mlflow")
     m.model_info.set('we"ird', "1", "onnx", "models:/x", value=1)
-    text = m.render()
+    text = m.render().decode()
     assert "# TYPE flowship_requests_total counter" in text
-    assert (
-        'flowship_requests_total{model="churn",version="1",backend="onnx",protocol="mlflow",status="200",worker="'
-        in text
-    )  # noqa: E501
-    assert 'le="0.001",worker=' in text and 'le="+Inf",worker=' in text
-    bucket = [ln for ln in text.splitlines() if 'le="0.001"' in ln][0]
-    assert bucket.endswith(" 1")
+    labels = {"model": "churn", "version": "1", "backend": "onnx", "protocol": "mlflow"}
+    assert metric(text, "flowship_requests_total", **labels, status="200") == 1
+    assert metric(text, "flowship_request_duration_seconds_bucket", **labels, le="0.001") == 1
+    assert metric(text, "flowship_request_duration_seconds_bucket", **labels, le="+Inf") == 2
     assert 'model="we\\"ird"' in text
     assert m.latency.count("churn", "1", "onnx", "mlflow") == 2
+
+
+def test_counters_are_printed_exactly():
+    """Not rounded to 6 significant digits: 12,345,678 requests read 12,345,678."""
+    m = ServingMetrics()
+    m.requests.inc("churn", "1", "onnx", "mlflow", "200", amount=12_345_678)
+    m.requests.inc("churn", "1", "onnx", "mlflow", "200")
+    text = m.render().decode()
+    assert metric(text, "flowship_requests_total", status="200") == 12_345_679

@@ -105,3 +105,45 @@ def test_hostile_nesting_does_not_recurse():
         data = [data]
     tensor = v2.RequestInput(name="a", shape=[1], datatype="FP64", data=data)
     assert v2.decode_tensor(tensor).tolist() == [1.0]
+
+
+def test_binary_bytes_must_be_utf8():
+    tensor = v2.RequestInput(name="s", shape=[1], datatype="BYTES", data=None)
+    with pytest.raises(InvalidInput, match="BYTES element 0 is not valid UTF-8"):
+        v2.decode_tensor(tensor, b"\x02\x00\x00\x00\xff\xfe")
+    assert v2.decode_tensor(tensor, v2.serialize_bytes(np.array(["é"], dtype=object))).tolist() == [
+        "é"
+    ]
+
+
+def test_integer_tensors_refuse_fractions_and_out_of_range_values():
+    for data, needle in [([1.5], "1.5 is not an integer"), ([True], "True is not an integer")]:
+        tensor = v2.RequestInput(name="n", shape=[1], datatype="INT64", data=data)
+        with pytest.raises(InvalidInput, match=needle):
+            v2.decode_tensor(tensor)
+    too_big = v2.RequestInput(name="n", shape=[1], datatype="INT8", data=[300])
+    with pytest.raises(InvalidInput, match="bad value"):
+        v2.decode_tensor(too_big)
+
+
+def test_a_datatype_the_signature_cannot_take():
+    parsed, _ = v2.parse_request(
+        orjson.dumps({"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1]}]}),
+        None,
+    )
+    with pytest.raises(InvalidInput, match="FP64, which its column of type long cannot take"):
+        v2.request_columns(parsed, b"", ["a"], input_types={"a": "long"})
+    columns, _ = v2.request_columns(parsed, b"", ["a"], input_types={"a": "double"})
+    assert columns["a"].tolist() == [1.0]
+
+
+def test_a_shape_whose_product_overflows_is_refused_before_decoding():
+    from flowship.serving.errors import DecodedTooLarge
+    from flowship.serving.limits import RequestLimits
+
+    limits = RequestLimits(max_columns=10, max_cells=1000)
+    tensor = v2.RequestInput(name="a", shape=[2**40, 2**40], datatype="FP64", data=[1.0])
+    with pytest.raises(DecodedTooLarge, match="more than the server's limit of 1000"):
+        v2.decode_tensor(tensor, None, limits)
+    with pytest.raises(DecodedTooLarge, match="declares 1208925819614629174706176 rows"):
+        v2.decode_tensor(tensor)

@@ -22,7 +22,7 @@ from flowship.batch._threads import WriteBehind, read_ahead
 from flowship.batch.incremental import IdSet, first_occurrences, id_keys
 from flowship.batch.plan import META_COLUMNS, REJECTS_SCHEMA, Plan, output_schema
 from flowship.batch.progress import Progress, ProgressCallback
-from flowship.batch.rows import check_rows
+from flowship.batch.rows import SOURCE_REASON, check_rows
 from flowship.batch.sinks import PARTITION, open_sink
 from flowship.errors import CheckFailed, InvalidInput
 
@@ -104,6 +104,8 @@ class _Rejects:
     def add(self, batch: pa.RecordBatch, reasons: np.ndarray) -> None:
         plan = self.plan
         rows = np.flatnonzero(reasons != None)  # noqa: E711
+        if SOURCE_REASON in batch.schema.names:
+            batch = batch.drop_columns([SOURCE_REASON])
         picked = batch.take(pa.array(rows))
         ids = pc.cast(picked.column(plan.job.id), pa.string())
         text = [json.dumps(r, default=str, allow_nan=True) for r in picked.to_pylist()]
@@ -127,8 +129,8 @@ class _Rejects:
 
     def commit(self) -> None:
         if self.writer is not None:
-            replace = None if self.plan.job.incremental else self.plan.model_name
-            self.writer.commit(replace_model=replace)
+            plan = self.plan
+            self.writer.commit(model=plan.model_name, replace=not plan.job.incremental)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -247,8 +249,9 @@ def score_local(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
         if pool is not None:
             pool.shutdown(wait=True)
     version = None
+    plan.before_commit()
     if writer is not None:
-        version = writer.commit(replace_model=None if job.incremental else plan.model_name)
+        version = writer.commit(model=plan.model_name, replace=not job.incremental)
     elif not job.incremental:
         version = _replace_with_nothing(sink, plan)
     rejects.commit()
@@ -281,7 +284,7 @@ def _replace_with_nothing(sink: Any, plan: Plan) -> int | None:
         return None
     schema = pa.schema(table.schema().to_arrow())
     return sink.open(run_id=plan.run_id, day=plan.day, schema=schema).commit(
-        replace_model=plan.model_name
+        model=plan.model_name, replace=True
     )
 
 

@@ -9,19 +9,23 @@ one ``SchemaMismatch`` before anything is read or written.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from flowship.batch.rows import Feature, accepts
+from flowship.batch.rows import Feature
 from flowship.batch.sinks import CONSTANT_COLUMNS, PARTITION
 from flowship.batch.sources import Source, open_source
 from flowship.batch.spec import ScoreJob
 from flowship.config import get_settings
 from flowship.errors import InvalidInput, SchemaMismatch
+from flowship.predict.types import accepts_arrow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,9 @@ class Plan:
     features: list[Feature]
     output_uri: str
     rejects_uri: str
+    before_commit: Callable[[], None] = field(default=lambda: None)
+    """Called right before each commit of predictions; raises if the run must not commit
+    (it lost its lease)."""
 
     @property
     def read_columns(self) -> list[str]:
@@ -64,6 +71,39 @@ def table_location(path: str) -> str:
 def output_location(job: ScoreJob) -> str:
     """The output's location: a table name for SQL, else a path or URI."""
     return job.output.path if job.output.format == "sql" else table_location(job.output.path)
+
+
+def output_key(job: ScoreJob) -> str:
+    """One name per output whatever its spelling, for the per-output lock and the run
+    record: ``out/p``, ``./out/p/`` and the absolute path (through symlinks too) are one
+    output; a SQL table is named with its database (password hidden)."""
+    if job.output.format == "sql":
+        assert job.output.url is not None
+        return f"{_database_key(job.output.url)} table {job.output.path}"
+    return location_key(output_location(job))
+
+
+def location_key(location: str) -> str:
+    """A path or URI in one spelling: an absolute path with symlinks resolved; a URI
+    with its path normalised (no ``.`` parts, doubled or trailing slashes)."""
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    if "://" in location:
+        scheme, _, rest = location.partition("://")
+        bucket, _, path = rest.partition("/")
+        path = posixpath.normpath("/" + path).rstrip("/")
+        return f"{scheme.lower()}://{bucket}{path}"
+    return os.path.realpath(os.path.expanduser(location))
+
+
+def _database_key(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    parsed = parsed.set(drivername=parsed.get_backend_name())  # postgresql+psycopg: postgresql
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=os.path.realpath(parsed.database))
+    return parsed.render_as_string(hide_password=True)
 
 
 def load_models(job: ScoreJob) -> tuple[list[Any], str, str, str]:
@@ -110,7 +150,7 @@ def check_columns(source: Source, job: ScoreJob, predictor: Any) -> list[Feature
         kind, required = (column.type, column.required) if column else ("double", True)
         if name not in have:
             problems.append(f"{name} is missing")
-        elif not source.text_columns and not accepts(kind, have[name]):
+        elif not source.text_columns and not accepts_arrow(kind, have[name]):
             problems.append(f"{name} is {_shown(have[name])} but the model expects {kind}")
         features.append(Feature(name, kind, required))
     if problems:

@@ -16,15 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_ARROW = {
-    "double": pa.float64(),
-    "float": pa.float32(),
-    "long": pa.int64(),
-    "integer": pa.int32(),
-    "boolean": pa.bool_(),
-    "string": pa.string(),
-}
-NUMERIC = {"double", "float", "long", "integer"}
+from flowship.predict import types
+from flowship.predict.types import INTEGRAL, NUMERIC
+
+# A column a source adds to a batch when some of its rows could not be read as their
+# column's type (a SQL value unlike the first rows'): the reason, else null.
+SOURCE_REASON = "__flowship_source_reason__"
 _TRUE = {"true", "1", "t", "yes", "y"}
 _FALSE = {"false", "0", "f", "no", "n"}
 
@@ -61,6 +58,10 @@ def check_rows(
         fresh = mask & (reasons == None)  # noqa: E711  (elementwise on an object array)
         reasons[fresh] = reason
 
+    if SOURCE_REASON in batch.schema.names:  # the first check, so its reasons come first
+        why = batch.column(SOURCE_REASON)
+        if why.null_count < n:
+            reasons = np.array(why.to_pylist(), dtype=object)
     ids = batch.column(id_column)
     if ids.null_count:
         refuse(ids.is_null().to_numpy(zero_copy_only=False), f"{id_column} (the id) is null")
@@ -74,6 +75,13 @@ def check_rows(
         if text:
             column, unparsable = _parse_text(column, feature)
             refuse(unparsable, f"{feature.name} is not a valid {feature.type}")
+        if feature.type in INTEGRAL and pa.types.is_integer(column.type):
+            exact = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)
+            refuse(
+                types.out_of_range(feature.type, exact),
+                f"{feature.name} is out of range for {feature.type} "
+                f"({types.range_text(feature.type)})",
+            )
         array, bad = _to_numpy(column, feature)
         if bad is not None:
             refuse(bad, _why(feature))
@@ -84,7 +92,7 @@ def check_rows(
 
 
 def _why(feature: Feature) -> str:
-    if feature.type in ("long", "integer"):
+    if feature.type in INTEGRAL:
         return f"{feature.name} is missing, infinite or not a whole number"
     if feature.type in NUMERIC:
         return f"{feature.name} is missing or infinite"
@@ -106,7 +114,7 @@ def _to_numpy(column: pa.Array, feature: Feature) -> tuple[np.ndarray, np.ndarra
         if not feature.required and bad is not None:
             bad = np.isinf(array)  # NaN is allowed in an optional column
             bad = bad if bad.any() else None
-        if feature.type in ("long", "integer") and pa.types.is_floating(column.type):
+        if feature.type in INTEGRAL and pa.types.is_floating(column.type):
             fraction = finite & (array != np.trunc(np.where(finite, array, 0)))
             if fraction.any():
                 bad = fraction if bad is None else (bad | fraction)
@@ -120,7 +128,7 @@ def _to_numpy(column: pa.Array, feature: Feature) -> tuple[np.ndarray, np.ndarra
 def _parse_text(column: pa.Array, feature: Feature) -> tuple[pa.Array, np.ndarray]:
     """Parse a CSV text column into the signature's type; unparsable cells become null
     and are flagged (an empty cell is a null, judged later as a missing value)."""
-    target = _ARROW.get(feature.type, pa.string())
+    target = types.arrow_type(feature.type) or pa.string()
     no_bad = np.zeros(len(column), dtype=bool)
     if target == pa.string():
         return column, no_bad
@@ -145,22 +153,3 @@ def _parse_text(column: pa.Array, feature: Feature) -> tuple[pa.Array, np.ndarra
             values.append(None)
             bad[i] = True
     return pa.array(values, type=target), bad
-
-
-def arrow_type(mlflow_type: str) -> pa.DataType | None:
-    return _ARROW.get(mlflow_type)
-
-
-def accepts(mlflow_type: str, arrow: pa.DataType) -> bool:
-    """Whether a column of Arrow type ``arrow`` can feed a signature column."""
-    if pa.types.is_dictionary(arrow):
-        arrow = arrow.value_type
-    if mlflow_type in ("double", "float"):
-        return pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
-    if mlflow_type in ("long", "integer"):
-        return pa.types.is_integer(arrow)
-    if mlflow_type == "boolean":
-        return pa.types.is_boolean(arrow)
-    if mlflow_type == "string":
-        return pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
-    return True  # other types are passed through for the model to judge

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flowship.batch.plan import Plan, make_plan, output_location
+from flowship.batch.lease import Lease
+from flowship.batch.plan import Plan, make_plan, output_key
 from flowship.batch.progress import ProgressCallback
 from flowship.batch.sinks import open_sink
 from flowship.batch.spec import ScoreJob
@@ -33,11 +34,14 @@ def _is_orphan(run_id: str) -> bool:
     return record.status == runs.FAILED or not record.alive
 
 
-def _clean_up(plan: Plan) -> None:
-    for stale in runs.running_for_output(plan.output_uri):
+def _clean_up(plan: Plan, output: str) -> None:
+    for stale in runs.running_for_output(output):
         if stale.run_id != plan.run_id and not stale.alive:
             runs.finish_run(
-                stale.run_id, status=runs.FAILED, error="the process ended without finishing"
+                stale.run_id,
+                status=runs.FAILED,
+                error="the process ended without finishing (its lease expired or its "
+                "process is gone)",
             )
     job = plan.job
     for uri in (plan.output_uri, plan.rejects_uri):
@@ -56,6 +60,7 @@ def run_job(job: ScoreJob, *, on_progress: ProgressCallback | None = None) -> ru
 
     Raises the run's ``FlowshipError`` after recording it as failed."""
     run_id = uuid.uuid4().hex
+    output = output_key(job)
     runs.start_run(
         run_id=run_id,
         job=job.job_name,
@@ -64,28 +69,30 @@ def run_job(job: ScoreJob, *, on_progress: ProgressCallback | None = None) -> ru
         mode="incremental" if job.incremental else "full",
         model_ref=job.model,
         input_desc=job.input.describe(),
-        output=output_location(job),
+        output=output,
     )
     progress = None
     try:
-        plan = make_plan(job, run_id=run_id)
-        runs.update_run(
-            run_id,
-            model_name=plan.model_name,
-            model_version=plan.model_version,
-            input_snapshot=plan.source.snapshot,
-            prediction_date=plan.day.isoformat(),
-        )
-        _clean_up(plan)
-        if job.engine == "spark":
-            from flowship.batch.spark import score_spark
+        with Lease(run_id) as lease:
+            plan = make_plan(job, run_id=run_id)
+            plan.before_commit = lease.check
+            runs.update_run(
+                run_id,
+                model_name=plan.model_name,
+                model_version=plan.model_version,
+                input_snapshot=plan.source.snapshot,
+                prediction_date=plan.day.isoformat(),
+            )
+            _clean_up(plan, output)
+            if job.engine == "spark":
+                from flowship.batch.spark import score_spark
 
-            outcome = score_spark(plan, on_progress=on_progress)
-        else:
-            from flowship.batch.local import score_local
+                outcome = score_spark(plan, on_progress=on_progress)
+            else:
+                from flowship.batch.local import score_local
 
-            outcome = score_local(plan, on_progress=on_progress)
-        progress = outcome.progress
+                outcome = score_local(plan, on_progress=on_progress)
+            progress = outcome.progress
     except BaseException as error:
         message = error.message if isinstance(error, FlowshipError) else repr(error)
         runs.finish_run(run_id, status=runs.FAILED, error=message)

@@ -3,10 +3,22 @@
 Delta (default): the run streams its rows into Parquet files inside the table directory
 (``prediction_date=D/part-<run_id>-<n>.parquet``), invisible because no commit names
 them, then adds them in ONE Delta transaction at the end. A full (non-incremental) rerun
-removes the same job's earlier files for that date in that same transaction, so a rerun
-replaces its output instead of duplicating it. Each commit carries the run id in its
-commit info; files of a run that never committed and whose process is gone are
-orphans, deleted by the next run on the same table.
+replaces the model's earlier rows for that date in that same transaction: files holding
+only its rows are removed, and files that mix them with other rows (compacted by
+``optimize``, or written by another engine, without statistics) are rewritten without
+them. Each commit carries the run id in its commit info; files of a run that never
+committed and whose process is gone are orphans, deleted by the next run on the table.
+
+Two runs writing one model's rows for one date at once (two incremental runs, or a full
+and an incremental one) would each decide from the table as it was before the other's
+commit. So a run commits against the snapshot it read (its scored ids, its
+replacements) with a Delta transaction identifier (``txn`` action) named after the model
+and date: Delta's conflict check refuses the second commit whose snapshot predates the
+first one's identifier, and that run fails without committing anything; no id is ever
+scored twice.
+
+``append_delta``: one Delta commit per call, for writers that append small batches from
+several processes at once (the serving prediction log).
 
 Parquet: the run writes into ``_staging/<run_id>/`` (ignored by readers, as every
 ``_``-prefixed directory is) and commits with one directory rename to
@@ -85,6 +97,8 @@ def _compatible(have: pa.DataType, want: pa.DataType) -> bool:
 
     return norm(have) == norm(want)
 
+
+_UNREAD = object()
 
 # The run's stamp: every row a run writes holds the same model name, version and run id.
 CONSTANT_COLUMNS = ("model_name", "model_version", "run_id")
@@ -204,9 +218,14 @@ class DeltaSink:
         self.uri = uri
         self.rows_per_file = rows_per_file
         self.fs, self.root = _fs(uri)
+        self._read: Any = _UNREAD
 
     def table(self):  # -> DeltaTable | None
-        return _delta.open_table(self.uri)
+        """The table as this sink first read it: the snapshot a run's incremental ids and
+        replacements come from, and against which its commit is checked."""
+        if self._read is _UNREAD:
+            self._read = _delta.open_table(self.uri)
+        return self._read
 
     def check_writable(self) -> None:
         probe = f"{self.root}/.flowship-probe-{uuid.uuid4().hex}"
@@ -340,15 +359,17 @@ class DeltaRun:
         self.sink.fs.move(str(file), f"{self.sink.root}/{name}")
         self._closed(name, _stats_of(f"{self.sink.root}/{name}", self.sink.fs))
 
-    def commit(self, *, replace_model: str | None) -> int | None:
-        """Make every staged file visible in one transaction; with ``replace_model``,
-        the same transaction removes that model's earlier rows for this date."""
+    def commit(self, *, model: str, replace: bool) -> int | None:
+        """Make every staged file visible in one transaction; with ``replace``, the same
+        transaction replaces ``model``'s earlier rows for this date. Refused (with
+        ``ConcurrentChange``) when another run committed rows of ``model`` for this date
+        since this run read the table."""
         from deltalake import DeltaTable
-        from deltalake.transaction import CommitProperties, create_table_with_add_actions
+        from deltalake.transaction import Transaction, create_table_with_add_actions
 
         self._writer.close()
-        meta = CommitProperties(custom_metadata={"flowship.run_id": self.run_id})
         table = self.sink.table()
+        app = f"flowship:{model}:{self.day.isoformat()}"
         try:
             if table is None:
                 if not self.adds:
@@ -357,46 +378,90 @@ class DeltaRun:
                     self.sink.uri,
                     _delta_schema(self.schema),
                     self.adds,
-                    mode="error",
+                    mode="error",  # a table another run created meanwhile: a conflict
                     partition_by=[PARTITION],
-                    commit_properties=meta,
+                    commit_properties=self._properties(Transaction(app, 1)),
                 )
                 return DeltaTable(self.sink.uri).version()
-            removes = self._removes(table, replace_model) if replace_model else []
-            if not self.adds and not removes:
+            actions = self._replaced(table, model) if replace else []
+            if not self.adds and not actions:
                 return table.version()
+            seen = table.transaction_version(app) or 0
             table.create_write_transaction(
-                [*self.adds, *removes],
+                [*self.adds, *actions],
                 "append",
                 _delta_schema(self.schema),
                 partition_by=[PARTITION],
-                commit_properties=meta,
+                commit_properties=self._properties(Transaction(app, seen + 1)),
             )
             return DeltaTable(self.sink.uri).version()
         except Exception as exc:
-            if (
-                type(exc).__name__ in ("CommitFailedError", "DeltaError")
-                or "conflict" in str(exc).lower()
+            if type(exc).__name__ in ("CommitFailedError", "DeltaError") or any(
+                word in str(exc).lower() for word in ("conflict", "concurrent", "already exists")
             ):
                 raise ConcurrentChange(
-                    f"Another writer changed {self.sink.uri!r} while this run was committing: "
+                    f"Another run changed {self.sink.uri!r} while this run was scoring: "
                     f"{str(exc).splitlines()[0]}",
-                    "Run the job again; nothing from this run was committed.",
+                    "Run the job again (an incremental run then scores only what is left); "
+                    "nothing from this run was committed.",
                 ) from exc
             raise
 
-    def _removes(self, table: Any, model: str) -> list[Any]:
+    def _properties(self, transaction: Any) -> Any:
+        from deltalake.transaction import CommitProperties
+
+        return CommitProperties(
+            custom_metadata={"flowship.run_id": self.run_id}, app_transactions=[transaction]
+        )
+
+    def _replaced(self, table: Any, model: str) -> list[Any]:
+        """Actions that take ``model``'s rows for this date out of ``table``: a file of
+        its rows only is removed; a file that may also hold other rows (compacted, or
+        without statistics) is rewritten without them."""
         from deltalake.transaction import RemoveAction
 
-        actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+        day = self.day.isoformat()
         now = int(time.time() * 1000)
-        day = self.day
-        return [
-            RemoveAction(a["path"], True, now, a["size_bytes"], {PARTITION: day.isoformat()})
-            for a in actions
-            if a.get(f"partition.{PARTITION}") in (day, day.isoformat())
-            and a.get("min.model_name") == model == a.get("max.model_name")
-        ]
+        actions: list[Any] = []
+        for a in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+            if a.get(f"partition.{PARTITION}") not in (self.day, day):
+                continue
+            low, high = a.get("min.model_name"), a.get("max.model_name")
+            if low is not None and high is not None and not low <= model <= high:
+                continue  # none of its rows are this model's
+            if not low == model == high:
+                kept = self._without(a["path"], model)
+                if kept is None:
+                    continue  # read it: no row of this model after all
+                actions.extend(kept)
+            actions.append(RemoveAction(a["path"], True, now, a["size_bytes"], {PARTITION: day}))
+        return actions
+
+    def _without(self, path: str, model: str) -> list[Any] | None:
+        """The file at ``path`` rewritten without ``model``'s rows, as add actions (none
+        when no row is left); None when it holds no row of ``model``."""
+        fs, root = self.sink.fs, self.sink.root
+        data = pq.read_table(f"{root}/{path}", filesystem=fs)
+        if PARTITION in data.column_names:
+            data = data.drop_columns([PARTITION])
+        others = pc.fill_null(pc.not_equal(data.column("model_name"), model), True)
+        if pc.all(others).as_py():
+            return None
+        kept = data.filter(others)
+        if kept.num_rows == 0:
+            return []
+        # Written whole, with footer statistics for every column (the rolling writer
+        # assumes one model and run per file, which a kept remainder need not be).
+        folder = f"{PARTITION}={self.day.isoformat()}"
+        name = f"{folder}/part-{self.run_id}-{self._writer._count:05d}.parquet"
+        self._writer._count += 1
+        pq.write_table(kept, f"{root}/{name}", filesystem=fs, compression="snappy")
+        from deltalake.transaction import AddAction
+
+        size = fs.get_file_info(f"{root}/{name}").size
+        stats = _stats_of(f"{root}/{name}", fs)
+        day = {PARTITION: self.day.isoformat()}
+        return [AddAction(name, size, day, int(time.time() * 1000), True, stats.to_json())]
 
     def abort(self) -> None:
         """Delete this run's staged files (best effort: a crash leaves them as orphans)."""
@@ -534,7 +599,8 @@ class ParquetRun:
             self.sink.fs.move(str(file), f"{target}/part-{i:05d}.parquet")
         self.rows += rows
 
-    def commit(self, *, replace_model: str | None) -> int | None:
+    def commit(self, *, model: str, replace: bool) -> int | None:
+        replace_model = model if replace else None
         self._writer.close()
         fs, root = self.sink.fs, self.sink.root
         day_dir = f"{root}/{PARTITION}={self.day.isoformat()}"
@@ -590,3 +656,47 @@ def open_sink(uri: str, *, format: str, rows_per_file: int, url: str | None = No
         return SqlSink(uri, url=url)
     cls = DeltaSink if format == "delta" else ParquetSink
     return cls(uri, rows_per_file=rows_per_file)
+
+
+def append_delta(
+    uri: Any,
+    table: pa.Table,
+    *,
+    partition_by: list[str],
+    metadata: dict[str, str] | None = None,
+    attempts: int = 20,
+) -> None:
+    """Append ``table`` to the Delta table at ``uri`` (created on first use) in ONE commit.
+    ``uri`` may also be an open ``DeltaTable``, which then reads only the commits made
+    since its last write (a path re-reads the log every time).
+
+    For writers that append small batches from many processes at once (the prediction
+    log): deltalake retries a commit that lost the race for a version number, and a
+    blind append never conflicts with another append, so every commit lands. A race to
+    *create* the table, or more losses in a row than deltalake's own retries, is retried
+    here with a short random pause. New columns are merged into the table's schema.
+    """
+    import random
+
+    from deltalake import CommitProperties, write_deltalake
+
+    properties = CommitProperties(custom_metadata=metadata, max_commit_retries=100)
+    for attempt in range(1, attempts + 1):
+        try:
+            write_deltalake(
+                uri,
+                table,
+                mode="append",
+                partition_by=partition_by,
+                schema_mode="merge",
+                commit_properties=properties,
+            )
+            return
+        except Exception as exc:
+            text = str(exc).lower()
+            transient = type(exc).__name__ in ("CommitFailedError", "DeltaError") or any(
+                word in text for word in ("conflict", "already exists", "version")
+            )
+            if not transient or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)

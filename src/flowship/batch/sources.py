@@ -4,6 +4,12 @@ Parquet and Delta go through ``pyarrow.dataset`` (only the needed columns, one b
 a time), CSV through ``pyarrow.csv.open_csv`` with every column read as text so that a
 bad cell becomes one rejected row instead of a failed job, and SQL through a
 server-side cursor. None of them ever holds the whole input in memory.
+
+A SQL result has no schema until rows arrive: its first rows fix the column types (read
+through the same streaming cursor, so probing a billion-row query costs its first
+thousand rows). A later value that does not fit its column's type (SQLite keeps any
+value in any column) is not an error for the job: the row arrives with a reason in the
+``SOURCE_REASON`` column and becomes a rejected row.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from flowship.batch import _delta
+from flowship.batch.rows import SOURCE_REASON
 from flowship.batch.spec import SourceSpec
 from flowship.errors import InvalidInput, NotFound, Unavailable
 
@@ -151,8 +158,11 @@ def _open_sql(spec: SourceSpec) -> Source:
     try:
         engine = create_engine(spec.url)
         with engine.connect() as conn:
-            # The first rows fix the schema; later batches are cast to it.
-            result = conn.execute(text(spec.query))
+            # The first rows fix the schema; later batches are cast to it. A streaming
+            # (server-side) cursor, so that the probe never buffers the whole result.
+            result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+                text(spec.query)
+            )
             keys = list(result.keys())
             first = result.fetchmany(1000)
             result.close()
@@ -165,27 +175,77 @@ def _open_sql(spec: SourceSpec) -> Source:
     snapshot = {"query_sha256": hashlib.sha256(spec.query.encode()).hexdigest()[:16]}
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
-                text(spec.query)
-            )
-            for rows in result.partitions(batch_size):
-                yield _rows_to_batch(keys, rows, schema).select(columns)
-        engine.dispose()
+        try:
+            with engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
+                    text(spec.query)
+                )
+                for rows in result.partitions(batch_size):
+                    batch = _rows_to_batch(keys, rows, schema)
+                    extra = [SOURCE_REASON] if SOURCE_REASON in batch.schema.names else []
+                    yield batch.select([*columns, *extra])
+        except SQLAlchemyError as exc:  # e.g. a row the server cannot compute, mid-way
+            raise InvalidInput(
+                f"Reading the input query on {spec.url_redacted} failed: {_first_line(exc)}",
+                "Fix the query; nothing was committed.",
+            ) from None
+        finally:
+            engine.dispose()
 
     return Source(spec, schema, None, snapshot, _open=read)
 
 
 def _rows_to_batch(keys: list[str], rows: list[Any], schema: pa.Schema | None) -> pa.RecordBatch:
+    """Rows as a batch: with ``schema`` None, the types are inferred (the probe); else
+    each column is cast to ``schema``, and a row with a value that does not fit is kept
+    with that value null and its reason in ``SOURCE_REASON``."""
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in keys]
     if schema is None:
-        arrays = [pa.array(list(values)) for values in columns]
-        return pa.RecordBatch.from_arrays(arrays, names=keys)
-    arrays = [
-        pa.array(list(values), type=schema.field(i).type, from_pandas=True)
-        for i, values in enumerate(columns)
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        return pa.RecordBatch.from_arrays(
+            [_inferred(list(values)) for values in columns], names=keys
+        )
+    reasons: list[str | None] = [None] * len(rows)
+    arrays = []
+    for i, values in enumerate(columns):
+        field = schema.field(i)
+        try:
+            arrays.append(pa.array(list(values), type=field.type, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            arrays.append(_one_by_one(field, values, reasons))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if any(r is not None for r in reasons):
+        batch = batch.append_column(SOURCE_REASON, pa.array(reasons, pa.string()))
+    return batch
+
+
+def _inferred(values: list[Any]) -> pa.Array:
+    """A probed column: its values' type, or, when they disagree already, the type of
+    the first value (the others become rejected rows when read)."""
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        first = next((v for v in values if v is not None), None)
+        alike = [v if type(v) is type(first) else None for v in values]
+        return pa.array(alike, from_pandas=True)
+
+
+def _one_by_one(field: pa.Field, values: Any, reasons: list[str | None]) -> pa.Array:
+    """A column with some value that does not fit ``field``'s type: each value alone,
+    the misfits null and their rows given a reason (the first reason of a row wins)."""
+    fitted = []
+    for row, value in enumerate(values):
+        try:
+            fitted.append(pa.array([value], type=field.type, from_pandas=True)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            fitted.append(None)
+            if reasons[row] is None:
+                shown = repr(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                reasons[row] = (
+                    f"{field.name} is {shown} ({type(value).__name__}), not "
+                    f"{field.type} as in the query's first rows"
+                )
+    return pa.array(fitted, type=field.type)
 
 
 def _read_fragments(data: Any, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:

@@ -225,7 +225,8 @@ def score_spark(plan: Plan, *, on_progress: ProgressCallback | None = None) -> O
         if progress.rows_rejected:
             _commit(spark, bad, plan, plan.rejects_uri, REJECTS_SCHEMA)
         _check_rejects(progress, job.max_reject_fraction, plan)
-        version = _commit(spark, good, plan, plan.output_uri, schema)
+        plan.before_commit()
+        version = _commit(spark, good, plan, plan.output_uri, schema, sink=sink)
     except CheckFailed:
         raise
     finally:
@@ -251,13 +252,19 @@ def _spark_type(T: Any, kind: pa.DataType) -> Any:
     return T.StringType()
 
 
-def _commit(spark: Any, frame: Any, plan: Plan, uri: str, schema: pa.Schema) -> int | None:
-    """Write ``frame`` to a staging folder with Spark, then commit it like a local run."""
+def _commit(
+    spark: Any, frame: Any, plan: Plan, uri: str, schema: pa.Schema, *, sink: Any = None
+) -> int | None:
+    """Write ``frame`` to a staging folder with Spark, then commit it like a local run
+    (through ``sink`` when it is the one the run read the output with)."""
     job = plan.job
-    sink = open_sink(
-        uri, format=job.output.format, rows_per_file=job.output.rows_per_file, url=job.output.url
-    )
-    replace = None if job.incremental else plan.model_name
+    if sink is None:
+        sink = open_sink(
+            uri,
+            format=job.output.format,
+            rows_per_file=job.output.rows_per_file,
+            url=job.output.url,
+        )
     run = sink.open(run_id=plan.run_id, day=plan.day, schema=schema)
     staging = Path(sink.root, "_staging", f"spark-{plan.run_id}")
     columns = [f.name for f in schema if f.name != PARTITION]
@@ -274,7 +281,7 @@ def _commit(spark: Any, frame: Any, plan: Plan, uri: str, schema: pa.Schema) -> 
                 run.adopt(file)
         else:
             run.adopt_folder(staging, rows=sum(_rows(f) for f in files))
-        return run.commit(replace_model=replace)
+        return run.commit(model=plan.model_name, replace=not job.incremental)
     except BaseException:
         run.abort()
         raise

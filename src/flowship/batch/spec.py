@@ -73,9 +73,9 @@ class SourceSpec(_Strict):
 
     @property
     def url_redacted(self) -> str:
-        from sqlalchemy.engine import make_url
+        from flowship.redact import redact
 
-        return make_url(self.url).render_as_string(hide_password=True) if self.url else ""
+        return redact(self.url) if self.url else ""
 
 
 class SinkSpec(_Strict):

@@ -123,7 +123,8 @@ class SqlRun:
         self.conn.execute(self.table.insert(), records)
         self.rows += len(records)
 
-    def commit(self, *, replace_model: str | None) -> int | None:
+    def commit(self, *, model: str, replace: bool) -> int | None:
+        replace_model = model if replace else None
         if replace_model:
             t = self.table
             self.conn.execute(

@@ -20,9 +20,17 @@ from flowship.errors import CheckFailed, FlowshipError
 from flowship.cli import info  # noqa: E402,F401  isort: skip
 from flowship.cli import lifecycle  # noqa: E402,F401  isort: skip
 from flowship.cli import quickstart  # noqa: E402,F401  isort: skip
+from flowship.cli import requests  # noqa: E402,F401  isort: skip
 from flowship.cli import score  # noqa: E402,F401  isort: skip
 from flowship.cli import monitor  # noqa: E402,F401  isort: skip
 from flowship.cli import serve  # noqa: E402,F401  isort: skip
+from flowship.cli import export  # noqa: E402,F401  isort: skip
+from flowship.cli import package  # noqa: E402,F401  isort: skip
+from flowship.cli import ci  # noqa: E402,F401  isort: skip
+from flowship.cli import card  # noqa: E402,F401  isort: skip
+from flowship.cli import deployment  # noqa: E402,F401  isort: skip
+from flowship.cli import experiments  # noqa: E402,F401  isort: skip
+from flowship.cli import rollout  # noqa: E402,F401  isort: skip
 
 
 def exit_code(error: FlowshipError) -> int:
@@ -44,8 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as unexpected:  # the one place that must never show a traceback
         if os.environ.get("FLOWSHIP_DEBUG") == "1":
             raise
+        from flowship.redact import redact
+
         sys.stderr.write(
-            f"error: unexpected {type(unexpected).__name__}: {unexpected}\n"
+            f"error: unexpected {type(unexpected).__name__}: {redact(str(unexpected))}\n"
             "Re-run with FLOWSHIP_DEBUG=1 to see the traceback, and please report it.\n"
         )
         sys.exit(3)
@@ -76,7 +86,8 @@ def run() -> NoReturn:
 
 def _print_error(error: FlowshipError) -> None:
     from flowship.cli._render import err
+    from flowship.redact import redact
 
-    err.print(f"error: {error.message}", markup=False)
+    err.print(f"error: {redact(error.message)}", markup=False)
     if error.hint:
-        err.print(error.hint, markup=False)
+        err.print(redact(error.hint), markup=False)

@@ -15,15 +15,15 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     """Show the stores flowship uses: MLflow tracking URI, state database, Delta tables."""
     from flowship import __version__
     from flowship.config import get_settings
-    from flowship.store.db import redact_url
+    from flowship.redact import redact
 
     s = get_settings()
     rows = {
         "version": __version__,
         "home": str(s.home_dir),
-        "tracking_uri": s.resolved_tracking_uri,
-        "database_url": redact_url(s.resolved_database_url),
-        "tables_uri": s.resolved_tables_uri,
+        "tracking_uri": redact(s.resolved_tracking_uri),
+        "database_url": redact(s.resolved_database_url),
+        "tables_uri": redact(s.resolved_tables_uri),
     }
     if as_json:
         print_json(rows)

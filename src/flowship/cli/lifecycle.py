@@ -129,6 +129,16 @@ def print_gates(results: list[Any]) -> None:
     print_table("Gates", ["result", "gate", "value", "limit", "detail"], _gate_rows(results))
 
 
+def _split_ab_gates(model: str, gates: list[str], config: str | None) -> tuple[list[str], list]:
+    """``ab:METRIC`` gates are judged by the A/B report (monitoring); the rest by the
+    registry's own gates."""
+    from flowship.monitoring.experiments.gate import ab_gates, is_ab_gate
+
+    if not any(is_ab_gate(g) for g in gates):
+        return gates, []
+    return [g for g in gates if not is_ab_gate(g)], ab_gates(model, gates, config=config)
+
+
 @app.command()
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -145,7 +155,10 @@ def promote(
     ] = False,
     config: Annotated[str | None, typer.Option(help="flowship.toml to read gates from.")] = None,
     gate: Annotated[
-        list[str] | None, typer.Option(help="Extra gate METRIC>=VALUE or METRIC<=VALUE.")
+        list[str] | None,
+        typer.Option(
+            help="Extra gate METRIC>=VALUE or METRIC<=VALUE, or ab:METRIC (the live A/B test)."
+        ),
     ] = None,
     no_regression: Annotated[
         list[str] | None,
@@ -168,8 +181,10 @@ def promote(
 ) -> None:
     """Move a version to another stage, through the gates for Staging and Production."""
     from flowship.errors import GateFailed
+    from flowship.registry import GateResult
     from flowship.registry import promote as promote_version
 
+    gate, experiments = _split_ab_gates(name, gate or [], config)
     try:
         t = promote_version(
             name,
@@ -181,12 +196,13 @@ def promote(
             archive_previous=not no_archive,
             confirm=confirm or [],
             config=config,
-            gates=gate,
+            gates=gate or None,
             no_regression=no_regression,
             require_signature=require_signature,
             checklist=checklist,
             evaluation_data=eval_data,
             target=target,
+            extra_gates=experiments,
         )
     except GateFailed as failed:
         if as_json:
@@ -194,15 +210,27 @@ def promote(
         else:
             print_gates(failed.results)
         raise
+    from flowship.registry import PromotionRequest
+
+    if isinstance(t, PromotionRequest):
+        if as_json:
+            print_json({"promoted": False, "request": t.to_dict()})
+            return
+        if t.gates:
+            print_gates([GateResult(**g) for g in t.gates])
+        from flowship.cli.requests import say_request
+
+        say_request(t)
+        return
     if as_json:
         print_json({"promoted": True, **t.to_dict()})
         return
     if t.gates:
         print_gates(t.gates)
-    _say_transition(t, "Promoted")
+    say_transition(t, "Promoted")
 
 
-def _say_transition(t: Any, verb: str) -> None:
+def say_transition(t: Any, verb: str) -> None:
     replaced = ""
     if t.previous:
         replaced = f"; version {t.previous} moved to {t.events[-1].to_stage}"
@@ -226,7 +254,7 @@ def rollback(
     if as_json:
         print_json(t.to_dict())
         return
-    _say_transition(t, "Rolled back")
+    say_transition(t, "Rolled back")
 
 
 @app.command()
@@ -272,7 +300,7 @@ def history(
                 e.id,
                 e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 e.version,
-                f"{e.from_stage} -> {e.to_stage}",
+                f"{e.from_stage} -> {e.to_stage}" if e.from_stage != e.to_stage else "",
                 e.action + (" (forced)" if e.forced else ""),
                 e.actor,
                 _gate_summary(e.gates),

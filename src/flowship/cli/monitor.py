@@ -241,7 +241,10 @@ def health(
     max_age_days: Annotated[float, typer.Option("--max-age-days")] = 90,
     deployments: Annotated[
         list[str] | None,
-        typer.Option("--deployment", help="A served ref or deployment.yaml (repeatable)."),
+        typer.Option(
+            "--deployment",
+            help="A served ref or serve config (repeatable); default: the recorded deployments.",
+        ),
     ] = None,
     tables: Annotated[
         list[str] | None,

@@ -169,11 +169,31 @@ def runs(
     job: Annotated[str | None, typer.Option(help="Only this job's runs.")] = None,
     status: Annotated[str | None, typer.Option(help="running, succeeded or failed.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many runs.")] = 20,
+    mark_failed: Annotated[
+        str | None,
+        typer.Option(
+            "--mark-failed",
+            metavar="RUN_ID",
+            help="Record a running run whose process is gone as failed, freeing its output.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List recent scoring job runs, newest first."""
     from flowship.errors import UsageError
     from flowship.store.runs import FAILED, RUNNING, SUCCEEDED, list_runs
+
+    if mark_failed is not None:
+        from flowship.registry.sync import actor
+        from flowship.store.runs import mark_failed as mark
+
+        record = mark(mark_failed.strip(), actor=actor())
+        if as_json:
+            print_json(record.to_dict())
+        else:
+            say(f"Run {record.run_id} ({record.job}, pid {record.pid} on {record.host}) "
+                f"is marked failed; {record.output} is free.")  # fmt: skip
+        return
 
     if status is not None and status not in (RUNNING, SUCCEEDED, FAILED):
         raise UsageError(
@@ -207,18 +227,6 @@ def runs(
         say(f"{r.run_id[:8]} failed: {r.error}")
 
 
-def _env_pairs(values: list[str] | None) -> dict[str, str]:
-    from flowship.errors import UsageError
-
-    pairs = {}
-    for value in values or []:
-        key, sep, text = value.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--env {value!r} is not KEY=VALUE.", "Use --env KEY=VALUE.")
-        pairs[key.strip()] = text
-    return pairs
-
-
 @app.command()
 def schedule(
     files: Annotated[list[Path], typer.Argument(help="Job files (kind: score or monitor).")],
@@ -248,7 +256,9 @@ def schedule(
 
     entries = plan_entries(list(files), cron=cron)
     if export_cronjob:
-        pairs = _env_pairs(env)
+        from flowship.cli._options import env_pairs
+
+        pairs = env_pairs(env)
         sys.stdout.write(
             "---\n".join(
                 cronjob_manifest(

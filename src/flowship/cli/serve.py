@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,10 @@ def serve(
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="A deployment.yaml with these settings.")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="Serve a recorded deployment (flowship deployment apply) by name."),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option("--port", "-p", help="Port [5000].")] = None,
@@ -40,6 +44,28 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body [20 MiB].")
     ] = None,
+    max_extra_columns: Annotated[
+        int | None, typer.Option(help="Columns beyond the signature's before 400 [64].")
+    ] = None,
+    max_cells: Annotated[
+        int | None, typer.Option(help="Values (rows x columns) per request before 413 [10M].")
+    ] = None,
+    max_requests_in_flight: Annotated[
+        int | None, typer.Option(help="Prediction requests at once before 503 [1024].")
+    ] = None,
+    max_inflight_bytes: Annotated[
+        int | None, typer.Option(help="Request body bytes held at once before 503 [80 MiB].")
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Open connections (uvicorn's limit) [2048].")
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Host header name to answer (repeatable; * = any). Default on loopback: "
+            "localhost, 127.0.0.1, [::1]."
+        ),
+    ] = None,
     request_timeout_s: Annotated[
         float | None, typer.Option("--timeout", help="Seconds before 504 [30].")
     ] = None,
@@ -60,8 +86,16 @@ def serve(
     from flowship.serving import ServeConfig
     from flowship.serving.server import serve as run
 
+    if deployment is not None:
+        if ref is not None:
+            raise UsageError(
+                "Give a model ref or --deployment, not both.",
+                f"Example: flowship serve --deployment {deployment}",
+            )
+        ref = f"deployment:{deployment}"
     options = {
         "ref": ref,
+        "deployment": deployment,
         "host": host,
         "port": port,
         "workers": workers,
@@ -72,6 +106,12 @@ def serve(
         "max_batch_wait_ms": max_batch_wait_ms,
         "max_queue": max_queue,
         "max_body_bytes": max_body_bytes,
+        "max_extra_columns": max_extra_columns,
+        "max_cells": max_cells,
+        "max_requests_in_flight": max_requests_in_flight,
+        "max_inflight_bytes": max_inflight_bytes,
+        "max_connections": max_connections,
+        "allowed_hosts": tuple(allowed_host) if allowed_host else None,
         "request_timeout_s": request_timeout_s,
         "poll_interval_s": poll_interval_s,
     }
@@ -86,12 +126,32 @@ def serve(
         settings = ServeConfig.parse(
             {k: v for k, v in options.items() if v is not None}, source="options"
         )
+    if settings.deployment is not None:
+        _serve_deployment(settings, log_level)
+        return
     resolved = resolve_ref(settings.ref)  # fail now, not in a worker, on an unknown ref
     _check_port(settings.host, settings.port)
     say(
         f"Serving {settings.ref} ({resolved.model_name or resolved.uri} version "
         f"{resolved.model_version or '-'}) on http://{settings.host}:{settings.port} "
         f"with {settings.workers} worker(s). Ctrl-C stops."
+    )
+    run(settings, log_level=log_level)
+
+
+def _serve_deployment(settings: Any, log_level: str) -> None:
+    from flowship.cli._render import say
+    from flowship.deployments import current
+    from flowship.serving.server import serve as run
+
+    revision = current(settings.deployment)  # fail now on an unknown deployment
+    _check_port(settings.host, settings.port)
+    weights = " ".join(f"{n}={w:g}" for n, w in revision.spec.weights.items())
+    shadows = ", ".join(revision.spec.shadows) or "none"
+    say(
+        f"Serving deployment {settings.deployment} revision {revision.revision} ({weights}; "
+        f"shadows: {shadows}) on http://{settings.host}:{settings.port} with "
+        f"{settings.workers} worker(s). Ctrl-C stops."
     )
     run(settings, log_level=log_level)
 

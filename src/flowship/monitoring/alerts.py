@@ -68,6 +68,14 @@ def dispatch(monitor: str, alerts: list[Alert], *, webhook: str | None) -> list[
     return list(outcome.values())
 
 
+def announce(text: str, *, webhook: str | None) -> str | None:
+    """Log ``text`` and post it once to ``webhook`` (a promotion request, approval,
+    rejection or expiry: each event is told once, so nothing is deduplicated).
+    Returns why the delivery failed, or None."""
+    log.info("%s", text)
+    return _post(webhook, text) if webhook else None
+
+
 def _text(monitor: str, alerts: list[Alert]) -> str:
     lines = [f"flowship monitor '{monitor}': {len(alerts)} alert(s)"]
     lines += [f"- [{a.severity}] {a.message}" for a in alerts]

@@ -5,8 +5,9 @@ Checks, each ``ok``, ``warning`` (reported, logged) or ``alert`` (exit code 1, w
 - ``production_version``: a version holds Production (alert if none);
 - ``production_age``: it is younger than ``max_age_days`` (the seed's 90-day rule);
 - ``staging_waiting``: no newer version waits in Staging (warning: consider promoting);
-- ``alias_served``: every alias points at a version some deployment serves (warning;
-  checked when deployments are given, as refs or deployment files);
+- ``alias_served``: every alias points at a version some deployment serves (warning):
+  the deployments given (refs or serve config files), else every variant of every
+  recorded deployment (``flowship deployment apply``);
 - ``predictions_fresh``: each prediction table was written within ``max_silence_hours``.
 """
 
@@ -116,8 +117,13 @@ def check_health(
 
 def _alias_check(model: str, versions: list, deployments: Sequence[str]) -> HealthCheck:
     if not deployments:
+        deployments = _recorded_refs()
+    if not deployments:
         return HealthCheck(
-            "alias_served", "skipped", "Not checked: no deployments given (--deployment)."
+            "alias_served",
+            "skipped",
+            "Not checked: no deployment is recorded (flowship deployment apply) or given "
+            "(--deployment).",
         )
     from flowship.predict import resolve_ref
 
@@ -148,6 +154,18 @@ def _alias_check(model: str, versions: list, deployments: Sequence[str]) -> Heal
         "Every alias points at a served version.",
         {"served_versions": sorted(served)},
     )
+
+
+def _recorded_refs() -> list[str]:
+    """The refs of every variant of every recorded deployment (weight-0 and shadow
+    variants included: they are loaded and warm, one traffic change from answering)."""
+    from flowship.deployments import list_deployments
+
+    return [
+        revision.spec.uri_of(variant)
+        for revision in list_deployments()
+        for variant in revision.spec.variants
+    ]
 
 
 def _deployment_ref(deployment: str) -> str:

@@ -310,7 +310,8 @@ def _times(frame: pd.DataFrame, time_column: str | None, option: str) -> pd.Seri
     return times
 
 
-def _offset(text: str, option: str) -> pd.Timedelta:
+def parse_duration(text: str, option: str) -> pd.Timedelta:
+    """``"30d"``, ``"12h"``: a positive duration, or a usage error naming ``option``."""
     try:
         delta = pd.Timedelta(text)
     except ValueError:
@@ -322,12 +323,12 @@ def _offset(text: str, option: str) -> pd.Timedelta:
 
 def _since(frame: pd.DataFrame, time_column: str | None, since: str) -> pd.DataFrame:
     times = _times(frame, time_column, "--since")
-    cutoff = pd.Timestamp.now(tz="UTC") - _offset(since, "--since")
+    cutoff = pd.Timestamp.now(tz="UTC") - parse_duration(since, "--since")
     return frame[times >= cutoff]
 
 
 def _by_window(joined: pd.DataFrame, time_column: str | None, window: str, measure) -> list[dict]:
-    delta = _offset(window, "--window")
+    delta = parse_duration(window, "--window")
     times = _times(joined, time_column, "--window")
     # Windows start at midnight of the first day, so daily and weekly windows line up.
     origin = times.min().floor("1D")

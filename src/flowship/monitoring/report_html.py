@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import math
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 _CSS = (
@@ -20,10 +22,11 @@ _CSS = (
     "th,td{border-bottom:1px solid #e5e8ee;padding:4px 10px;text-align:left}"
     "th{background:#f3f5f8}td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".s{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}"
-    ".s-drift,.s-alert{background:#fde2e1;color:#a4161a}"
+    ".s-drift,.s-alert,.s-worse,.s-invalid_split,.s-low_agreement"
+    "{background:#fde2e1;color:#a4161a}"
     ".s-warn,.s-warning{background:#fff1c2;color:#7a5a00}"
-    ".s-ok{background:#dff3e4;color:#1e6b34}"
-    ".s-insufficient_data,.s-skipped{background:#e8eaef;color:#4a5162}"
+    ".s-ok,.s-better{background:#dff3e4;color:#1e6b34}"
+    ".s-insufficient_data,.s-skipped,.s-not_yet,.s-no_data{background:#e8eaef;color:#4a5162}"
     "svg text{font-size:11px;fill:#3a4150}"
     ".legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}"
 )
@@ -42,7 +45,7 @@ def render(
     ``history`` holds earlier performance results (``{"at": iso, "metrics": {...}}``),
     charted when a performance report has no time windows of its own.
     """
-    body = [f"<h1>{_e(title)}</h1>"]
+    body = []
     for report in reports:
         kind = report.get("kind")
         if kind == "drift":
@@ -51,15 +54,28 @@ def render(
             body.append(_performance(report, history))
         elif kind == "health":
             body.append(_health(report))
+    return page(title, "".join(body))
+
+
+def page(title: str, body: str) -> str:
+    """The house page around ``body`` (already escaped HTML): CSS inline, no script."""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         # No network, ever: the policy forbids loading anything but inline styles.
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; img-src data:\">"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + "</body></html>"
+        f"<h1>{_e(title)}</h1>" + body + "</body></html>"
     )
+
+
+def write_file(path: str | Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
 
 
 def _drift(r: dict[str, Any]) -> str:

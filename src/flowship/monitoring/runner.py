@@ -84,10 +84,12 @@ def run_health(
 
 
 def run_spec(spec: MonitorSpec) -> MonitorResult:
+    from flowship.config import get_settings
+
     return _run(
         spec.name,
         spec.model,
-        spec.webhook,
+        spec.webhook or get_settings().webhook,
         spec.report.json_path,
         spec.report.html,
         drift=spec.drift,
@@ -141,11 +143,13 @@ def _run(
         html_path=html_path,
     )
     if json_path:
-        _write(json_path, json.dumps(result.to_dict(), indent=2, default=str))
+        report_html.write_file(json_path, json.dumps(result.to_dict(), indent=2, default=str))
     if html_path:
         history = _history(name) if performance else []
         title = f"flowship monitor: {name}"
-        _write(html_path, report_html.render(list(reports.values()), title=title, history=history))
+        report_html.write_file(
+            html_path, report_html.render(list(reports.values()), title=title, history=history)
+        )
     monitor_runs.record_run(
         monitor_runs.RunRecord(
             id=result.run_id,
@@ -346,12 +350,3 @@ def _history(name: str) -> list[dict[str, Any]]:
         if perf and perf.get("metrics"):
             points.append({"at": run.started_at.isoformat(), "metrics": perf["metrics"]})
     return points
-
-
-def _write(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)

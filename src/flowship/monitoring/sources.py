@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -101,7 +102,50 @@ def _read_parquet(location: str, role: str) -> pd.DataFrame:
         ) from exc
 
 
+def scan(source: str, *, role: str = "data", sql_url: str | None = None) -> Any:
+    """``source`` as a lazy pyarrow dataset (files, Delta, ``table:NAME``), so a reader such
+    as DuckDB streams only the columns and rows it needs; ``sql:`` sources come whole, as
+    a pyarrow table."""
+    import pyarrow.dataset as pds
+
+    source = (source or "").strip()
+    if not source:
+        raise InvalidInput(f"No {role} source given.", f"Give {FORMS}.")
+    if source.startswith("sql:"):
+        return pa.Table.from_pandas(_read_sql(source[4:].strip(), sql_url, role))
+    if source.startswith("models:/"):
+        raise InvalidInput(
+            f"The {role} source {source!r} is a baseline, not a table.", f"Give {FORMS}."
+        )
+    if source.startswith("table:"):
+        return _delta_dataset(get_settings().table_uri(source[6:].strip()), role)
+    path = Path(source)
+    if "://" not in source:
+        if not path.exists():
+            raise NotFound(f"The {role} file {source!r} does not exist.", f"Give {FORMS}.")
+        if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            return pa.Table.from_pandas(_read_path(source, role), preserve_index=False)
+        if path.is_file() or not (path / "_delta_log").is_dir():
+            try:
+                return pds.dataset(source, format="parquet", partitioning="hive")
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InvalidInput(
+                    f"The {role} data {source!r} is not readable as Parquet: {_first_line(exc)}",
+                    f"Give {FORMS}; CSV files need a .csv suffix.",
+                ) from exc
+    return _delta_dataset(source, role)
+
+
 def _read_delta(uri: str, role: str) -> pd.DataFrame:
+    try:
+        return _delta_dataset(uri, role).to_table().to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise Unavailable(
+            f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
+        ) from exc
+
+
+def _delta_dataset(uri: str, role: str) -> Any:
     import pyarrow.fs as pafs
     from deltalake import DeltaTable
 
@@ -117,8 +161,7 @@ def _read_delta(uri: str, role: str) -> pd.DataFrame:
         # thread that aborts the interpreter at exit.
         local = uri if "://" in uri else str(Path(uri).resolve())
         fs, root = pafs.FileSystem.from_uri(local if "://" in local else f"file://{local}")
-        dataset = table.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(root, fs))
-        return dataset.to_table().to_pandas()
+        return table.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(root, fs))
     except (pa.ArrowInvalid, OSError) as exc:
         raise Unavailable(
             f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
@@ -129,7 +172,7 @@ def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from flowship.store.db import redact_url
+    from flowship.redact import redact
 
     if not query:
         raise InvalidInput(f"The {role} SQL query is empty.", "Write it as sql:SELECT ...")
@@ -140,7 +183,7 @@ def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
             return pd.read_sql(text(query), conn)
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise InvalidInput(
-            f"The {role} query failed on {redact_url(url)}: {_first_line(exc)}",
+            f"The {role} query failed on {redact(url)}: {_first_line(exc)}",
             "Check the SQL and the database URL (--sql-url).",
         ) from exc
     finally:

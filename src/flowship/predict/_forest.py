@@ -7,11 +7,12 @@ those branches are mispredicted: that is most of its 1.8 µs a row for 50 trees 
 about four times faster on one core, and ctypes releases the GIL while it runs, so
 slices score on every core.
 
-The kernel is compiled once by the machine's C compiler (``$CC``, else ``cc``) into
-``$FLOWSHIP_HOME/cache/kernels/`` and loaded with ctypes in well under a millisecond.
-(Numba did the same job 30% slower and cost 0.33 s of imports in every process, a third
-of a million-row job.) Without a C compiler, forests are not compiled, and the reason
-says so.
+The kernel is compiled when flowship is built or installed (``hatch_build.py``, the
+build backend's hook, editable installs included) into ``_forest_kernel.so`` inside this
+package, and loaded with ctypes in well under a millisecond; nothing is compiled at run
+time. (Numba did the same job 30% slower and cost 0.33 s of imports in every process, a
+third of a million-row job.) Where no C compiler was available at install time, forests
+are scored by ONNX Runtime, and the reason says so.
 
 It reproduces scikit-learn exactly, not approximately:
 - scikit-learn compares float32 inputs with float64 thresholds; for a float32 ``x``,
@@ -27,18 +28,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
-import os
-import platform
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowship.config import get_settings
 from flowship.errors import UsageError
 from flowship.predict.backends import Output, is_classifier
 
@@ -78,7 +75,7 @@ class Forest:
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         walk = kernel()
         if isinstance(walk, str):
-            raise UsageError(f"Forests cannot be compiled here: {walk}.", "Install a C compiler.")
+            raise UsageError(f"Forests cannot be compiled here: {walk}.", "Reinstall flowship.")
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[1] < self._width:
             raise ValueError(f"the forest reads {self._width} features; got {matrix.shape}")
@@ -202,33 +199,38 @@ def _round_down_f32(thresholds: np.ndarray) -> np.ndarray:
     return nearest
 
 
-_SOURCE = Path(__file__).with_name("_forest.c")
+_PACKAGE = Path(__file__).parent
+LIBRARY = _PACKAGE / "_forest_kernel.so"
+_NOT_BUILT = (
+    "the forest kernel was not built when flowship was installed (no C compiler then); "
+    "to build it, install a C compiler and reinstall flowship"
+)
 _kernel: Any = None
 _kernel_lock = threading.Lock()
 
 
 def kernel() -> Any:
-    """The compiled walk as a ctypes function, or why there is none (a str)."""
+    """The installed walk as a ctypes function, or why there is none (a str)."""
     global _kernel
     with _kernel_lock:
         if _kernel is None:
-            _kernel = _load_kernel()
+            _kernel = load_kernel(LIBRARY)
+            if isinstance(_kernel, str):
+                log.warning("Forests are not compiled: %s", _kernel)
         return _kernel
 
 
-def _load_kernel() -> Any:
-    source = _SOURCE.read_bytes()
-    digest = hashlib.sha256(source + platform.machine().encode()).hexdigest()[:16]
-    library = get_settings().home_dir / "cache" / "kernels" / f"forest-{digest}.so"
-    problem = None if library.is_file() else _compile(library)
-    if problem is None:
-        try:
-            walk = ctypes.CDLL(str(library)).flowship_walk
-        except (OSError, AttributeError) as exc:  # e.g. a cache on a noexec mount
-            problem = f"the compiled kernel {library} cannot be loaded: {exc}"
+def load_kernel(library: Path) -> Any:
+    """The walk in ``library``, built by ``hatch_build.py`` at install time, or why it
+    cannot be used. Nothing is compiled here: a library is loaded only when its digest
+    is the one recorded by the build, from this package's own ``_forest.c``."""
+    problem = _untrusted(library)
     if problem is not None:
-        log.warning("Forests are not compiled: %s", problem)
         return problem
+    try:
+        walk = ctypes.CDLL(str(library)).flowship_walk
+    except (OSError, AttributeError) as exc:  # e.g. a wheel built for another machine
+        return f"the forest kernel {library} cannot be loaded: {exc}"
     pointer, count = ctypes.c_void_p, ctypes.c_int64
     walk.argtypes = [pointer, count, count, ctypes.c_int32, pointer, pointer, count]
     walk.argtypes += [pointer, pointer, count, pointer]
@@ -236,23 +238,25 @@ def _load_kernel() -> Any:
     return walk
 
 
-def _compile(library: Path) -> str | None:
-    """Compile the kernel into ``library`` (via a temporary file and a rename, so a
-    concurrent process never loads half a file); what went wrong, or None."""
-    compiler = shutil.which(os.environ.get("CC") or "cc")
-    if compiler is None:
-        return f"no C compiler ({os.environ.get('CC') or 'cc'}) on this machine"
-    staging = library.with_name(f".{library.name}.{os.getpid()}")
-    command = [compiler, "-O3", "-shared", "-fPIC", "-o", str(staging), str(_SOURCE)]
+def _untrusted(library: Path) -> str | None:
+    """Why ``library`` must not be loaded, or None."""
+    manifest = library.with_suffix(".json")
+    if not library.is_file():
+        return _NOT_BUILT
     try:
-        library.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
-            return f"{compiler} could not compile the kernel: {first}"
-        os.replace(staging, library)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"{compiler} could not compile the kernel: {exc}"
-    finally:
-        staging.unlink(missing_ok=True)
+        record = json.loads(manifest.read_text())
+        built_from, built = record["source_sha256"], record["library_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{library} has no build record ({manifest.name}); reinstall flowship"
+    if built_from != _digest(_PACKAGE / "_forest.c"):
+        return f"{library} was built from another _forest.c; reinstall flowship to rebuild it"
+    if built != _digest(library):
+        return (
+            f"{library} is not the library flowship built (its SHA-256 differs from the "
+            "build record), so it is not loaded; reinstall flowship"
+        )
     return None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

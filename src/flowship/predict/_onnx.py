@@ -10,11 +10,14 @@ scikit-learn itself compares their thresholds in float32, so float32 comes first
 The outcome, success or failure, is cached under
 ``$FLOWSHIP_HOME/cache/onnx/<name>/<version>/`` so the next load of that version (another
 worker, a restart, a rollback) neither converts again nor retries a failed conversion.
-The parity check itself is re-run on every load: it is cheap and guards the cache.
+The parity check itself is re-run on every load: it is cheap and guards the cache. A
+cached graph or recorded load is read only if its SHA-256 is the one recorded when it
+was written (``flowship.cache``), so a file planted under its name is never run.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from flowship import cache
 from flowship.predict._forest import Forest
 from flowship.predict._linear import Linear
 from flowship.predict.artifacts import cache_dir
@@ -97,10 +101,7 @@ def try_backend(
     if cached is not None and not cached["ok"]:
         return None, f"ONNX not used: {cached['reason']} (cached)"
     if cached is not None:
-        try:
-            candidate = [(cached["dtype"], (folder / "model.onnx").read_bytes())]
-        except OSError:  # replaced by another process since we read meta.json
-            candidate = []
+        candidate = [(cached["dtype"], cached["model"])]
         found, _ = _first_faithful(candidate, matrix, expected, classifier)
         if found is not None:
             dtype_name, _, session, classes = found
@@ -159,11 +160,19 @@ def _merge(reasons: list[str]) -> str:
     return "; ".join(reasons)
 
 
-def _conversions(estimator: Any, n_features: int):
-    """(dtype name, ONNX bytes) in the order to try; on failure (reason, None)."""
-    for dtype_name in _precisions(estimator):
+def _conversions(
+    estimator: Any,
+    n_features: int,
+    *,
+    precisions: tuple[str, ...] | None = None,
+    opset: int | None = None,
+):
+    """(dtype name, ONNX bytes) in the order to try (``precisions``, default the
+    Predictor's order); on failure (reason, None). ``opset``: the ONNX opset to target
+    (default: the newest skl2onnx knows)."""
+    for dtype_name in precisions or _precisions(estimator):
         try:
-            yield dtype_name, _convert(estimator, n_features, dtype_name)
+            yield dtype_name, _convert(estimator, n_features, dtype_name, opset)
         except Exception as exc:  # skl2onnx raises many types for unsupported models
             yield f"{dtype_name} conversion failed: {_first_line(exc)}", None
 
@@ -181,7 +190,7 @@ def _precisions(estimator: Any) -> tuple[str, str]:
     return ("float64", "float32")
 
 
-def _convert(estimator: Any, n_features: int, dtype_name: str) -> bytes:
+def _convert(estimator: Any, n_features: int, dtype_name: str, opset: int | None = None) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -193,7 +202,10 @@ def _convert(estimator: Any, n_features: int, dtype_name: str) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onx = convert_sklearn(
-            estimator, initial_types=[("input", tensor([None, n_features]))], options=options
+            estimator,
+            initial_types=[("input", tensor([None, n_features]))],
+            options=options,
+            target_opset=opset,
         )
     return onx.SerializeToString()
 
@@ -264,13 +276,27 @@ def _read_cache(folder: Path | None, run_id: str | None) -> dict[str, Any] | Non
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("run_id") != run_id or (meta.get("ok") and not (folder / "model.onnx").is_file()):
+    if not isinstance(meta, dict) or meta.get("run_id") != run_id:
         return None
-    if meta.get("ok") and meta.get("dtype") not in _DTYPES:
+    if not meta.get("ok"):
+        # A newer skl2onnx or ONNX Runtime may convert what an older one could not.
+        return meta if meta.get("toolchain") == _toolchain() else None
+    if meta.get("dtype") not in _DTYPES:
         return None
-    if not meta.get("ok") and meta.get("toolchain") != _toolchain():
-        return None  # a newer skl2onnx or ONNX Runtime may convert what an older one could not
-    return meta
+    meta["model"] = _graph(folder, meta)
+    return meta if meta["model"] is not None else None
+
+
+def _graph(folder: Path, meta: dict[str, Any]) -> bytes | None:
+    """The cached graph's bytes, if they are the ones recorded in ``meta``."""
+    try:
+        model = (folder / "model.onnx").read_bytes()
+    except OSError:  # replaced by another process since meta.json was read
+        return None
+    if cache.digest(model) != meta.get("model_sha256"):
+        log.warning("%s is not the graph flowship wrote (SHA-256 differs); not used.", folder)
+        return None
+    return model
 
 
 def _toolchain() -> str:
@@ -290,6 +316,8 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
         if model is not None:
             (staging / "model.onnx").write_bytes(model)
         entry = {"run_id": run_id, **meta, "toolchain": _toolchain()}
+        if model is not None:
+            entry["model_sha256"] = cache.digest(model)
         (staging / "meta.json").write_text(json.dumps(entry))
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
@@ -364,14 +392,12 @@ def save_fast(
     meta["argmax"] = onnx._classes is not None
     meta["large"] = large.name if large is not None else None
     meta["large_batch_rows"] = backend.threshold if large is not None else None
-    staging = folder / f".fast-{output}-{os.getpid()}.npz"
+    out = io.BytesIO()
+    np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
     try:
-        with staging.open("wb") as out:
-            np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(staging, _fast_path(folder, output))
+        cache.write_checked(_fast_path(folder, output), out.getvalue())
     except OSError as exc:  # a read-only cache only costs the next load time
         log.debug("Could not record the fast reload in %s: %s", folder, exc)
-        staging.unlink(missing_ok=True)
 
 
 def load_fast(
@@ -384,13 +410,19 @@ def load_fast(
     if folder is None:
         return None
     try:
-        with np.load(_fast_path(folder, output), allow_pickle=False) as saved:
+        record = cache.read_checked(_fast_path(folder, output))
+        if record is None:
+            return None
+        with np.load(io.BytesIO(record), allow_pickle=False) as saved:
             arrays = {k: saved[k] for k in saved.files}
         meta = json.loads(str(arrays.pop("meta")))
         if meta["run_id"] != run_id or meta["toolchain"] != _toolchain():
             return None
         dtype = _DTYPES[meta["dtype"]]
-        session = _session((folder / "model.onnx").read_bytes())
+        graph = _graph(folder, json.loads((folder / "meta.json").read_text()))
+        if graph is None:
+            return None
+        session = _session(graph)
         classifier = bool(meta["classifier"])
         if classifier:
             expected: Any = (arrays["labels"], arrays["proba"], arrays["label_classes"])

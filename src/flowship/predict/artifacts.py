@@ -3,7 +3,10 @@
 Registry versions are immutable, so their files are kept under
 ``$FLOWSHIP_HOME/cache/models/<name>/<version>/`` and a second load (a restart, a second
 worker, a rollback) does not download again. The copy is written to a temporary folder
-and renamed into place, so a crash never leaves a half-downloaded model behind.
+and renamed into place, so a crash never leaves a half-downloaded model behind. The
+cache is private (``flowship.cache``), and a cached copy is used only while every file
+in it has the SHA-256 recorded at download: the model's pickles are never read from a
+file flowship did not write.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from flowship import cache
 from flowship._mlflow import fluent, mlflow_errors, tracking_uri
-from flowship.config import get_settings
 from flowship.errors import InvalidInput
 from flowship.predict.refs import ResolvedRef
 
@@ -30,8 +33,11 @@ _MARKER = "flowship-cache.json"
 def cache_dir(kind: str, resolved: ResolvedRef) -> Path | None:
     """``$FLOWSHIP_HOME/cache/<kind>/<name>/<version>`` for a registry version, or
     ``.../_runs/<run id>/<artifact path>`` for a run's model (both immutable); None for a
-    local directory, which is read in place."""
-    root = get_settings().home_dir / "cache" / kind
+    local directory, which is read in place, and when the cache cannot be trusted."""
+    private = cache.root()
+    if private is None:
+        return None
+    root = private / kind
     if resolved.model_name is not None and resolved.model_version is not None:
         return root / quote(resolved.model_name, safe="") / resolved.model_version
     if resolved.run_id is not None and resolved.uri.startswith("runs:/"):
@@ -67,7 +73,8 @@ def local_model_dir(resolved: ResolvedRef) -> Path:
             )
         if target is None:
             return path
-        (path / _MARKER).write_text(json.dumps({"run_id": resolved.run_id}))
+        files = cache.digests(path, skip=_MARKER)
+        (path / _MARKER).write_text(json.dumps({"run_id": resolved.run_id, "files": files}))
         if _valid(target, resolved):  # another process finished first: use its copy
             return target
         if target.exists():  # stale (another run id) or incomplete: replace it
@@ -88,7 +95,14 @@ def _valid(target: Path, resolved: ResolvedRef) -> bool:
         marker = json.loads((target / _MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return marker.get("run_id") == resolved.run_id and (target / "MLmodel").is_file()
+    if not isinstance(marker, dict) or marker.get("run_id") != resolved.run_id:
+        return False
+    if not (target / "MLmodel").is_file():
+        return False
+    problem = cache.differs(target, marker.get("files"), skip=_MARKER)
+    if problem is not None:
+        log.warning("The cached model in %s is not used (%s); downloading again.", target, problem)
+    return problem is None
 
 
 def read_mlmodel(path: Path) -> Any:  # -> mlflow.models.Model

@@ -17,7 +17,8 @@ import numpy as np
 
 from flowship.errors import InvalidInput, UsageError
 from flowship.predict import _onnx
-from flowship.predict._forest import Forest, compile_forest
+from flowship.predict._forest import SUPPORTED as FOREST_KINDS
+from flowship.predict._forest import Forest, compile_forest, kernel
 from flowship.predict._linear import Linear, compile_linear
 from flowship.predict.backends import (
     BySize,
@@ -98,7 +99,18 @@ def custom_predict_backend(estimator: Any, predict_fn: str) -> tuple[Any, str]:
     )
 
 
-def estimator_backend(
+def estimator_backend(estimator: Any, *args: Any, **kwargs: Any) -> tuple[Any, str]:
+    """The backend for a scikit-learn estimator, and why; a forest left uncompiled
+    because the installed kernel is missing or refused says so in the reason."""
+    backend, reason = _estimator_backend(estimator, *args, **kwargs)
+    if type(estimator).__name__ in FOREST_KINDS and "forest" not in reason:
+        walk = kernel()
+        if isinstance(walk, str):
+            reason += f"; the forest is not compiled: {walk}"
+    return backend, reason
+
+
+def _estimator_backend(
     estimator: Any,
     schema: InputSchema,
     meta: Any,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from flowship.errors import FlowshipError, InvalidInput, UsageError
+from flowship.errors import FlowshipError, InvalidInput, ScoringFailed, UsageError
 from flowship.predict import _onnx
 from flowship.predict.artifacts import local_model_dir, read_mlmodel
 from flowship.predict.backends import Output, fitted_order, is_classifier
@@ -205,9 +205,10 @@ class Predictor:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInput(
+            raise ScoringFailed(
                 f"{_label_of(self)} could not score this input: {first}",
                 "Check the input values against the model's signature (describe()).",
+                exc_type=type(exc).__name__,
             ) from exc
 
     def validate(self, data: Any) -> None:

@@ -26,18 +26,14 @@ from typing import Any, Literal
 import numpy as np
 
 from flowship.errors import InvalidInput, SchemaMismatch
+from flowship.predict import types
+from flowship.predict.types import FRAME_DTYPES as _FRAME_DTYPES
+from flowship.predict.types import INTEGRAL as _INTEGRAL
+from flowship.predict.types import NUMERIC as NUMERIC_TYPES
 
-NUMERIC_TYPES = {"double", "float", "long", "integer"}
-_INTEGRAL = {"long", "integer"}
-# Largest magnitude a long/integer column takes (exclusive), as a float comparison.
-_LIMITS = {"long": 2.0**63, "integer": 2.0**31}
-_FRAME_DTYPES = {
-    "double": "float64",
-    "float": "float32",
-    "long": "int64",
-    "integer": "int32",
-    "boolean": "bool",
-}
+# Magnitude from which a long/integer column's value is surely out of range, for the
+# fast path's float comparison (values near the limit take the exact check).
+_LIMITS = {name: float(2 ** (bits - 1)) for name, bits in (("long", 64), ("integer", 32))}
 _MAX_NAMES_IN_MESSAGE = 20
 
 Extra = Literal["ignore", "reject"]
@@ -343,6 +339,14 @@ def _as_array(column: InputColumn, values: Any) -> np.ndarray:
         array = np.asarray(values)
     except (ValueError, TypeError, RecursionError):
         array = None
+    if (
+        array is not None
+        and array.dtype.kind == "f"
+        and column.type in _INTEGRAL
+        and not isinstance(values, np.ndarray)
+        and any(type(v) is int for v in values)
+    ):
+        array = None  # NumPy made floats of ints beyond int64 (mixed with others): keep them
     if array is None or (array.dtype.kind in "US" and not isinstance(values, np.ndarray)):
         # NumPy turns [1.0, "abc"] into strings and ragged lists into errors; an object
         # array keeps each value as sent, so the check can name the one that is wrong.
@@ -386,6 +390,10 @@ def _check_column(column: InputColumn, values: Any) -> np.ndarray:
 
 def _check_numeric(column: InputColumn, array: np.ndarray) -> np.ndarray:
     kind = array.dtype.kind
+    if column.type in _INTEGRAL and kind in "iuO":  # exactly, before any float64 rounding
+        outside = types.out_of_range(column.type, array)
+        if outside.any():
+            raise _out_of_range(column, array, int(np.flatnonzero(outside)[0]))
     if kind == "O":
         for row, value in enumerate(array):
             if _is_null(value):
@@ -421,16 +429,18 @@ def _check_numeric(column: InputColumn, array: np.ndarray) -> np.ndarray:
                     f"{_show(result[row])} in row {row}.",
                     f"Send whole numbers in column {column.name!r}.",
                 )
-    if column.type in _INTEGRAL:
-        outside = np.abs(result) >= _LIMITS[column.type]
-        if outside.any():
-            row = int(np.flatnonzero(outside)[0])
-            raise SchemaMismatch(
-                f"Column {column.name!r} expects {column.type}, got out-of-range value "
-                f"{_show(result[row])} in row {row}.",
-                f"Send values below {_LIMITS[column.type]:.0f} in magnitude.",
-            )
+            outside = types.out_of_range(column.type, result)
+            if outside.any():
+                raise _out_of_range(column, result, int(np.flatnonzero(outside)[0]))
     return result
+
+
+def _out_of_range(column: InputColumn, values: np.ndarray, row: int) -> SchemaMismatch:
+    return SchemaMismatch(
+        f"Column {column.name!r} expects {column.type}, got out-of-range value "
+        f"{_show(values[row])} in row {row}.",
+        f"Send {column.type} values, {types.range_text(column.type)}.",
+    )
 
 
 def _check_boolean(column: InputColumn, array: np.ndarray) -> np.ndarray:

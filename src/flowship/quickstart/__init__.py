@@ -95,6 +95,7 @@ STEPS: list[Step] = [
     Step("Gated promotion of the candidate", "flowship.quickstart.lifecycle:promote_candidate"),
     Step("Roll back", "flowship.quickstart.lifecycle:roll_back"),
     Step("Serve the Production model", "flowship.quickstart.serve_step:serve_step"),
+    Step("A/B test: a 90/10 sticky split", "flowship.quickstart.ab_step:ab_step"),
     Step("Score the customers in batch", "flowship.quickstart.score_step:score_step"),
     Step("Check for data drift", "flowship.quickstart.monitor_step:drift_step"),
     Step("Read the history", "flowship.quickstart.lifecycle:show_history"),

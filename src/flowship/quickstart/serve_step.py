@@ -7,6 +7,7 @@ start it, and is stopped with SIGTERM (a graceful shutdown) whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flowship.config import get_settings
@@ -36,6 +37,24 @@ def serve_step(
 
     from flowship.quickstart.data import FEATURES, churn_frame
 
+    with running_server([ref, "--output", output], say=say) as url:
+        customers = churn_frame(rows, seed=11, first_id=500_000)
+        body = {"columns": list(FEATURES), "data": customers[list(FEATURES)].values.tolist()}
+        say(f"POST {url}/invocations {json.dumps(body)[:110]}...")
+        response = httpx.post(f"{url}/invocations", json=body, timeout=30)
+        response.raise_for_status()
+        predictions = response.json()["predictions"]
+        version = response.headers.get("x-flowship-model-version", "?")
+        for customer, value in zip(customers["customer_id"], predictions, strict=True):
+            shown = f"{value:.3f}" if isinstance(value, float) else value
+            say(f"  customer {customer}: {shown}  (model version {version})")
+        return predictions
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], *, say: Callable[[str], None]) -> Iterator[str]:
+    """``flowship serve ARGS`` as a subprocess on a free port, ready; yields its URL and
+    stops it with SIGTERM (a graceful shutdown) whatever happens."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     settings = get_settings()
@@ -44,24 +63,14 @@ def serve_step(
         FLOWSHIP_HOME=str(settings.home_dir),
         MLFLOW_TRACKING_URI=settings.resolved_tracking_uri,
     )
-    argv = [sys.executable, "-c", "from flowship.cli import main; main()", "serve", ref,
-            "--port", str(port), "--output", output, "--log-level", "warning"]  # fmt: skip
-    say(f"$ flowship serve {ref} --port {port} --output {output}")
+    argv = [sys.executable, "-c", "from flowship.cli import main; main()", "serve", *args,
+            "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    say(f"$ flowship serve {' '.join(args)} --port {port}")
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_ready(server, url, log)
-            customers = churn_frame(rows, seed=11, first_id=500_000)
-            body = {"columns": list(FEATURES), "data": customers[list(FEATURES)].values.tolist()}
-            say(f"POST {url}/invocations {json.dumps(body)[:110]}...")
-            response = httpx.post(f"{url}/invocations", json=body, timeout=30)
-            response.raise_for_status()
-            predictions = response.json()["predictions"]
-            version = response.headers.get("x-flowship-model-version", "?")
-            for customer, value in zip(customers["customer_id"], predictions, strict=True):
-                shown = f"{value:.3f}" if isinstance(value, float) else value
-                say(f"  customer {customer}: {shown}  (model version {version})")
-            return predictions
+            yield url
         finally:
             server.send_signal(signal.SIGTERM)
             try:

@@ -23,6 +23,7 @@ from flowship.registry.gates import (
 )
 from flowship.registry.history import history, stage_at
 from flowship.registry.promote import Transition, promote, rollback
+from flowship.registry.review import Decision, approve, list_requests, reject
 from flowship.registry.versions import (
     get_version,
     list_models,
@@ -30,28 +31,34 @@ from flowship.registry.versions import (
     register,
     register_estimator,
 )
+from flowship.store.requests import PromotionRequest
 
 __all__ = [
     "ARCHIVED",
     "ChecklistItem",
+    "Decision",
     "GateResult",
     "MetricThreshold",
     "ModelInfo",
     "NONE",
     "NoRegression",
     "PRODUCTION",
+    "PromotionRequest",
     "STAGES",
     "STAGING",
     "SignaturePresent",
     "Transition",
     "VersionInfo",
+    "approve",
     "get_version",
     "history",
     "list_models",
+    "list_requests",
     "list_versions",
     "promote",
     "register",
     "register_estimator",
+    "reject",
     "rollback",
     "stage_at",
 ]

@@ -14,6 +14,9 @@ checklist = ["input_schema_documented", "output_format_defined"]
 metrics = { auc = 0.75, log_loss = 0.55 }
 no_regression = { auc = { tolerance = 0.01 } }
 checklist = ["model_performance_validated", "rollback_plan_ready"]
+approvals = 2                     # a promotion becomes a request that needs 2 approvals
+approvers = ["bob", "carol"]      # optional: only these users may approve
+admins = ["dana"]                 # optional: who may bypass approvals with --force
 ```
 
 Other top-level tables in the file belong to other parts of flowship and are ignored.
@@ -27,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flowship._validation import config_error
 from flowship.config import get_settings
@@ -69,6 +79,14 @@ class StageGates(BaseModel):
     """metric -> comparison with Production; a bare number is a tolerance."""
     checklist: list[str] = []
     """Deployment checklist items that must be done."""
+    approvals: int = Field(default=0, ge=0, le=10)
+    """Approvals a promotion to this stage needs; 0: it happens at once."""
+    approvers: list[str] = Field(default=[], max_length=100)
+    """Who may approve (user names); empty: anyone but the requester."""
+    admins: list[str] = Field(default=[], max_length=100)
+    """Who may bypass approvals (and gates) with --force --reason."""
+    request_expiry_days: float = Field(default=7, gt=0, le=365)
+    """How long a request waits for its approvals."""
 
     @field_validator("metrics", "no_regression")
     @classmethod
@@ -80,6 +98,33 @@ class StageGates(BaseModel):
     def _known_items(cls, value: list[str]) -> list[str]:
         return [_checked(checklist_item, item) for item in value]
 
+    @field_validator("approvers", "admins")
+    @classmethod
+    def _user_names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_checked(user_name, name) for name in value))
+
+    @model_validator(mode="after")
+    def _reachable(self) -> StageGates:
+        if self.approvers and not self.approvals:
+            raise ValueError("approvers are listed but approvals is 0; set approvals = 1 or more")
+        if self.approvers and len(self.approvers) < self.approvals:
+            raise ValueError(
+                f"approvals = {self.approvals} but only {len(self.approvers)} approver(s) "
+                "are listed; list more approvers or lower approvals"
+            )
+        return self
+
+    def approval(self, webhook: str | None) -> Approval | None:
+        if not self.approvals:
+            return None
+        return Approval(
+            required=self.approvals,
+            approvers=tuple(self.approvers),
+            admins=tuple(self.admins),
+            expiry_days=self.request_expiry_days,
+            webhook=webhook,
+        )
+
 
 class ModelGates(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -88,8 +133,17 @@ class ModelGates(BaseModel):
     """Parquet or CSV with the features and the target; relative to the file."""
     target: str | None = None
     """The column holding the true label or value."""
+    webhook: str | None = None
+    """Slack/Teams incoming webhook told about promotion requests and their outcome."""
     staging: StageGates = StageGates()
     production: StageGates = StageGates()
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        from flowship.monitoring.alerts import check_webhook
+
+        return _checked(check_webhook, value)
 
 
 class FileConfig(BaseModel):
@@ -103,6 +157,49 @@ def _checked(fn, value):
         return fn(value)
     except UsageError as exc:  # pydantic shows ValueError messages
         raise ValueError(f"{exc.message} {exc.hint}") from exc
+
+
+_USER = re.compile(r"^[^\s\x00-\x1f\x7f]{1,128}$")
+
+
+def user_name(value: str) -> str:
+    """A user name as MLflow or the OS knows it: 1-128 characters, no spaces."""
+    if not isinstance(value, str) or not _USER.match(value):
+        raise UsageError(
+            f"Invalid user name {str(value)[:40]!r}.",
+            "Use the name the MLflow server (or the OS) knows: no spaces, at most 128 characters.",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The sign-off rule for one model and stage (kept with each request)."""
+
+    required: int
+    approvers: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
+    expiry_days: float = 7.0
+    webhook: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "required": self.required,
+            "approvers": list(self.approvers),
+            "admins": list(self.admins),
+            "expiry_days": self.expiry_days,
+            "webhook": self.webhook,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Approval:
+        return cls(
+            required=int(data["required"]),
+            approvers=tuple(data.get("approvers") or ()),
+            admins=tuple(data.get("admins") or ()),
+            expiry_days=float(data.get("expiry_days", 7.0)),
+            webhook=data.get("webhook"),
+        )
 
 
 def find_config(path: str | Path | None = None) -> Path | None:
@@ -144,6 +241,7 @@ class GatePlan:
     evaluation_data: Path | None = None
     target: str | None = None
     config_path: Path | None = None
+    approval: Approval | None = None  # None: the change needs no sign-off
 
     @property
     def needs_data(self) -> bool:
@@ -174,7 +272,9 @@ def plan_for(
                 plan.evaluation_data = (path.parent / spec.evaluation_data).resolve()
             plan.target = spec.target
             if stage in (STAGING, PRODUCTION):
-                plan.gates += _gates_of(spec.staging if stage == STAGING else spec.production)
+                stage_spec = spec.staging if stage == STAGING else spec.production
+                plan.gates += _gates_of(stage_spec)
+                plan.approval = stage_spec.approval(spec.webhook)
     plan.gates += [parse_threshold(text) for text in gates or []]
     plan.gates += [parse_no_regression(text) for text in no_regression or []]
     if require_signature:
@@ -191,6 +291,15 @@ def plan_for(
             "or pass --eval-data PATH --target COLUMN.",
         )
     return plan
+
+
+def approval_for(model: str, stage: str, *, config: str | Path | None = None) -> Approval | None:
+    """The sign-off rule for moving ``model`` to ``stage`` (None: no approvals)."""
+    path = find_config(config)
+    spec = load_config(path).models.get(model) if path is not None else None
+    if spec is None or stage not in (STAGING, PRODUCTION):
+        return None
+    return (spec.staging if stage == STAGING else spec.production).approval(spec.webhook)
 
 
 def _gates_of(spec: StageGates) -> list[Any]:

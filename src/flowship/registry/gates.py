@@ -37,7 +37,11 @@ CHECKLIST: dict[str, str] = {
     "rollback_plan_ready": "passes when a Production version exists to roll back to",
     "stakeholders_notified": "needs confirmation",
     "dependencies_documented": "needs confirmation",
+    "stakeholder_signoff": "passes when the promotion is approved (flowship approve)",
 }
+#: The seed's "stakeholder sign-off": satisfied by the approvals of a promotion
+#: request, never by ``--confirm`` or a tag (the promoter cannot sign off alone).
+SIGNOFF_ITEM = "stakeholder_signoff"
 _CONFIRMED_TAG_VALUES = {"done", "true", "yes", "1", "ok"}
 
 
@@ -48,6 +52,18 @@ def metric_name(value: str) -> str:
     )
     if name not in METRICS:
         raise UsageError(f"Unknown metric {value!r}.", "Use one of: " + ", ".join(sorted(METRICS)))
+    return name
+
+
+def confirmable_item(value: str) -> str:
+    """A checklist item given to ``--confirm``: any but the sign-off."""
+    name = checklist_item(value)
+    if name == SIGNOFF_ITEM:
+        raise UsageError(
+            f"{SIGNOFF_ITEM} cannot be confirmed by the promoter: it is satisfied by approvals.",
+            "Set approvals for the stage in flowship.toml; the promotion becomes a request "
+            "that others approve with: flowship approve REQUEST",
+        )
     return name
 
 
@@ -90,6 +106,8 @@ class Subject:
     confirmed: frozenset[str] = frozenset()
     score: Callable[[str], float] | None = None
     performance_validated: bool = False
+    #: The change waits for approvals (a request), which is what signs it off.
+    signoff_by_approval: bool = False
     _cache: dict[str, float] = field(default_factory=dict)
 
     def metric(self, metric: str) -> float:
@@ -200,6 +218,12 @@ class ChecklistItem:
         return f"checklist: {self.item}"
 
     def evaluate(self, candidate: Subject, baseline: Subject | None) -> GateResult:
+        if self.item == SIGNOFF_ITEM:
+            if candidate.signoff_by_approval:
+                detail = "satisfied by the approvals this request needs"
+                return GateResult(self.name, True, "pending", "approved", detail)
+            detail = "needs approvals: set approvals for this stage in flowship.toml"
+            return GateResult(self.name, False, "open", "approved", detail)
         auto = {
             "input_schema_documented": candidate.has_inputs,
             "output_format_defined": candidate.has_outputs,
@@ -219,7 +243,7 @@ def confirmed_from_tags(tags: dict[str, str]) -> set[str]:
     for key, value in tags.items():
         if key.startswith("checklist.") and str(value).strip().lower() in _CONFIRMED_TAG_VALUES:
             item = key.removeprefix("checklist.")
-            if item in CHECKLIST:
+            if item in CHECKLIST and item != SIGNOFF_ITEM:
                 done.add(item)
     return done
 

@@ -15,7 +15,7 @@ change that the next look at the model settles (``sync.settle_pending``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,19 +29,23 @@ from flowship.errors import (
     UsageError,
     VersionNotFound,
 )
+from flowship.registry import identity
 from flowship.registry._state import check_name, check_version, restore, signals, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
-from flowship.registry.gate_config import GatePlan, plan_for
+from flowship.registry.gate_config import GatePlan, approval_for, plan_for
 from flowship.registry.gates import (
+    Gate,
     GateResult,
     Subject,
-    checklist_item,
+    confirmable_item,
     confirmed_from_tags,
     run_gates,
 )
+from flowship.registry.requests import check_force, check_rollback, open_request
 from flowship.registry.sync import ModelState, actor, locked
 from flowship.store import db, events
 from flowship.store.events import DELETED, Event
+from flowship.store.requests import PromotionRequest
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +105,28 @@ def promote(
     checklist: list[str] | None = None,
     evaluation_data: str | None = None,
     target: str | None = None,
-) -> Transition:
+    extra_gates: Sequence[Gate] = (),
+) -> Transition | PromotionRequest:
     """Move ``version`` of ``name`` to stage ``to`` (none/staging/production/archived).
 
-    Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments) must
+    Gates from flowship.toml (and the ``gates``/``no_regression``/... arguments, and
+    ``extra_gates``: gate objects built elsewhere, such as the A/B gate) must
     pass before Staging and Production, else ``GateFailed`` and nothing changes;
     ``force=True`` with a ``reason`` bypasses them and is recorded. The version that
     held the stage before is archived (``archive_previous=False``: back to None).
     ``expect_current`` makes it compare-and-swap on the Production version
     (``"none"``: there must be none); ``ConcurrentChange`` if it has moved.
+
+    When flowship.toml asks for approvals for the stage, a version that passes the
+    gates is not moved: a ``PromotionRequest`` is recorded and returned instead (see
+    ``review.approve``); ``force`` is then for the stage's admins only.
     """
     check_name(name)
     version = check_version(name, version)
     stage = parse_stage(to)
-    reason = _check_reason(reason, force=force)
+    reason = check_reason(reason, force=force)
     expected = _check_expected(name, expect_current)
-    confirmed = {checklist_item(item) for item in confirm}
+    confirmed = {confirmable_item(item) for item in confirm}
     plan = GatePlan()
     if stage in (STAGING, PRODUCTION):
         plan = plan_for(
@@ -130,11 +140,19 @@ def promote(
             evaluation_data=evaluation_data,
             target=target,
         )
-    elif gates or no_regression or require_signature or checklist:
+        plan.gates += list(extra_gates)
+    elif gates or no_regression or require_signature or checklist or extra_gates:
         raise UsageError(
             f"Gates guard only staging and production, not {stage.lower()}.",
             "Drop the gate options, or promote to staging or production.",
         )
+
+    approval = plan.approval
+    # Where sign-off rules decide, only a verified name counts (not FLOWSHIP_ACTOR).
+    who = identity.verified() if approval else identity.current()
+    if approval and force:
+        check_force(approval, who, name, stage)
+    signoff = approval is not None and not force
 
     for _attempt in range(GATE_ATTEMPTS):
         results: list[GateResult] = []
@@ -144,7 +162,7 @@ def promote(
                 pass
             _check(state, version, stage, expected)
             current = state.holder(PRODUCTION)
-            results = _evaluate(state, version, current, plan, confirmed)
+            results = _evaluate(state, version, current, plan, confirmed, signoff)
             failed = [r for r in results if not r.passed]
             if failed and not force:
                 names = ", ".join(r.name for r in failed)
@@ -159,15 +177,34 @@ def promote(
             _check(state, version, stage, expected)
             if gated is not None and gated != (state.stages[version], state.holder(PRODUCTION)):
                 continue  # moved while the gates ran: judge the candidate against what is there
-            return _apply(
+            if signoff:
+                assert approval is not None
+                with db.transaction() as session:
+                    return open_request(
+                        session,
+                        model=name,
+                        version=version,
+                        from_stage=state.stages[version],
+                        to_stage=stage,
+                        holder=state.holder(stage),
+                        results=results,
+                        approval=approval,
+                        requester=who,
+                        reason=reason,
+                        archive_previous=archive_previous,
+                    )
+            return apply_transition(
                 state,
                 version,
                 stage,
                 action="promote",
-                reason=reason,
+                reason=reason
+                if approval is None
+                else f"approvals bypassed by admin {who.name}: {reason}",
                 forced=force,
                 results=results,
                 archive_previous=archive_previous,
+                actor_name=who.name,
             )
     raise ConcurrentChange(
         f"Production of {name} changed each of the {GATE_ATTEMPTS} times the gates ran for "
@@ -193,8 +230,9 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
     history, not "the newest archived version") and archive the current one;
     ``to`` names the version explicitly."""
     check_name(name)
-    reason = _check_reason(reason, force=False)
+    reason = check_reason(reason, force=False)
     target = check_version(name, to) if to is not None else None
+    approval = approval_for(name, PRODUCTION) if target is not None else None
     with locked(name) as state:
         current = state.holder(PRODUCTION)
         if current is None:
@@ -217,7 +255,9 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"{name} version {target} is already in Production.",
                 f"Pick another version: flowship versions {name}",
             )
-        return _apply(
+        elif approval is not None:
+            check_rollback(approval, name, target, state.history)
+        return apply_transition(
             state,
             target,
             PRODUCTION,
@@ -263,7 +303,7 @@ def _check_transition(state: ModelState, version: str, stage: str) -> None:
         )
 
 
-def _check_reason(reason: str | None, *, force: bool) -> str | None:
+def check_reason(reason: str | None, *, force: bool) -> str | None:
     if reason is not None:
         reason = reason.strip()
         if len(reason) > MAX_REASON:
@@ -314,7 +354,12 @@ def _subject(state: ModelState, version: str, confirmed: set[str], data) -> Subj
 
 
 def _evaluate(
-    state: ModelState, version: str, current: str | None, plan: GatePlan, confirmed: set[str]
+    state: ModelState,
+    version: str,
+    current: str | None,
+    plan: GatePlan,
+    confirmed: set[str],
+    signoff: bool,
 ) -> list[GateResult]:
     from flowship.registry.evaluation import EvaluationData
 
@@ -323,13 +368,14 @@ def _evaluate(
         assert plan.evaluation_data is not None and plan.target is not None
         data = EvaluationData(plan.evaluation_data, plan.target)
     candidate = _subject(state, version, confirmed, data)
+    candidate.signoff_by_approval = signoff
     baseline = None
     if current is not None and current != version:
         baseline = _subject(state, current, set(), data)
     return run_gates(plan.gates, candidate, baseline)
 
 
-def _apply(
+def apply_transition(
     state: ModelState,
     version: str,
     stage: str,
@@ -339,10 +385,13 @@ def _apply(
     forced: bool,
     results: list[GateResult],
     archive_previous: bool,
+    actor_name: str | None = None,
 ) -> Transition:
+    """Write the change, history first (inside the model's lock, outside any database
+    transaction: it commits its intent and its outcome itself)."""
     name = state.name
     before = state.stages[version]
-    who = actor()
+    who = actor_name or actor()
     changes = [
         Event(
             model=name,

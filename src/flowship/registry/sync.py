@@ -10,7 +10,6 @@ brought in line, so that ``@production``, ``/Production`` and the tag agree agai
 
 from __future__ import annotations
 
-import getpass
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from flowship.config import get_settings
+from flowship.registry import identity
 from flowship.registry._state import (
     Observed,
     applied,
@@ -37,14 +36,8 @@ EXTERNAL_ACTOR = "external"
 
 
 def actor() -> str:
-    """Who is recorded as making a change: FLOWSHIP_ACTOR, else the OS user."""
-    configured = get_settings().actor
-    if configured:
-        return configured
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
+    """Who is recorded as making a change (see ``identity.current``)."""
+    return identity.current().name
 
 
 @dataclass

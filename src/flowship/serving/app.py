@@ -1,11 +1,18 @@
 """The ASGI application: MLflow's scoring protocol, the Open Inference Protocol (V2),
-health, readiness and metrics, in front of one micro-batched Predictor.
+health, readiness, metrics and the OpenAPI document, in front of one micro-batched
+Predictor.
 
-``POST /invocations`` is the hot path and is handled as raw ASGI (no request object,
-no middleware): read the body within the size limit, decode straight to columns, wait
-for the batcher, encode with orjson. Everything else goes through a Starlette router.
-Handlers only decode, call the Predictor and encode; errors become statuses in one
-table (``serving/errors.py``).
+Every HTTP request first passes the guards, in order: the Host header (DNS rebinding,
+``hosts.py``), then, for a POST, the cap on requests in flight. ``POST /invocations`` is
+the hot path and is handled as raw ASGI (no request object, no middleware): read the body
+within the byte budget, decode straight to columns,
+wait for the batcher, encode with orjson. Everything else goes through a Starlette router.
+Large bodies are decoded in a separate process (``decoder.py``), never on the event loop.
+
+Errors are mapped in one place: :meth:`ServingApp.error_answer` turns any exception into
+a status and a body in the protocol's shape (``serving/errors.py``), counts it and logs
+it. The Starlette exception handlers, registered once, call it for every routed endpoint;
+the raw ``/invocations`` path calls it directly, since it bypasses Starlette for speed.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -20,23 +28,27 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowship.errors import FlowshipError, InvalidInput, NotFound
-from flowship.serving import mlflow_protocol
+from flowship.errors import FlowshipError
+from flowship.redact import redact
+from flowship.serving import mlflow_protocol, openapi, v2_routes
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
+from flowship.serving.decoder import INLINE_BYTES, DecoderProcess
 from flowship.serving.errors import (
-    BodyTooLarge,
-    TimedOut,
-    message_for,
-    retry_after,
-    status_for,
+    HostNotAllowed,
+    Overloaded,
+    as_flowship_error,
+    error_response,
 )
-from flowship.serving.follow import ModelHolder, labels_of
-from flowship.serving.metrics import ServingMetrics
+from flowship.serving.follow import ModelHolder, headers_of, labels_of
+from flowship.serving.hosts import allowed_hosts, host_of
+from flowship.serving.limits import START, ByteBudget, ClientGone, RequestLimits, read_body
+from flowship.serving.metrics import CONTENT_TYPE, ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +56,20 @@ JSON = b"application/json"
 _NO_MODEL = ("", "", "")
 
 
-class ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
+class _PerModel:
+    """What the hot path needs of the served version, computed once per version."""
+
+    __slots__ = ("predictor", "names", "headers", "limits", "openapi")
+
+    def __init__(self, predictor: Any, config: ServeConfig) -> None:
+        self.predictor = predictor
+        columns = predictor.input_columns if predictor is not None else []
+        self.names = frozenset(c.name for c in columns)
+        self.headers = headers_of(predictor) if predictor is not None else []
+        self.limits = RequestLimits.for_model(
+            len(columns), max_extra_columns=config.max_extra_columns, max_cells=config.max_cells
+        )
+        self.openapi: bytes | None = None
 
 
 class ServingApp:
@@ -54,7 +78,12 @@ class ServingApp:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = ServingMetrics()
-        self.holder = ModelHolder(config, self.metrics)
+        self.router: Any = None  # a DeploymentRouter with --deployment; it is the holder too
+        if config.deployment is not None:
+            from flowship.serving.router import DeploymentRouter
+
+            self.router = DeploymentRouter(config, self.metrics)
+        self.holder: Any = self.router or ModelHolder(config, self.metrics)
         self.batcher = MicroBatcher(
             self.holder.get,
             metrics=self.metrics,
@@ -62,18 +91,50 @@ class ServingApp:
             max_wait_s=config.max_batch_wait_ms / 1000,
             max_queue=config.max_queue,
         )
-        self._cache: tuple[Any, frozenset[str], list] | None = None
-        self._router = Starlette(routes=_routes(self), lifespan=self._lifespan)
+        self.budget = ByteBudget(config.max_inflight_bytes)
+        self.decoder = DecoderProcess()
+        self.in_flight = 0
+        self._hosts = allowed_hosts(config.host, config.allowed_hosts)
+        self._cache = _PerModel(None, config)
+        handlers: dict[Any, Any] = {
+            HTTPException: self._on_http_exception,
+            ClientGone: self._on_client_gone,
+            FlowshipError: self._on_error,
+            TimeoutError: self._on_error,
+            Exception: self._on_error,  # Starlette's last resort (it re-raises to uvicorn)
+        }
+        self._router = Starlette(
+            routes=_routes(self), lifespan=self._lifespan, exception_handlers=handlers
+        )
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == "/invocations"
-            and scope["method"] == "POST"
-        ):
-            await self._invocations(scope, receive, send)
+        if scope["type"] != "http":
+            await self._router(scope, receive, send)
             return
-        await self._router(scope, receive, send)
+        if (
+            self._hosts is not None
+            and (host := host_of(scope)) is not None
+            and host not in self._hosts
+        ):
+            await self._send_error(scope, send, HostNotAllowed(host.decode("latin-1")))
+            return
+        if scope["method"] != "POST":  # health, metadata, metrics: cheap, never refused
+            await self._router(scope, receive, send)
+            return
+        scope[START] = time.perf_counter()
+        if self.in_flight >= self.config.max_requests_in_flight:
+            busy = Overloaded(f"{self.in_flight} requests are already in flight")
+            await self._send_error(scope, send, busy)
+            return
+        self.in_flight += 1
+        try:
+            if scope["path"] == "/invocations":
+                await self._invocations(scope, receive, send)
+            else:
+                await self._router(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.budget.release(scope)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
@@ -83,6 +144,8 @@ class ServingApp:
             # never hands a request to a worker that is still loading. (A lone process
             # answers at once instead: live, and 503 until ready.)
             await asyncio.to_thread(self.holder.check)
+        if self.router is not None:
+            self.router.start()
         follower = asyncio.create_task(self.holder.follow(), name="flowship-follow")
         try:
             yield
@@ -91,13 +154,16 @@ class ServingApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
             self.batcher.close()
+            self.decoder.close()
+            if self.router is not None:
+                await self.router.close()  # flushes the prediction log
+            self.metrics.worker_exited()
 
     # ------------------------------------------------------------ MLflow protocol
 
     async def _invocations(self, scope: dict, receive: Any, send: Any) -> None:
-        start = time.perf_counter()
         headers = dict(scope["headers"])
-        predictor = None
+        predictor = routed = None
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
                 content_type = headers.get(b"content-type")
@@ -106,53 +172,105 @@ class ServingApp:
                     if content_type == b"application/json"  # the common case, unparsed
                     else mlflow_protocol.media_type(_text(content_type))
                 )
-                body = await read_body(scope, receive, headers, self.config.max_body_bytes)
-                decoded = mlflow_protocol.decode(body, mime)
-                columns = self._filter_extra(decoded.columns)
-                result, predictor = await self.batcher.predict(
-                    columns, decoded.n_rows, sequences=mime == mlflow_protocol.CONTENT_TYPE_JSON
+                body = await read_body(
+                    scope, receive, headers, self.config.max_body_bytes, self.budget
                 )
-            payload, status, extra = mlflow_protocol.encode_predictions(result), 200, []
+                limits = self.per_model().limits
+                json = mime == mlflow_protocol.CONTENT_TYPE_JSON
+                if json and len(body) <= INLINE_BYTES:
+                    decoded = mlflow_protocol.decode(body, mime, limits)
+                    sequences = True  # every column a list or tuple: batches merge cheaply
+                else:
+                    decoded = await self.decoder.run(mlflow_protocol.decode, body, mime, limits)
+                    sequences = False
+                del body
+                if self.router is not None:
+                    routed = await self.router.route(
+                        decoded.columns, decoded.n_rows, headers=headers, sequences=sequences,
+                        start=scope[START],
+                    )  # fmt: skip
+                    result, predictor = routed.result, routed.predictor
+                else:
+                    columns = self._filter_extra(decoded.columns)
+                    result, predictor = await self.batcher.predict(
+                        columns, decoded.n_rows, sequences=sequences
+                    )
+            payload = mlflow_protocol.encode_predictions(result)
         except ClientGone:
             return
-        except TimeoutError:
-            payload, status, extra = self._mlflow_error(TimedOut(self.config.request_timeout_s))
-        except FlowshipError as error:
-            payload, status, extra = self._mlflow_error(error)
-        except Exception as unexpected:  # never a traceback to the client
-            log.exception("Unexpected error on /invocations")
-            payload, status, extra = self._mlflow_error(
-                FlowshipError(f"Unexpected server error: {type(unexpected).__name__}.")
-            )
-        served = predictor or self.holder.current
-        labels = labels_of(served) if served is not None else _NO_MODEL
-        self._observe(labels, "mlflow", status, start)
+        except Exception as exc:  # handed to the one error mapping (Starlette's is bypassed)
+            await self._send_error(scope, send, exc)
+            return
+        self.observe(labels_of(predictor), "mlflow", 200, scope[START])
         response_headers = [
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
-            *extra,
-            *self._served_headers(served),
+            *(routed.headers if routed is not None else self.per_model(predictor).headers),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
+        if routed is not None:
+            await self.router.after_response(routed)  # shadows score after the answer
+
+    # ------------------------------------------------------------ errors, one place
+
+    def error_answer(
+        self, scope: dict, exc: BaseException
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """(status, body, headers) for any exception on any endpoint; a POST (a
+        prediction request) is also counted in the request and error metrics."""
+        error = as_flowship_error(exc, self.config.request_timeout_s)
+        protocol = "v2" if scope["path"].startswith("/v2") else "mlflow"
+        status, body, headers = error_response(error, protocol)
+        if scope.get("method") == "POST":
+            served = self.holder.current
+            labels = labels_of(served) if served is not None else _NO_MODEL
+            self.metrics.errors.inc(*labels, protocol, type(error).__name__)
+            self.observe(labels, protocol, status, scope.get(START, time.perf_counter()))
+            headers = [*headers, *self.per_model(served).headers]
+        return status, body, headers
+
+    async def _send_error(self, scope: dict, send: Any, exc: BaseException) -> None:
+        status, body, headers = self.error_answer(scope, exc)
+        response_headers = [
+            (b"content-type", JSON),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send({"type": "http.response.body", "body": body})
 
-    def _mlflow_error(self, error: FlowshipError) -> tuple[bytes, int, list]:
-        status, code = status_for(error)
-        self._count_error(error, "mlflow")
-        return mlflow_protocol.error_body(code, message_for(error)), status, _error_headers(error)
+    async def _on_error(self, request: Request, exc: Exception) -> Response:
+        status, body, headers = self.error_answer(request.scope, exc)
+        return _response(body, status, headers)
+
+    async def _on_http_exception(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own 404 and 405, in the protocol's JSON shape."""
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            message = f"No endpoint {path[:200]}. GET /openapi.json lists the endpoints."
+        else:
+            message = f"{method} is not allowed on {path[:200]}: {exc.detail}."
+        if path.startswith("/v2"):
+            body = orjson.dumps({"error": message})
+        else:
+            code = "ENDPOINT_NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+            body = orjson.dumps({"error_code": code, "message": message})
+        return Response(body, exc.status_code, exc.headers, media_type="application/json")
+
+    async def _on_client_gone(self, request: Request, exc: ClientGone) -> Response:
+        return Response(b"", 400)  # nobody is listening
 
     # ------------------------------------------------------------ shared helpers
 
-    def _per_model(self, predictor: Any) -> tuple[Any, frozenset[str], list]:
-        """(predictor, signature names, response headers), computed once per version."""
+    def per_model(self, predictor: Any = None) -> _PerModel:
+        """The served version's names, headers, limits, computed once per version."""
+        if predictor is None:
+            predictor = self.holder.current
         cached = self._cache
-        if cached is None or cached[0] is not predictor:
-            names = frozenset(c.name for c in predictor.input_columns)
-            self._cache = cached = (predictor, names, _model_headers(predictor))
+        if cached.predictor is not predictor:
+            self._cache = cached = _PerModel(predictor, self.config)
         return cached
-
-    def _served_headers(self, predictor: Any) -> list[tuple[bytes, bytes]]:
-        return self._per_model(predictor)[2] if predictor is not None else []
 
     def _filter_extra(self, columns: dict[str, Any]) -> dict[str, Any]:
         """With ``extra_columns: ignore``, drop columns the signature does not name (as
@@ -160,21 +278,14 @@ class ServingApp:
         predictor = self.holder.current
         if self.config.extra_columns == "reject" or predictor is None:
             return columns
-        names = self._per_model(predictor)[1]
+        names = self.per_model(predictor).names
         if not names or names.issuperset(columns):
             return columns
         return {k: v for k, v in columns.items() if k in names}
 
-    def _observe(self, labels: tuple[str, str, str], protocol: str, status: int, start: float):
+    def observe(self, labels: tuple[str, str, str], protocol: str, status: int, start: float):
         self.metrics.requests.inc(*labels, protocol, str(status))
         self.metrics.latency.observe(time.perf_counter() - start, *labels, protocol)
-
-    def _count_error(self, error: FlowshipError, protocol: str) -> None:
-        served = self.holder.current
-        labels = labels_of(served) if served is not None else _NO_MODEL
-        self.metrics.errors.inc(*labels, protocol, type(error).__name__)
-        if status_for(error)[0] >= 500:
-            log.warning("%s request failed: %s", protocol, error)
 
     def served_name(self) -> str:
         predictor = self.holder.current
@@ -182,59 +293,20 @@ class ServingApp:
         return self.config.name or name or "model"
 
 
-async def read_body(scope: dict, receive: Any, headers: dict, limit: int) -> bytes:
-    """The request body, refusing (413) one larger than ``limit`` before reading it."""
-    declared = headers.get(b"content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise BodyTooLarge(limit)
-        except ValueError:
-            raise InvalidInput("The Content-Length header is not a number.") from None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-def _model_headers(predictor: Any) -> list[tuple[bytes, bytes]]:
-    if predictor is None:
-        return []
-    return [
-        (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
-        (b"x-flowship-model-version", str(predictor.model_version or "").encode()),
-        (b"x-flowship-backend", predictor.backend.encode()),
-    ]
-
-
-def _error_headers(error: FlowshipError) -> list[tuple[bytes, bytes]]:
-    headers = []
-    if (seconds := retry_after(error)) is not None:
-        headers.append((b"retry-after", seconds.encode()))
-    if isinstance(error, BodyTooLarge):
-        headers.append((b"connection", b"close"))  # the unread body must not be parsed
-    return headers
+def _response(body: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> Response:
+    response = Response(body, status, media_type="application/json")
+    response.raw_headers.extend(headers)
+    return response
 
 
 # ---------------------------------------------------------------- other routes
 
 
 def _routes(app: ServingApp) -> list[Route]:
-    from flowship.serving import v2_routes
-
     async def ping(request: Request) -> Response:
         if app.holder.ready:
             return Response("\n", 200, media_type="application/json")
@@ -248,17 +320,29 @@ def _routes(app: ServingApp) -> list[Route]:
         return Response(text, 200, media_type="application/json")
 
     async def metrics(request: Request) -> Response:
-        return Response(app.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(app.metrics.render(), media_type=CONTENT_TYPE)
 
     async def info(request: Request) -> Response:
         predictor = app.holder.current
         body = {
             "ref": app.config.ref,
             "ready": app.holder.ready,
+            "trusted": getattr(app.holder, "trusted", True),
+            "worker": os.getpid(),
             "model": predictor.describe() if predictor else None,
             "last_error": app.holder.last_error,
         }
-        return Response(orjson.dumps(body, default=str), media_type="application/json")
+        if app.router is not None:
+            body["deployment"] = app.router.describe()
+        text = redact(orjson.dumps(body, default=str).decode())
+        return Response(text, media_type="application/json")
+
+    async def openapi_document(request: Request) -> Response:
+        cached = app.per_model()
+        if cached.openapi is None:
+            document = openapi.document(cached.predictor, app.served_name())
+            cached.openapi = orjson.dumps(document)
+        return Response(cached.openapi, media_type="application/json")
 
     return [
         # POST is answered before routing; the route gives other methods a 405.
@@ -268,16 +352,10 @@ def _routes(app: ServingApp) -> list[Route]:
         Route("/version", mlflow_version, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/flowship", info, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
         *v2_routes.routes(app),
     ]
 
 
 def create_app(config: ServeConfig) -> ServingApp:
     return ServingApp(config)
-
-
-def not_served(name: str, served: str) -> NotFound:
-    return NotFound(
-        f"Model {name!r} is not served here.",
-        f"This server serves {served!r}: use /v2/models/{served}.",
-    )

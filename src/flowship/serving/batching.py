@@ -6,14 +6,16 @@ current event-loop turn (``call_soon``), so every request already received in th
 rides along and nothing waits on a timer (unless ``max_wait_s`` asks for one). Fast
 scikit-learn/ONNX models run inline on the event loop (a thread hop costs more than the
 prediction); slow ones and pyfunc models run on one worker thread, and requests
-arriving meanwhile form the next batch. A batch the model rejects is retried request
-by request, so one bad request never fails its neighbours, and each gets its own error.
+arriving meanwhile form the next batch. A batch that cannot be merged, that the model
+rejects or answers with the wrong number of rows is retried request by request, so one
+bad request never fails its neighbours, and each gets its own error. A large request
+never runs inline, whatever the model's speed: the event loop must keep answering
+health checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from flowship.errors import FlowshipError, InvalidInput
+from flowship.errors import FlowshipError, ScoringFailed
 from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import ServingMetrics
-
-log = logging.getLogger(__name__)
 
 # Above this many seconds per predict call, predict on the worker thread instead of inline.
 INLINE_LIMIT_S = 0.002
 # Backends whose cost is predictable; pyfunc runs arbitrary user code, so it never blocks
 # the event loop (health checks and timeouts keep working while it runs).
 INLINE_BACKENDS = frozenset({"onnx", "native"})
+# Batches with more rows than this go to the worker thread even for a fast model.
+INLINE_MAX_ROWS = 4096
 _EWMA = 0.2
 
 
@@ -81,7 +83,7 @@ class MicroBatcher:
         """Predict ``n_rows`` rows; returns the result rows and the Predictor that made them.
         ``sequences``: every column is a list or tuple (lets batches merge without numpy)."""
         if self._waiting >= self.max_queue:
-            raise Overloaded(self._waiting)
+            raise Overloaded(f"{self._waiting} requests are already waiting")
         loop = asyncio.get_running_loop()
         item = _Item(columns, n_rows, loop.create_future(), sequences)
         self._pending.append(item)
@@ -136,7 +138,11 @@ class MicroBatcher:
             except FlowshipError as error:
                 self._deliver(batch, [error] * len(batch))
                 continue
-            if self._cost_s < INLINE_LIMIT_S and predictor.backend in INLINE_BACKENDS:
+            if (
+                self._cost_s < INLINE_LIMIT_S
+                and predictor.backend in INLINE_BACKENDS
+                and sum(item.n_rows for item in batch) <= INLINE_MAX_ROWS
+            ):
                 self._deliver(batch, self._compute(predictor, batch))
                 continue
             self._busy = True
@@ -161,29 +167,8 @@ class MicroBatcher:
 
     def _compute(self, predictor: Any, batch: list[_Item]) -> list[Outcome]:
         """Runs inline or on the worker thread; touches no event-loop object."""
-        if len(batch) > 1:
-            names = list(batch[0].columns)
-            if all(list(item.columns) == names for item in batch[1:]):
-                if all(item.sequences for item in batch):
-                    merged = {
-                        name: list(chain.from_iterable([item.columns[name] for item in batch]))
-                        for name in names
-                    }
-                else:
-                    merged = {
-                        name: _concat([item.columns[name] for item in batch]) for name in names
-                    }
-                rows = sum(item.n_rows for item in batch)
-                try:
-                    result = self._timed_predict(predictor, merged, rows)
-                except FlowshipError:
-                    pass  # some request is bad: find out which, one by one
-                else:
-                    offsets = np.cumsum([0] + [item.n_rows for item in batch])
-                    return [
-                        (result[start:end], predictor)
-                        for start, end in zip(offsets[:-1], offsets[1:], strict=True)
-                    ]
+        if len(batch) > 1 and (together := self._together(predictor, batch)) is not None:
+            return together
         outcomes: list[Outcome] = []
         for item in batch:
             try:
@@ -194,17 +179,41 @@ class MicroBatcher:
                 outcomes.append(error)
         return outcomes
 
+    def _together(self, predictor: Any, batch: list[_Item]) -> list[Outcome] | None:
+        """One predict call for the whole batch, or None when it cannot be built or
+        scored (some request is bad: the caller finds out which, one by one)."""
+        names = list(batch[0].columns)
+        if any(list(item.columns) != names for item in batch[1:]):
+            return None
+        rows = sum(item.n_rows for item in batch)
+        try:
+            if all(item.sequences for item in batch):
+                merged = {
+                    name: list(chain.from_iterable([item.columns[name] for item in batch]))
+                    for name in names
+                }
+            else:
+                merged = {name: _concat([item.columns[name] for item in batch]) for name in names}
+            result = self._timed_predict(predictor, merged, rows)
+        except (FlowshipError, ValueError, TypeError):  # numpy refuses to merge, or bad rows
+            return None
+        if len(result) != rows:
+            return None  # rows cannot be told apart: score each request on its own
+        offsets = np.cumsum([0] + [item.n_rows for item in batch])
+        return [
+            (result[start:end], predictor)
+            for start, end in zip(offsets[:-1], offsets[1:], strict=True)
+        ]
+
     def _timed_predict(self, predictor: Any, columns: dict[str, Any], rows: int) -> np.ndarray:
         start = time.perf_counter()
         try:
             result = predictor.predict(columns)
         except FlowshipError:
             raise
-        except Exception as exc:  # the model's own code failed on this input: MLflow says 400
-            log.warning("Model %s raised on a request", predictor.model_name, exc_info=True)
-            raise InvalidInput(
-                f"The model failed on this input: {type(exc).__name__}: {exc}",
-                "Check that the values fit the model's signature (GET /v2/models/NAME).",
+        except Exception as exc:  # past the Predictor's own net: still the model's failure
+            raise ScoringFailed(
+                f"The model raised {type(exc).__name__}: {exc}", exc_type=type(exc).__name__
             ) from exc
         self._cost_s += _EWMA * ((time.perf_counter() - start) - self._cost_s)
         self._metrics.batch_size.observe(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flowship._validation import config_error, describe
 from flowship.errors import ConfigError, UsageError
@@ -28,6 +28,9 @@ class ServeConfig(BaseModel):
 
     ref: str = Field(min_length=1)
     """Model to serve: models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, runs:/..., a dir."""
+    deployment: str | None = Field(None, min_length=1, max_length=100)
+    """Serve this recorded deployment (``flowship deployment apply``) instead of one ref;
+    ``ref`` is then ``deployment:NAME``, for display."""
     name: str | None = None
     """Model name in V2 paths (/v2/models/NAME); default: the registered model's name."""
     output: Literal["predict", "proba"] = "predict"
@@ -46,14 +49,45 @@ class ServeConfig(BaseModel):
     """Extra time to wait for a batch to fill; 0 batches only requests already waiting."""
     max_queue: int = Field(256, ge=1, le=1_000_000)
     """Requests waiting for a predict call before new ones get 503 + Retry-After."""
+    max_shadow_queue: int = Field(1000, ge=1, le=1_000_000)
+    """Deployments: request copies waiting for shadow variants; more are dropped (counted)."""
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     """Larger request bodies get 413 without being read."""
+    max_extra_columns: int = Field(64, ge=0, le=1_000_000)
+    """Columns beyond the signature's a request may name; a body naming more gets 400
+    before anything is built from it."""
+    max_cells: int = Field(10_000_000, ge=1_000)
+    """Most values (rows x columns) one request may declare; more gets 413 before decoding
+    (a small Parquet file can declare two billion rows)."""
+    max_requests_in_flight: int = Field(1024, ge=1, le=1_000_000)
+    """Prediction requests being received, decoded or scored at once; more get 503 +
+    Retry-After. GET endpoints (health, metrics) are never refused."""
+    max_inflight_bytes: int = Field(80 * 1024 * 1024, ge=1024)
+    """Request body bytes held at once (reserved from Content-Length before reading); a
+    request that would go over gets 503 + Retry-After."""
+    max_connections: int = Field(2048, ge=1, le=1_000_000)
+    """Open connections (uvicorn's limit); beyond it uvicorn answers a plain 503."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host header names to answer (any port). Default: when bound to loopback only
+    localhost, 127.0.0.1 and ::1 (a DNS-rebinding guard); otherwise any. ``*`` allows all."""
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
     """A request not answered within this gets 504."""
     poll_interval_s: float = Field(5.0, ge=0, le=3600)
     """How often to re-resolve an alias or stage ref; 0 disables following."""
     graceful_timeout_s: float = Field(30.0, ge=0, le=3600)
     """On SIGTERM, how long in-flight requests may take to finish."""
+    untrusted_after_s: float = Field(300.0, gt=0, le=86400)
+    """When the ref has not resolved for this long, readiness turns off (503 on /ping):
+    the served version may no longer be the one the registry names."""
+
+    @model_validator(mode="after")
+    def _budget_holds_a_body(self) -> ServeConfig:
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_inflight_bytes ({self.max_inflight_bytes}) must be at least "
+                f"max_body_bytes ({self.max_body_bytes}), or no large body is ever accepted"
+            )
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: object) -> ServeConfig:
@@ -92,9 +126,8 @@ class ServeConfig(BaseModel):
 
 
 def _flag(field: str) -> str:
-    if field == "request_timeout_s":
-        return "--timeout"
-    return "--" + field.replace("_", "-").removesuffix("-s")
+    special = {"request_timeout_s": "--timeout", "allowed_hosts": "--allowed-host"}
+    return special.get(field.split(".")[0]) or "--" + field.replace("_", "-").removesuffix("-s")
 
 
 _FIELDS_HINT = "Known settings: " + ", ".join(ServeConfig.model_fields) + "."

@@ -7,6 +7,11 @@ on a thread beside the old one, and only then swapped in with a single assignmen
 no request ever sees a half-loaded model. A version that fails to load or warm is never
 switched to: the old one keeps serving, the failure is logged and counted in
 ``flowship_model_load_failures_total``, and the version is retried only after a pause.
+
+The loop never dies silently: an unexpected error is logged, counted in
+``flowship_follow_errors_total`` and retried with exponential backoff. When the ref
+cannot be resolved for ``untrusted_after_s`` (or the registry says it names nothing),
+readiness turns off: the served version may no longer be the one the registry names.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from flowship.errors import FlowshipError
+from flowship.errors import FlowshipError, NotFound
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
 from flowship.serving.metrics import ServingMetrics
@@ -24,6 +29,7 @@ from flowship.serving.metrics import ServingMetrics
 log = logging.getLogger(__name__)
 
 RETRY_FAILED_AFTER_S = 60.0
+MAX_BACKOFF_S = 60.0
 _WARM_VALUES = {"double": 0.0, "float": 0.0, "long": 0, "integer": 0, "boolean": False}
 
 
@@ -35,10 +41,12 @@ class ModelHolder:
         self.last_error: str | None = None
         self.model_name: str | None = None  # from the last resolve, even before a load
         self._failed: dict[str, float] = {}  # uri -> monotonic time it may be retried
+        self.trusted = True  # False once the ref has not resolved for too long
+        self._unresolved_since: float | None = None
 
     @property
     def ready(self) -> bool:
-        return self._served is not None
+        return self._served is not None and self.trusted
 
     @property
     def current(self) -> Any:
@@ -68,7 +76,11 @@ class ModelHolder:
         except FlowshipError as error:
             self.last_error = str(error)
             log.warning("Cannot resolve %s, keeping the current model: %s", self.config.ref, error)
+            self.unresolved(definite=isinstance(error, NotFound))
             return False
+        if not self.trusted:
+            log.info("%s resolves again: ready.", self.config.ref)
+        self._unresolved_since, self.trusted = None, True
         self.model_name = resolved.model_name
         current = self.current
         if current is not None and current.uri == resolved.uri:
@@ -98,11 +110,46 @@ class ModelHolder:
         self._switch(predictor, dtype)
         return True
 
+    def unresolved(self, *, definite: bool = False) -> None:
+        """The ref did not resolve: after ``untrusted_after_s`` of that (at once when the
+        registry says it names nothing), readiness turns off."""
+        now = time.monotonic()
+        if self._unresolved_since is None:
+            self._unresolved_since = now
+        too_long = now - self._unresolved_since >= self.config.untrusted_after_s
+        if self.trusted and self.current is not None and (definite or too_long):
+            self.trusted = False
+            log.error(
+                "%s has not resolved %s: readiness is off until it does (still answering "
+                "requests with version %s).",
+                self.config.ref,
+                "to any version" if definite else f"for {now - self._unresolved_since:.0f} s",
+                self.current.model_version,
+            )
+
     async def follow(self) -> None:
         """Load the first version, then keep following the ref until cancelled."""
+        failures = 0
         while True:
-            await asyncio.to_thread(self.check)
             interval = self.config.poll_interval_s
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception as error:  # the loop must outlive any one failure
+                failures += 1
+                self.metrics.follow_errors.inc()
+                self.last_error = f"{type(error).__name__}: {error}"
+                self.unresolved()
+                delay = min(max(interval, 1.0) * 2 ** (failures - 1), MAX_BACKOFF_S)
+                log.error(
+                    "Following %s failed (%s); retrying in %.0f s.",
+                    self.config.ref,
+                    self.last_error,
+                    delay,
+                    exc_info=error,
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
             if self.current is not None and interval == 0:
                 return
             await asyncio.sleep(interval if interval > 0 else 1.0)
@@ -128,6 +175,15 @@ class ModelHolder:
             predictor.backend_reason,
             f", replacing version {old.model_version}" if old is not None else "",
         )
+
+
+def headers_of(predictor: Any) -> list[tuple[bytes, bytes]]:
+    """The response headers that say which model version answered."""
+    return [
+        (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
+        (b"x-flowship-model-version", str(predictor.model_version or "").encode()),
+        (b"x-flowship-backend", predictor.backend.encode()),
+    ]
 
 
 def labels_of(predictor: Any) -> tuple[str, str, str]:

@@ -1,93 +1,108 @@
-"""Prometheus metrics in the text exposition format, without a client library.
+"""Prometheus metrics, through prometheus_client, aggregated across worker processes.
 
-Updating a metric is a dict lookup and an add: cheap enough for every request. Each
-worker process keeps its own numbers; every sample carries a ``worker`` label (the
-process id) so that scrapes of several workers can be told apart.
+With ``--workers N`` every worker writes its numbers to memory-mapped files in one
+directory (prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``, set up
+by ``server.serve`` before the workers start), and a scrape of any worker reads them
+all: counters and histograms are summed, the queue depth is summed over live workers,
+and ``flowship_model_info`` keeps one sample per live worker (``pid`` label), since
+workers may serve different versions for up to one poll interval. A single process keeps
+its numbers in memory. Values are printed exactly (``repr`` of the float), not rounded.
+
+The per-request cost is a dict lookup (children are cached per label tuple) and an add
+under a lock; in multiprocess mode the add also writes 8 bytes to the mapped file.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from prometheus_client import Histogram as _Histogram
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+disable_created_metrics()  # no *_created samples: one line per number is enough
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
 
 
-class Counter:
-    kind = "counter"
+class _Family:
+    """A labelled metric with its children cached by label values (the hot path)."""
 
-    def __init__(self, name: str, help: str, labels: Sequence[str]) -> None:
-        self.name, self.help, self.label_names = name, help, tuple(labels)
-        self._values: dict[tuple[str, ...], float] = {}
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._labelled = bool(metric._labelnames)
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def child(self, labels: tuple[str, ...]) -> Any:
+        found = self._children.get(labels)
+        if found is None:
+            found = self.metric.labels(*labels) if self._labelled else self.metric
+            self._children[labels] = found
+        return found
+
+
+class Counter(_Family):
+    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(_Counter(name, help, tuple(labels), registry=None))
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
-        self._values[labels] = self._values.get(labels, 0.0) + amount
+        self.child(labels).inc(amount)
 
     def value(self, *labels: str) -> float:
-        return self._values.get(labels, 0.0)
-
-    def samples(self) -> Iterable[str]:
-        for key, value in list(self._values.items()):
-            yield f"{self.name}{_labels(self.label_names, key)} {value:g}"
+        return self.child(labels)._value.get()
 
 
-class Gauge(Counter):
-    kind = "gauge"
+class Gauge(_Family):
+    def __init__(
+        self, name: str, help: str, labels: Sequence[str] = (), *, mode: str = "liveall"
+    ) -> None:
+        """``mode``: how workers' values combine in multiprocess mode (prometheus_client's
+        ``multiprocess_mode``); the default keeps one sample per live worker."""
+        gauge = _Gauge(name, help, tuple(labels), registry=None, multiprocess_mode=mode)
+        super().__init__(gauge)
 
     def set(self, *labels: str, value: float) -> None:
-        self._values[labels] = value
+        self.child(labels).set(value)
+
+    def value(self, *labels: str) -> float:
+        return self.child(labels)._value.get()
 
     def clear(self) -> None:
-        self._values.clear()
+        """Forget every labelled sample. In multiprocess mode a sample's file entry
+        outlives it, so it is set to 0 first: a replaced version reads 0, not 1."""
+        for child in self._children.values():
+            child.set(0)
+        self._children.clear()
+        if self._labelled:
+            self.metric.clear()
 
 
-class Histogram:
-    kind = "histogram"
-
+class Histogram(_Family):
     def __init__(
         self, name: str, help: str, labels: Sequence[str], buckets: Sequence[float]
     ) -> None:
-        self.name, self.help, self.label_names = name, help, tuple(labels)
-        self.buckets = tuple(buckets)
-        self._series: dict[tuple[str, ...], list[float]] = {}  # counts..., +Inf, sum
+        super().__init__(_Histogram(name, help, tuple(labels), buckets=buckets, registry=None))
 
     def observe(self, value: float, *labels: str) -> None:
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = [0.0] * (len(self.buckets) + 2)
-        series[bisect.bisect_left(self.buckets, value)] += 1
-        series[-1] += value
+        self.child(labels).observe(value)
 
     def count(self, *labels: str) -> int:
-        series = self._series.get(labels)
-        return int(sum(series[:-1])) if series else 0
-
-    def samples(self) -> Iterable[str]:
-        for key, series in list(self._series.items()):
-            cumulative = 0.0
-            for bound, count in zip((*self.buckets, float("inf")), series[:-1], strict=True):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else f"{bound:g}"
-                labels = _labels(self.label_names, key, f'le="{le}"')
-                yield f"{self.name}_bucket{labels} {cumulative:g}"
-            yield f"{self.name}_sum{_labels(self.label_names, key)} {series[-1]:.6g}"
-            yield f"{self.name}_count{_labels(self.label_names, key)} {cumulative:g}"
+        child = self.child(labels)
+        return int(sum(bucket.get() for bucket in child._buckets))
 
 
+F = TypeVar("F", bound=_Family)
 _MODEL = ("model", "version", "backend")
 
 
@@ -95,63 +110,82 @@ class ServingMetrics:
     """Every metric the server exposes on ``/metrics``."""
 
     def __init__(self) -> None:
-        self.requests = Counter(
-            "flowship_requests_total",
-            "Prediction requests answered, by protocol and HTTP status.",
-            (*_MODEL, "protocol", "status"),
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = self.register(
+            Counter(
+                "flowship_requests_total",
+                "Prediction requests answered, by protocol and HTTP status.",
+                (*_MODEL, "protocol", "status"),
+            )
         )
-        self.errors = Counter(
-            "flowship_request_errors_total",
-            "Prediction requests that failed, by error class.",
-            (*_MODEL, "protocol", "error"),
+        self.errors = self.register(
+            Counter(
+                "flowship_request_errors_total",
+                "Prediction requests that failed, by error class.",
+                (*_MODEL, "protocol", "error"),
+            )
         )
-        self.latency = Histogram(
-            "flowship_request_duration_seconds",
-            "Time from request received to response ready.",
-            (*_MODEL, "protocol"),
-            LATENCY_BUCKETS,
+        self.latency = self.register(
+            Histogram(
+                "flowship_request_duration_seconds",
+                "Time from request received to response ready.",
+                (*_MODEL, "protocol"),
+                LATENCY_BUCKETS,
+            )
         )
-        self.batch_size = Histogram(
-            "flowship_batch_size_rows", "Rows per predict call.", _MODEL, BATCH_BUCKETS
+        self.batch_size = self.register(
+            Histogram("flowship_batch_size_rows", "Rows per predict call.", _MODEL, BATCH_BUCKETS)
         )
-        self.queue_depth = Gauge("flowship_queue_depth", "Requests waiting for a predict call.", ())
-        self.model_info = Gauge(
-            "flowship_model_info", "The model version being served (value 1).", (*_MODEL, "ref")
+        self.queue_depth = self.register(
+            Gauge("flowship_queue_depth", "Requests waiting for a predict call.", mode="livesum")
         )
-        self.load_failures = Counter(
-            "flowship_model_load_failures_total",
-            "Model versions that failed to load or warm up and were not switched to.",
-            ("model", "version"),
+        self.model_info = self.register(
+            Gauge(
+                "flowship_model_info",
+                "The model version being served (value 1).",
+                (*_MODEL, "ref"),
+            )
         )
-        self.switches = Counter(
-            "flowship_model_switches_total", "Switches to a newly resolved version.", ("model",)
+        self.load_failures = self.register(
+            Counter(
+                "flowship_model_load_failures_total",
+                "Model versions that failed to load or warm up and were not switched to.",
+                ("model", "version"),
+            )
         )
-        self._lock = threading.Lock()
+        self.switches = self.register(
+            Counter(
+                "flowship_model_switches_total",
+                "Switches to a newly resolved version.",
+                ("model",),
+            )
+        )
+        self.follow_errors = self.register(
+            Counter(
+                "flowship_follow_errors_total",
+                "Unexpected errors of the loop that follows the ref (each is retried).",
+            )
+        )
 
-    def all(self) -> list[Counter | Histogram]:
-        return [
-            self.requests,
-            self.errors,
-            self.latency,
-            self.batch_size,
-            self.queue_depth,
-            self.model_info,
-            self.load_failures,
-            self.switches,
-        ]
+    def register(self, family: F) -> F:
+        """Expose ``family`` on /metrics (optional parts, such as the router, add theirs)."""
+        self.registry.register(family.metric)
+        return family
 
-    def render(self) -> str:
-        worker = f'worker="{os.getpid()}"'
-        lines: list[str] = []
-        with self._lock:
-            for metric in self.all():
-                lines.append(f"# HELP {metric.name} {metric.help}")
-                lines.append(f"# TYPE {metric.name} {metric.kind}")
-                for sample in metric.samples():
-                    name, _, value = sample.rpartition(" ")
-                    if name.endswith("}"):
-                        name = f"{name[:-1]},{worker}}}"
-                    else:
-                        name = f"{name}{{{worker}}}"
-                    lines.append(f"{name} {value}")
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The whole server's metrics (every worker's, in multiprocess mode)."""
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            registry = CollectorRegistry(auto_describe=False)
+            mp.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    @staticmethod
+    def worker_exited(pid: int | None = None) -> None:
+        """Drop a stopped worker's live gauges (queue depth, model info)."""
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            mp.mark_process_dead(pid or os.getpid())

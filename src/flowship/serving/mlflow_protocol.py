@@ -19,6 +19,7 @@ import orjson
 
 from flowship.errors import InvalidInput
 from flowship.serving.errors import UnsupportedMediaType
+from flowship.serving.limits import UNLIMITED, RequestLimits
 
 CONTENT_TYPE_CSV = "text/csv"
 CONTENT_TYPE_JSON = "application/json"
@@ -30,8 +31,11 @@ _EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5]]}}'
 
 Columns = dict[str, Any]  # column name -> list, tuple or 1-D numpy array, all of one length
 
-_CHECKED_NAMES: set[tuple[str, ...]] = set()  # column lists already found valid
-_CHECKED_NAMES_MAX = 1024
+# Column lists already found valid. Only short lists are kept, so the cache stays small
+# whatever clients send (it once kept 1,024 lists of any length).
+_CHECKED_NAMES: set[tuple[str, ...]] = set()
+_CHECKED_NAMES_MAX = 256
+_CHECKED_NAMES_WIDTH = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +74,17 @@ def media_type(content_type: str | None) -> str:
     return mime
 
 
-def decode(body: bytes, mime: str) -> Decoded:
-    """Turn a request body of media type ``mime`` into columns."""
+def decode(body: bytes, mime: str, limits: RequestLimits = UNLIMITED) -> Decoded:
+    """Turn a request body of media type ``mime`` into columns, refusing a body whose
+    declared shape is over ``limits`` before building anything from it."""
     if mime == CONTENT_TYPE_JSON:
-        return decode_json(body)
+        return decode_json(body, limits)
     if mime == CONTENT_TYPE_CSV:
-        return _decode_csv(body)
-    return _decode_parquet(body)
+        return _decode_csv(body, limits)
+    return _decode_parquet(body, limits)
 
 
-def decode_json(body: bytes) -> Decoded:
+def decode_json(body: bytes, limits: RequestLimits = UNLIMITED) -> Decoded:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -101,7 +106,7 @@ def decode_json(body: bytes) -> Decoded:
         raise InvalidInput(f"'params' must be a JSON object, got {_kind(params)}.")
     keys = [k for k in FORMATS if k in payload]
     if not keys and "data" in payload and set(payload) <= _SPLIT_KEYS | {"params"}:
-        return _with_params(_split(payload, "the body"), params)  # the seed's bare split body
+        return _with_params(_split(payload, "the body", limits), params)  # the seed's body
     if len(keys) != 1:
         raise InvalidInput(
             f"The input must be a JSON dictionary with exactly one of the input fields "
@@ -111,15 +116,13 @@ def decode_json(body: bytes) -> Decoded:
     key = keys[0]
     value = payload[key]
     if key == "dataframe_split":
-        decoded = _split(value, "dataframe_split")
-    elif key == "dataframe_records":
-        decoded = _records(value, "dataframe_records")
-    elif key == "instances":
-        decoded = _records(value, "instances")
+        decoded = _split(value, "dataframe_split", limits)
+    elif key in ("dataframe_records", "instances"):
+        decoded = _records(value, key, limits)
     elif isinstance(value, dict):
-        decoded = _column_dict(value)
+        decoded = _column_dict(value, limits)
     else:
-        decoded = _records(value, "inputs")
+        decoded = _records(value, "inputs", limits)
     return _with_params(decoded, params)
 
 
@@ -147,7 +150,7 @@ def _kind(value: object) -> str:
     return f"a JSON {type(value).__name__}"
 
 
-def _split(value: object, where: str) -> Decoded:
+def _split(value: object, where: str, limits: RequestLimits) -> Decoded:
     if not isinstance(value, dict):
         raise InvalidInput(
             f"Invalid input. Dataframe split format must be a dictionary. Got {_kind(value)}.",
@@ -167,17 +170,20 @@ def _split(value: object, where: str) -> Decoded:
         )
     if not isinstance(columns, list):
         raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
+    limits.check_columns(len(columns), where)
     names = tuple(columns)
     if names not in _CHECKED_NAMES:  # clients send the same header again and again
         if not all(isinstance(c, str) for c in names):
             raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
         _check_unique(columns, where)
-        if len(_CHECKED_NAMES) >= _CHECKED_NAMES_MAX:
-            _CHECKED_NAMES.clear()
-        _CHECKED_NAMES.add(names)
+        if len(names) <= _CHECKED_NAMES_WIDTH:
+            if len(_CHECKED_NAMES) >= _CHECKED_NAMES_MAX:
+                _CHECKED_NAMES.clear()
+            _CHECKED_NAMES.add(names)
     if not isinstance(data, list):
         raise InvalidInput(f"'data' in {where} must be a list of rows, got {_kind(data)}.")
     width = len(columns)
+    limits.check_cells(len(data), width, where)
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
@@ -191,13 +197,14 @@ def _split(value: object, where: str) -> Decoded:
     return Decoded(dict(zip(names, zip(*data, strict=True), strict=True)), len(data))
 
 
-def _records(value: object, where: str) -> Decoded:
+def _records(value: object, where: str, limits: RequestLimits) -> Decoded:
     if not isinstance(value, list):
         raise InvalidInput(
             f"Invalid input. {where} must be a list of records. Got {_kind(value)}.",
             'Send a list of {"column": value} objects, one per row.',
         )
     names: dict[str, None] = {}
+    most = limits.max_columns
     for i, record in enumerate(value):
         if not isinstance(record, dict):
             raise InvalidInput(
@@ -207,11 +214,16 @@ def _records(value: object, where: str) -> Decoded:
                 f"or use dataframe_split: {_EXAMPLE}",
             )
         names.update(dict.fromkeys(record))
+        if len(names) > most:  # before the next record: each may name new columns
+            limits.check_columns(len(names), where)
+    # Missing keys become None, so the columns built are rows x names, not the body's size.
+    limits.check_cells(len(value), len(names), where)
     columns = {name: [record.get(name) for record in value] for name in names}
     return Decoded(columns, len(value))
 
 
-def _column_dict(value: dict[str, Any]) -> Decoded:
+def _column_dict(value: dict[str, Any], limits: RequestLimits) -> Decoded:
+    limits.check_columns(len(value), "inputs")
     columns: Columns = {}
     n_rows: int | None = None
     for name, values in value.items():
@@ -227,6 +239,7 @@ def _column_dict(value: dict[str, Any]) -> Decoded:
                 "Give every column the same number of values (one per row).",
             )
         columns[name] = values
+    limits.check_cells(n_rows or 0, len(columns), "inputs")
     return Decoded(columns, n_rows or 0)
 
 
@@ -237,9 +250,12 @@ def _check_unique(columns: list[str], where: str) -> None:
         raise InvalidInput(f"Column {dup!r} appears more than once in {where}.")
 
 
-def _decode_csv(body: bytes) -> Decoded:
+def _decode_csv(body: bytes, limits: RequestLimits) -> Decoded:
     import pandas as pd
 
+    header = body[: body.find(b"\n")] if b"\n" in body else body
+    # A CSV cell costs at least its separator, so only the header's width needs a check.
+    limits.check_columns(header.count(b",") + 1, "The CSV header")
     try:
         frame = pd.read_csv(io.BytesIO(body), encoding="utf-8")
     except Exception as exc:  # pandas raises many types for one cause: unparseable text
@@ -250,11 +266,20 @@ def _decode_csv(body: bytes) -> Decoded:
     return _from_frame(frame)
 
 
-def _decode_parquet(body: bytes) -> Decoded:
+def _decode_parquet(body: bytes, limits: RequestLimits) -> Decoded:
     import pyarrow.parquet as pq
 
     try:
-        frame = pq.read_table(io.BytesIO(body)).to_pandas()
+        file = pq.ParquetFile(io.BytesIO(body))
+        meta = file.metadata
+        # The footer declares the shape: check it before a single page is decoded.
+        limits.check_columns(meta.num_columns, "The Parquet file")
+        limits.check_cells(meta.num_rows, meta.num_columns, "The Parquet file")
+        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        limits.check_bytes(declared, "The Parquet file")
+        frame = file.read().to_pandas()
+    except InvalidInput:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a bad file
         raise InvalidInput(
             f"Failed to parse input as Parquet: {str(exc).splitlines()[0]}.",

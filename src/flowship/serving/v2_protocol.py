@@ -22,6 +22,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowship.errors import InvalidInput
+from flowship.predict.types import V2_DATATYPES
+from flowship.serving.limits import UNLIMITED, RequestLimits
 
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -35,9 +37,15 @@ NUMPY_DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }  # fmt: skip
 
-MLFLOW_TO_V2 = {
-    "double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
-    "boolean": "BOOL", "string": "BYTES", "binary": "BYTES",
+MLFLOW_TO_V2 = V2_DATATYPES  # the MLflow type table's own V2 column (predict.types)
+
+_INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+_NUMBERS = _INTEGERS | {"FP16", "FP32", "FP64"}
+# Tensor datatypes that can feed a column of each MLflow type without losing meaning.
+ACCEPTED_DATATYPES = {
+    "double": _NUMBERS, "float": _NUMBERS, "long": _INTEGERS, "integer": _INTEGERS,
+    "boolean": frozenset({"BOOL"}), "string": frozenset({"BYTES"}),
+    "binary": frozenset({"BYTES"}),
 }  # fmt: skip
 
 
@@ -143,11 +151,14 @@ def parse_request(body: bytes, json_length: int | None) -> tuple[InferenceReques
 # ------------------------------------------------------------------ tensor codecs
 
 
-def decode_tensor(tensor: RequestInput, binary: bytes | None = None) -> np.ndarray:
+def decode_tensor(
+    tensor: RequestInput, binary: bytes | None = None, limits: RequestLimits = UNLIMITED
+) -> np.ndarray:
     """A request tensor as a numpy array of its shape and datatype."""
     if any(d < 0 for d in tensor.shape):
         raise InvalidInput(f"Input {tensor.name!r} has a negative dimension: {tensor.shape}.")
-    count = math.prod(tensor.shape)
+    count = math.prod(tensor.shape)  # a Python int: no overflow, however large the dims
+    limits.check_cells(count, 1, f"Input {tensor.name!r} of shape {tensor.shape}")
     dtype = NUMPY_DTYPES[tensor.datatype]
     if binary is not None:
         if tensor.datatype == "BYTES":
@@ -172,9 +183,13 @@ def decode_tensor(tensor: RequestInput, binary: bytes | None = None) -> np.ndarr
                     raise ValueError("BOOL data must be true or false")
                 flat = np.array(flat, dtype=np.bool_)
             else:
-                if not all(_is_number(v) for v in flat):
-                    bad = next(v for v in flat if not _is_number(v))
-                    raise ValueError(f"{bad!r} is not a number")
+                # numpy would truncate 1.5 to 1 in an integer tensor without a word
+                ok = _is_integer if tensor.datatype in _INTEGERS else _is_number
+                if not all(ok(v) for v in flat):
+                    bad = next(v for v in flat if not ok(v))
+                    raise ValueError(
+                        f"{bad!r} is not {'an integer' if ok is _is_integer else 'a number'}"
+                    )
                 flat = np.array(flat, dtype=dtype)
         except (ValueError, OverflowError) as exc:
             raise InvalidInput(
@@ -229,6 +244,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a string")
@@ -244,7 +263,14 @@ def _deserialize_bytes(buffer: bytes, name: str) -> np.ndarray:
         offset += 4
         if offset + length > len(buffer):
             raise InvalidInput(f"Input {name!r}: a BYTES element runs past the body.")
-        values.append(buffer[offset : offset + length].decode("utf-8", "replace"))
+        try:
+            values.append(buffer[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"Input {name!r}: BYTES element {len(values)} is not valid UTF-8 ({exc.reason} "
+                f"at byte {exc.start}).",
+                "Send text encoded as UTF-8.",
+            ) from None
         offset += length
     return np.array(values, dtype=object)
 
@@ -262,12 +288,27 @@ def serialize_bytes(values: np.ndarray) -> bytes:
 
 
 def request_columns(
-    request: InferenceRequest, tail: bytes, input_names: list[str]
+    request: InferenceRequest,
+    tail: bytes,
+    input_names: list[str],
+    *,
+    input_types: dict[str, str] | None = None,
+    limits: RequestLimits = UNLIMITED,
 ) -> tuple[dict[str, Any], int]:
-    """The request's tensors as model columns, and the row count."""
+    """The request's tensors as model columns, and the row count. ``input_types`` (column
+    name -> MLflow type) refuses a tensor whose datatype its column cannot take."""
+    limits.check_columns(len(request.inputs), "The request")
+    types = input_types or {}
     arrays: dict[str, np.ndarray] = {}
     offset = 0
     for tensor in request.inputs:
+        accepted = ACCEPTED_DATATYPES.get(types.get(tensor.name, ""))
+        if accepted is not None and tensor.datatype not in accepted:
+            raise InvalidInput(
+                f"Input {tensor.name!r} has datatype {tensor.datatype}, which its column of "
+                f"type {types[tensor.name]} cannot take.",
+                f"Send it as {MLFLOW_TO_V2[types[tensor.name]]}.",
+            )
         size = (tensor.parameters or {}).get("binary_data_size")
         binary = None
         if size is not None:
@@ -279,7 +320,7 @@ def request_columns(
             binary, offset = tail[offset : offset + size], offset + size
         if tensor.name in arrays:
             raise InvalidInput(f"Input {tensor.name!r} appears more than once.")
-        arrays[tensor.name] = decode_tensor(tensor, binary)
+        arrays[tensor.name] = decode_tensor(tensor, binary, limits)
     if len(arrays) == 1:
         ((name, array),) = arrays.items()
         if name not in input_names and array.ndim == 2 and array.shape[1] == len(input_names):

@@ -2,29 +2,45 @@
 
 Readiness is separate from liveness: ``/v2/health/live`` answers 200 as soon as the
 process serves HTTP; ``/v2/health/ready`` and ``/v2/models/NAME/ready`` answer 200 only
-once a model version is loaded and warmed. Errors answer ``{"error": message}``.
+once a model version is loaded and warmed. Endpoints raise; the app's exception
+handlers answer ``{"error": message}`` with the status from ``serving/errors.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import numpy as np
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowship.errors import FlowshipError, NotFound
+from flowship.errors import NotFound
 from flowship.serving import v2_protocol as v2
-from flowship.serving.errors import TimedOut, message_for, retry_after, status_for
-from flowship.serving.follow import labels_of
-
-if TYPE_CHECKING:
-    from flowship.serving.app import ServingApp
+from flowship.serving.decoder import INLINE_BYTES
+from flowship.serving.follow import headers_of, labels_of
+from flowship.serving.limits import START, read_body
 
 EXTENSIONS = ["binary_tensor_data"]
+
+
+class Server(Protocol):
+    """What the V2 endpoints need of the app (``app.ServingApp``)."""
+
+    config: Any
+    holder: Any
+    batcher: Any
+    budget: Any
+    decoder: Any
+    router: Any
+
+    def served_name(self) -> str: ...
+    def per_model(self, predictor: Any = None) -> Any: ...
+    def observe(self, labels: Any, protocol: str, status: int, start: float) -> None: ...
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -33,15 +49,19 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
-def _error(error: FlowshipError) -> Response:
-    status, _ = status_for(error)
-    headers = {"retry-after": s} if (s := retry_after(error)) else None
-    return _json(v2.InferenceErrorResponse(error=message_for(error)), status, headers)
+def _str_headers(predictor: Any, routed: Any = None) -> dict[str, str]:
+    pairs = routed.headers if routed is not None else headers_of(predictor)
+    return {k.decode(): v.decode() for k, v in pairs}
 
 
-def routes(app: ServingApp) -> list[Route]:
-    from flowship.serving.app import ClientGone, _model_headers, not_served, read_body
+def not_served(name: str, served: str) -> NotFound:
+    return NotFound(
+        f"Model {name[:200]!r} is not served here.",
+        f"This server serves {served!r}: use /v2/models/{served}.",
+    )
 
+
+def routes(app: Server) -> list[Route]:
     def served(name: str, version: str | None = None) -> Any:
         """The predictor when NAME (and VERSION) is what this server serves."""
         if name != app.served_name():
@@ -49,7 +69,7 @@ def routes(app: ServingApp) -> list[Route]:
         predictor = app.holder.get()
         if version is not None and version != str(predictor.model_version):
             raise NotFound(
-                f"Model {name!r} version {version!r} is not served here.",
+                f"Model {name!r} version {version[:100]!r} is not served here.",
                 f"This server serves version {predictor.model_version}.",
             )
         return predictor
@@ -69,25 +89,17 @@ def routes(app: ServingApp) -> list[Route]:
         return _json({"ready": is_ready}, 200 if is_ready else 503)
 
     async def model_ready(request: Request) -> Response:
-        try:
-            served(request.path_params["name"], request.path_params.get("version"))
-        except FlowshipError as error:
-            return _error(error)
+        served(request.path_params["name"], request.path_params.get("version"))
         return _json({"name": request.path_params["name"], "ready": True})
 
     async def model_metadata(request: Request) -> Response:
-        try:
-            predictor = served(request.path_params["name"], request.path_params.get("version"))
-        except FlowshipError as error:
-            return _error(error)
+        predictor = served(request.path_params["name"], request.path_params.get("version"))
         inputs = [
             v2.MetadataTensor(
                 name=c.name, datatype=v2.MLFLOW_TO_V2.get(c.type, "BYTES"), shape=[-1]
             )
             for c in predictor.input_columns
         ]
-        import numpy as np
-
         out_type = v2.datatype_of(np.dtype(app.holder.output_dtype))
         outputs = [
             v2.MetadataTensor(name=n, datatype=out_type, shape=[-1])
@@ -110,47 +122,55 @@ def routes(app: ServingApp) -> list[Route]:
         return _json(body, headers=_str_headers(predictor))
 
     async def infer(request: Request) -> Response:
-        start = time.perf_counter()
-        predictor = None
-        try:
-            async with asyncio.timeout(app.config.request_timeout_s):
-                served(request.path_params["name"], request.path_params.get("version"))
-                headers = dict(request.scope["headers"])
-                body = await read_body(
-                    request.scope, request.receive, headers, app.config.max_body_bytes
-                )
-                length = headers.get(b"inference-header-content-length")
-                try:
-                    json_length = int(length) if length is not None else None
-                except ValueError:
-                    json_length = -1
-                parsed, tail = v2.parse_request(body, json_length)
-                names = [c.name for c in app.holder.get().input_columns]
-                columns, rows = v2.request_columns(parsed, tail, names)
-                result, predictor = await app.batcher.predict(columns, rows)
-                outputs = v2.response_outputs(result, predictor.output_columns, parsed.outputs)
-            response = _json(
-                v2.InferenceResponse(
-                    model_name=app.served_name(),
-                    model_version=str(predictor.model_version or "") or None,
-                    id=parsed.id,
-                    outputs=outputs,
-                ),
-                headers=_str_headers(predictor),
+        async with asyncio.timeout(app.config.request_timeout_s):
+            current = served(request.path_params["name"], request.path_params.get("version"))
+            headers = dict(request.scope["headers"])
+            body = await read_body(
+                request.scope, request.receive, headers, app.config.max_body_bytes, app.budget
             )
-        except ClientGone:
-            return Response(b"", 400)  # nobody is listening
-        except TimeoutError:
-            response = _failed(app, TimedOut(app.config.request_timeout_s))
-        except FlowshipError as error:
-            response = _failed(app, error)
-        current = predictor or app.holder.current
-        labels = labels_of(current) if current is not None else ("", "", "")
-        app._observe(labels, "v2", response.status_code, start)
+            length = headers.get(b"inference-header-content-length")
+            try:
+                json_length = int(length) if length is not None else None
+            except ValueError:
+                json_length = -1
+            columns = current.input_columns
+            decode_args = (
+                body,
+                json_length,
+                [c.name for c in columns],
+                {c.name: c.type for c in columns},
+                app.per_model(current).limits,
+            )
+            if len(body) <= INLINE_BYTES:
+                decoded = _decode(*decode_args)
+            else:
+                decoded = await app.decoder.run(_decode, *decode_args)
+            del body
+            routed = None
+            if app.router is not None:
+                routed = await app.router.route(
+                    decoded.columns, decoded.rows, headers=headers, start=request.scope[START]
+                )
+                result, predictor = routed.result, routed.predictor
+            else:
+                result, predictor = await app.batcher.predict(decoded.columns, decoded.rows)
+            outputs = v2.response_outputs(result, predictor.output_columns, decoded.outputs)
+        response = _json(
+            v2.InferenceResponse(
+                model_name=app.served_name(),
+                model_version=",".join(routed.versions)
+                if routed
+                else str(predictor.model_version or "") or None,
+                id=decoded.id,
+                parameters=_routed_parameters(routed) if routed else None,
+                outputs=outputs,
+            ),
+            headers=_str_headers(predictor, routed),
+        )
+        if routed is not None:
+            response.background = BackgroundTask(app.router.after_response, routed)
+        app.observe(labels_of(predictor), "v2", 200, request.scope[START])
         return response
-
-    def _str_headers(predictor: Any) -> dict[str, str]:
-        return {k.decode(): v.decode() for k, v in _model_headers(predictor)}
 
     return [
         Route("/v2", server_metadata, methods=["GET"]),
@@ -165,6 +185,28 @@ def routes(app: ServingApp) -> list[Route]:
     ]
 
 
-def _failed(app: ServingApp, error: FlowshipError) -> Response:
-    app._count_error(error, "v2")
-    return _error(error)
+@dataclass(slots=True)
+class _Decoded:
+    """What infer keeps of a request: small enough to cross from the decoder process."""
+
+    id: str | None
+    outputs: list[v2.RequestOutput] | None
+    columns: dict[str, Any]
+    rows: int
+
+
+def _decode(
+    body: bytes, json_length: int | None, names: list[str], types: dict[str, str], limits: Any
+) -> _Decoded:
+    parsed, tail = v2.parse_request(body, json_length)
+    columns, rows = v2.request_columns(parsed, tail, names, input_types=types, limits=limits)
+    return _Decoded(parsed.id, parsed.outputs, columns, rows)
+
+
+def _routed_parameters(routed: Any) -> dict[str, Any]:
+    """Who answered a deployment's request, also in the V2 body."""
+    return {
+        "variant": ",".join(routed.variants),
+        "revision": routed.revision,
+        "request_id": routed.request_id,
+    }

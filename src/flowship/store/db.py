@@ -21,16 +21,11 @@ from sqlalchemy.orm import Session
 
 from flowship.config import get_settings
 from flowship.errors import FlowshipError, Unavailable
+from flowship.redact import redact as redact_url
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-
-
-def redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _make_engine(url: str) -> Engine:
@@ -54,7 +49,15 @@ def _make_engine(url: str) -> Engine:
 
 # The newest revision of each migration branch. Checked against Alembic's own answer by
 # tests/store/test_db.py, so a new migration cannot be forgotten here.
-HEADS = frozenset({"0003_batch_runs", "0006_event_intent", "0007_alert_delivery"})
+HEADS = frozenset(
+    {
+        "0006_event_intent",
+        "0007_alert_delivery",
+        "0008_run_lease",
+        "0009_rollouts",
+        "0010_promotion_requests",
+    }
+)
 
 
 def _at_heads(eng: Engine) -> bool:

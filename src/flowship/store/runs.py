@@ -1,8 +1,11 @@
 """The job-run table: one row per scoring (or scheduled) job run, and its queries.
 
 A run is inserted as ``running`` when the job starts and finished exactly once as
-``succeeded`` or ``failed``. ``host`` and ``pid`` let the next run tell a crashed run
-(its process is gone) from one still in progress, so it can clean up staged files.
+``succeeded`` or ``failed``. A running run holds a lease (``lease_until``) that it
+renews while it works (``batch.lease``): a run whose lease has expired, or whose
+process is gone on this host, is no longer running, so a process that died anywhere
+(an OOM-killed pod) cannot block its output for ever. ``mark_failed`` is the operator's
+way out for a run recorded before leases existed.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, Float, Integer, String, Table, Text, select, update
 
-from flowship.errors import ConcurrentChange
+from flowship.config import get_settings
+from flowship.errors import ConcurrentChange, NotFound, UsageError
 from flowship.store.db import engine, lock, transaction
 from flowship.store.tables import UTCDateTime, metadata, utcnow
 
@@ -47,6 +51,7 @@ batch_runs = Table(
     Column("error", Text),
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
+    Column("lease_until", UTCDateTime),
 )
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -78,15 +83,19 @@ class RunRecord:
     error: str | None
     host: str
     pid: int
+    lease_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @property
     def alive(self) -> bool:
-        """Whether a ``running`` run's process still exists (on this host; another
-        host's run is assumed alive)."""
+        """Whether a ``running`` run is still at work: its lease has not expired and, on
+        this host, its process exists. (A run recorded before leases, on another host,
+        counts as alive until ``flowship runs --mark-failed``.)"""
         if self.status != RUNNING:
+            return False
+        if self.lease_until is not None and self.lease_until <= utcnow():
             return False
         if self.host != socket.gethostname():
             return True
@@ -123,7 +132,9 @@ def start_run(
                 raise ConcurrentChange(
                     f"Run {other.run_id} (job {other.job!r}, pid {other.pid} on {other.host}) "
                     f"is still writing to {output}.",
-                    "Wait for it to finish (flowship runs --status running), then run again.",
+                    "Wait for it to finish (flowship runs --status running), then run again; "
+                    f"if its process is gone, its lease ends within {lease_seconds():g} s, or "
+                    f"mark it: flowship runs --mark-failed {other.run_id}.",
                 )
         session.execute(
             batch_runs.insert().values(
@@ -143,8 +154,63 @@ def start_run(
                 started_at=utcnow(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
+                lease_until=utcnow() + timedelta(seconds=lease_seconds()),
             )
         )
+
+
+def lease_seconds() -> float:
+    return get_settings().run_lease_seconds
+
+
+def renew_lease(run_id: str) -> bool:
+    """Extend a running run's lease; False when the run is no longer ``running`` (marked
+    failed by an operator, or by another run that found its lease expired)."""
+    until = utcnow() + timedelta(seconds=lease_seconds())
+    with transaction() as session:
+        done = session.execute(
+            update(batch_runs)
+            .where(batch_runs.c.run_id == run_id, batch_runs.c.status == RUNNING)
+            .values(lease_until=until)
+        )
+    return done.rowcount == 1
+
+
+def mark_failed(run_id: str, *, actor: str) -> RunRecord:
+    """Record a ``running`` run as failed (its process is known to be gone); ``run_id``
+    may be a prefix of one run's id, as ``flowship runs`` shows them."""
+    if not run_id or len(run_id) > 32 or not all(c in "0123456789abcdef" for c in run_id):
+        raise UsageError(
+            f"{run_id[:40]!r} is not a run id.", "Copy one from: flowship runs --status running"
+        )
+    with transaction() as session:
+        found = session.execute(
+            select(batch_runs).where(batch_runs.c.run_id.startswith(run_id)).limit(2)
+        ).all()
+        if not found:
+            raise NotFound(f"No run {run_id}.", "List them: flowship runs --status running")
+        if len(found) > 1:
+            raise UsageError(
+                f"{run_id} is the start of more than one run id.", "Give more of the run id."
+            )
+        record = RunRecord(**found[0]._mapping)
+        if record.status != RUNNING:
+            raise UsageError(
+                f"Run {record.run_id} is {record.status}, not running: nothing to mark.",
+                "Only a running run can be marked failed.",
+            )
+        now = utcnow()
+        session.execute(
+            update(batch_runs)
+            .where(batch_runs.c.run_id == record.run_id, batch_runs.c.status == RUNNING)
+            .values(
+                status=FAILED,
+                error=f"marked failed by {actor} (flowship runs --mark-failed)",
+                finished_at=now,
+                duration_s=(now - record.started_at).total_seconds(),
+            )
+        )
+    return get_run(record.run_id)
 
 
 def update_run(run_id: str, **fields: Any) -> None:

@@ -1,0 +1,260 @@
+"""Deployments under load: what a sticky split, a shadow and the prediction log cost.
+
+Registers a 30-feature logistic regression twice (v1, v2), a pyfunc that sleeps 50 ms
+and one that raises on every real call, in a throwaway MLflow store; then serves each
+pair being compared side by side (one worker each, loopback) and drives them with wrk in
+turn, ``--rounds`` times, keeping the median round (so that other work on a shared
+machine weighs on both alike):
+
+1. split: ``flowship serve models:/lr/1`` against ``flowship serve --deployment`` with a
+   90/10 sticky split on a random customer_id per request; throughput at concurrency 8.
+   Target: at least 90% of the single model's.
+2. shadow: the deployment with and without a shadow (lr v2, sample 1.0); median latency
+   at concurrency 1. Target: at most +10%. Then shadows that sleep 50 ms and that raise
+   on every call, under load: target zero failed requests.
+3. log: the split with and without the prediction log (sample 1.0) at concurrency 8,
+   ``--log-duration`` seconds (60 by default); target at least 85% of the unlogged
+   throughput, and every answered request in the Delta table after a graceful stop.
+
+Needs wrk (``apt-get install -y wrk``).
+
+    .venv/bin/python benchmarks/traffic.py [--duration 10] [--log-duration 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serving import free_port, start, stop  # noqa: E402  (the serving benchmark's helpers)
+
+N_FEATURES = 30
+COLUMNS = [f"f{i}" for i in range(N_FEATURES)]
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  local body = '{"dataframe_split": {"columns": [COLUMNS], "data": [[' ..
+    KEY .. 'VALUES]]}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+PYFUNC = """
+import time
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Model(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        if "BEHAVIOUR" == "sleepy":
+            time.sleep(0.05)
+        elif (model_input["f0"] != 0).any():
+            raise RuntimeError("this shadow fails on every real request")
+        return (model_input["f0"] * 0).to_numpy()
+
+
+set_model(Model())
+"""
+
+
+def register(home: Path) -> str:
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("bench")
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(2000, N_FEATURES)), columns=COLUMNS)
+    for seed in (1, 2):
+        y = (x.iloc[:, seed : seed + 5].sum(axis=1) > 0).astype(int)
+        model = LogisticRegression(max_iter=1000).fit(x, y)
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="lr",
+                signature=infer_signature(x, model.predict(x)),
+                serialization_format="cloudpickle",
+            )  # fmt: skip
+    for behaviour in ("sleepy", "raises"):
+        code = home / f"{behaviour}.py"
+        code.write_text(PYFUNC.replace("BEHAVIOUR", behaviour))
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(
+                name="model", python_model=str(code), registered_model_name=behaviour,
+                signature=infer_signature(x, x.f0.to_numpy()), pip_requirements=["mlflow"],
+            )  # fmt: skip
+    return uri
+
+
+def deployment(name: str, *, shadow: str | None = None, log: bool = False) -> str:
+    text = (
+        f"name: {name}\nmodel: lr\nkey: customer_id\nvariants:\n"
+        "  champion: {ref: '1', weight: 90}\n  challenger: {ref: '2', weight: 10}\n"
+    )
+    if shadow:
+        text += f"  shadow: {{ref: '{shadow}', shadow: true}}\n"
+    if log:
+        text += "log: {table: prediction_log, sample: 1.0}\n"
+    return text
+
+
+def wrk(port: int, script: Path, concurrency: int, duration: int) -> dict[str, float]:
+    threads = min(concurrency, 2)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/invocations"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "failed": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+def _median(runs: list[dict]) -> dict:
+    """The run with the median throughput (its latencies with it), failures summed."""
+    ordered = sorted(runs, key=lambda run: run["rps"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["failed"] = sum(run["failed"] for run in runs)
+    return middle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--log-duration", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations per pair")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("This benchmark needs wrk: apt-get update && apt-get install -y wrk")
+
+    home = Path(tempfile.mkdtemp(prefix="flowship-traffic-"))
+    uri = register(home)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, FLOWSHIP_HOME=str(home / "home"))
+    flowship = [sys.executable, "-c", "from flowship.cli import main; main()"]
+    values = ", ".join(["0.1"] * N_FEATURES)
+    names = ", ".join(f'"{c}"' for c in COLUMNS)
+    scripts = {
+        "plain": LUA.replace("COLUMNS", names).replace("KEY .. '", "'")
+        .replace("VALUES", values),
+        "keyed": LUA.replace("COLUMNS", '"customer_id", ' + names)
+        .replace("KEY", "math.random(1, 1000000)").replace("VALUES", ", " + values),
+    }  # fmt: skip
+    for name, text in scripts.items():
+        (home / f"{name}.lua").write_text(text)
+    specs = {
+        "split": deployment("split"),
+        "shadowed": deployment("shadowed", shadow="models:/lr/2"),
+        "sleepy": deployment("sleepy", shadow="models:/sleepy/1"),
+        "raises": deployment("raises", shadow="models:/raises/1"),
+        "logged": deployment("logged", log=True),
+    }
+    for name, text in specs.items():
+        path = home / f"{name}.yaml"
+        path.write_text(text)
+        subprocess.run([*flowship, "deployment", "apply", str(path)], env=env, check=True)
+
+    def serve(name: str, serve_args: list[str]) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        argv = [*flowship, "serve", *serve_args, "--port", str(port), "--log-level", "warning"]
+        return start(argv, env, port, home / f"{name}.log"), port
+
+    answered: dict[str, int] = {}  # requests wrk saw answered, per server (log check)
+
+    def drive(name: str, port: int, script: str, concurrency: int, seconds: int) -> dict:
+        result = wrk(port, home / f"{script}.lua", concurrency, seconds)
+        answered[name] = answered.get(name, 0) + result["requests"]
+        return result
+
+    def pair(a: tuple, b: tuple, concurrency: int, total: int, rounds: int) -> tuple:
+        """Both servers up at once, driven in turn (a, b, a, b, ...) so that the other
+        work on a shared machine weighs on both alike; the median of the rounds."""
+        (name_a, args_a, script_a), (name_b, args_b, script_b) = a, b
+        proc_a, port_a = serve(name_a, args_a)
+        proc_b, port_b = serve(name_b, args_b)
+        runs: dict[str, list] = {name_a: [], name_b: []}
+        try:
+            drive(name_a, port_a, script_a, 2, 2)  # warm-up
+            drive(name_b, port_b, script_b, 2, 2)
+            for _ in range(rounds):
+                each = max(1, total // rounds)
+                runs[name_a].append(drive(name_a, port_a, script_a, concurrency, each))
+                runs[name_b].append(drive(name_b, port_b, script_b, concurrency, each))
+        finally:
+            stop(proc_a)
+            stop(proc_b)
+        return tuple(_median(runs[n]) for n in (name_a, name_b))
+
+    d, r = args.duration, args.rounds
+    single = ("single", ["models:/lr/1"], "plain")
+    split = ("split", ["--deployment", "split"], "keyed")
+    results: dict[str, dict] = {}
+    results["single c=8"], results["split c=8"] = pair(single, split, 8, d * r, r)
+    shadowed = ("shadowed", ["--deployment", "shadowed"], "keyed")
+    results["split c=1"], results["shadow c=1"] = pair(split, shadowed, 1, d * r, r)
+    sleepy = ("sleepy", ["--deployment", "sleepy"], "keyed")
+    raises = ("raises", ["--deployment", "raises"], "keyed")
+    results["sleepy shadow c=8"], results["raising shadow c=8"] = pair(sleepy, raises, 8, d, 1)
+    logged = ("logged", ["--deployment", "logged"], "keyed")
+    results["unlogged c=8"], results["log c=8"] = pair(split, logged, 8, args.log_duration, r)
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(home / "home" / "tables" / "prediction_log"))
+    logged_rows = table.to_pyarrow_dataset().count_rows()
+    commits = len(table.history())
+
+    print(f"\n{'load':20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    for key, res in results.items():
+        print(
+            f"{key:20} {res['rps']:9.0f} {res['p50_ms']:8.2f} {res['p99_ms']:8.2f} "
+            f"{res['failed']:7}"
+        )
+    split_ratio = results["split c=8"]["rps"] / results["single c=8"]["rps"]
+    shadow = results["shadow c=1"]["p50_ms"] / results["split c=1"]["p50_ms"]
+    log = results["log c=8"]["rps"] / results["unlogged c=8"]["rps"]
+    print(f"\n90/10 split throughput at c=8: {split_ratio:.1%} of the single model (target >= 90%)")
+    print(f"shadow at sample 1.0, p50 at c=1: {shadow - 1:+.1%} (target <= +10%)")
+    print(
+        "failed requests with a 50 ms shadow / a raising shadow: "
+        f"{results['sleepy shadow c=8']['failed']} / {results['raising shadow c=8']['failed']}"
+        " (target 0 / 0)"
+    )
+    print(f"prediction log at sample 1.0, c=8: {log:.1%} of unlogged throughput (target >= 85%)")
+    print(
+        f"log completeness: {answered['logged']} requests answered to wrk in "
+        f"{args.log_duration} s (+ warm-up), {logged_rows} rows in the table after a graceful "
+        f"stop ({commits} commits); up to 8 more per wrk run may be answered after wrk "
+        "stopped counting"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({**results, "logged_rows": logged_rows}, indent=2))
+    shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

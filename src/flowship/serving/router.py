@@ -1,0 +1,501 @@
+"""Serving a recorded deployment: every variant in one process, rows routed by key.
+
+``DeploymentRouter`` stands where a single-model server has its ``ModelHolder``: it
+follows the deployment's newest revision in flowship's state database (polling one
+number), loads and warms every variant of a new revision beside the ones in service
+(variants whose ref did not change are reused, warm), and switches with one assignment
+only when all of them are ready. A variant that fails to load keeps the previous
+revision serving, with the reason in the logs, ``/flowship`` and ``/metrics``. Each
+variant's ``ModelHolder`` still follows its own alias (``@production``), as plain
+``flowship serve`` does. Weight-0 variants stay loaded, so blue-green is a traffic change.
+
+Per request: the key field is taken out of the columns (or read from the
+``X-Flowship-Key`` header), each row is assigned with ``flowship.deployments.Assigner``
+(the same pure function everywhere), rows are scored by their variant's micro-batcher
+and put back in request order. Without a key, a request goes to one variant at random.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flowship.errors import FlowshipError, InvalidInput
+from flowship.serving.batching import MicroBatcher
+from flowship.serving.config import ServeConfig
+from flowship.serving.errors import NotReady
+from flowship.serving.follow import ModelHolder, labels_of
+from flowship.serving.metrics import Counter, Gauge, ServingMetrics
+from flowship.serving.prediction_log import LogEntry, PredictionLog
+from flowship.serving.shadow import ShadowCopy, ShadowQueue
+
+log = logging.getLogger(__name__)
+
+KEY_HEADER = b"x-flowship-key"
+REQUEST_ID_HEADER = b"x-request-id"
+MAX_HEADER_CHARS = 200  # a client's request id or key longer than this is cut
+
+
+@dataclass(frozen=True)
+class _Variant:
+    name: str
+    uri: str
+    holder: ModelHolder
+    batcher: MicroBatcher | None  # primaries only
+    weight: float
+    shadow: bool
+    sample: float
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What one revision serves; replaced as a whole, never edited."""
+
+    revision: int
+    spec: Any  # DeploymentSpec
+    variants: dict[str, _Variant]
+    assigner: Any  # deployments.Assigner
+    shadows: tuple[_Variant, ...] = ()
+
+    @property
+    def heaviest(self) -> _Variant:
+        return max((v for v in self.variants.values() if not v.shadow), key=lambda v: v.weight)
+
+
+@dataclass
+class Routed:
+    """One answered request: the rows' results and who answered them."""
+
+    request_id: str
+    revision: int
+    result: np.ndarray
+    predictor: Any  # the first row's model (metrics labels)
+    variants: list[str]  # distinct answering variants, in order of first row
+    versions: list[str]
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    shadow_copies: list[ShadowCopy] = field(default_factory=list)
+
+
+class DeploymentRouter:
+    def __init__(self, config: ServeConfig, metrics: ServingMetrics) -> None:
+        assert config.deployment is not None
+        self.config = config
+        self.name = config.deployment
+        self.metrics = metrics
+        self._routing: Routing | None = None
+        self._pool: dict[str, tuple[ModelHolder, MicroBatcher]] = {}  # uri -> warm variant
+        self.last_error: str | None = None
+        self.log: PredictionLog | None = None
+        self.shadows: ShadowQueue | None = None
+        self._header_cache: dict[tuple, list[tuple[bytes, bytes]]] = {}
+        self.revision_gauge = metrics.register(
+            Gauge("flowship_deployment_revision", "Revision being served.", ("deployment",))
+        )
+        self.load_failures = metrics.register(
+            Counter(
+                "flowship_deployment_load_failures_total",
+                "Revisions not switched to because a variant failed to load.",
+                ("deployment", "revision"),
+            )
+        )
+        self.variant_rows = metrics.register(
+            Counter(
+                "flowship_variant_rows_total",
+                "Rows answered by each primary variant.",
+                ("deployment", "variant"),
+            )
+        )
+
+    # ------------------------------------------------------------ ModelHolder's face
+
+    @property
+    def ready(self) -> bool:
+        return self._routing is not None
+
+    @property
+    def current(self) -> Any:
+        routing = self._routing
+        return routing.heaviest.holder.current if routing else None
+
+    @property
+    def model_name(self) -> str | None:
+        predictor = self.current
+        return predictor.model_name if predictor else None
+
+    @property
+    def output_dtype(self) -> str:
+        routing = self._routing
+        return routing.heaviest.holder.output_dtype if routing else "float64"
+
+    @property
+    def revision(self) -> int | None:
+        routing = self._routing
+        return routing.revision if routing else None
+
+    def get(self) -> Any:
+        predictor = self.current
+        if predictor is None:
+            raise NotReady(self.config.ref)
+        return predictor
+
+    def describe(self) -> dict[str, Any]:
+        routing = self._routing
+        return {
+            "name": self.name,
+            "revision": routing.revision if routing else None,
+            "key": routing.spec.key if routing else None,
+            "log": self.log.uri if self.log else None,
+            "variants": [
+                {
+                    "name": v.name,
+                    "ref": v.uri,
+                    "role": "shadow" if v.shadow else "primary",
+                    "weight": v.weight,
+                    "version": getattr(v.holder.current, "model_version", None),
+                    "last_error": v.holder.last_error,
+                }
+                for v in (routing.variants.values() if routing else [])
+            ],
+            "last_error": self.last_error,
+        }
+
+    # ------------------------------------------------------------ following
+
+    def check(self) -> bool:
+        """Converge on the newest revision (blocking: call on a thread). True if switched."""
+        from flowship import deployments
+
+        try:
+            number = deployments.current_number(self.name)
+            if number is None:
+                raise deployments.DeploymentNotFound(self.name)
+            routing = self._routing
+            if routing is not None and routing.revision == number:
+                for variant in routing.variants.values():
+                    variant.holder.check()  # follow each variant's alias
+                return False
+            revision = deployments.current(self.name)
+        except FlowshipError as error:
+            self.last_error = str(error)
+            log.warning("Cannot read deployment %s: %s", self.name, error)
+            return False
+        return self._converge(revision)
+
+    async def follow(self) -> None:
+        while True:
+            await asyncio.to_thread(self.check)
+            interval = self.config.poll_interval_s
+            await asyncio.sleep(interval if interval > 0 else 1.0)
+
+    def _converge(self, revision: Any) -> bool:
+        from flowship.deployments import Assigner
+
+        spec = revision.spec
+        variants: dict[str, _Variant] = {}
+        for name, variant in spec.variants.items():
+            uri = spec.uri_of(name)
+            pooled = self._pool.get(uri)
+            if pooled is None:
+                holder = ModelHolder(self.config.model_copy(update={"ref": uri}), self.metrics)
+                holder.check()
+                if not holder.ready:
+                    self.last_error = (
+                        f"revision {revision.revision}: variant {name!r} ({uri}) failed to "
+                        f"load: {holder.last_error}"
+                    )
+                    self.load_failures.inc(self.name, str(revision.revision))
+                    log.error(
+                        "Not switching %s to revision %d: %s%s",
+                        self.name,
+                        revision.revision,
+                        self.last_error,
+                        f"; still serving revision {self._routing.revision}."
+                        if self._routing
+                        else "; nothing is served yet.",
+                    )
+                    return False
+                pooled = (holder, self._batcher(holder))
+            variants[name] = _Variant(
+                name, uri, pooled[0], pooled[1], variant.weight, variant.shadow, variant.sample
+            )
+        self._pool.update({v.uri: (v.holder, v.batcher) for v in variants.values() if v.batcher})
+        self._configure_log(spec)
+        old = self._routing
+        self._routing = Routing(
+            revision.revision,
+            spec,
+            variants,
+            Assigner(spec.assignment_salt, spec.weights),
+            tuple(v for v in variants.values() if v.shadow),
+        )
+        self.last_error = None
+        self._header_cache.clear()
+        self.revision_gauge.set(self.name, value=revision.revision)
+        self.metrics.model_info.clear()  # each variant's holder set only its own
+        for v in variants.values():
+            self.metrics.model_info.set(*labels_of(v.holder.current), v.uri, value=1)
+        in_use = {v.uri for v in variants.values()}
+        for uri in [u for u in self._pool if u not in in_use]:
+            _, batcher = self._pool.pop(uri)
+            batcher.close()
+        log.info(
+            "Deployment %s: serving revision %d (%s)%s.",
+            self.name,
+            revision.revision,
+            ", ".join(
+                f"{v.name}={'shadow' if v.shadow else f'{v.weight:g}%'} "
+                f"v{v.holder.current.model_version or '-'}"
+                for v in variants.values()
+            ),
+            f", replacing revision {old.revision}" if old else "",
+        )
+        return True
+
+    def _batcher(self, holder: ModelHolder) -> MicroBatcher:
+        return MicroBatcher(
+            holder.get,
+            metrics=self.metrics,
+            max_batch_size=self.config.max_batch_size,
+            max_wait_s=self.config.max_batch_wait_ms / 1000,
+            max_queue=self.config.max_queue,
+        )
+
+    def _configure_log(self, spec: Any) -> None:
+        from flowship.config import get_settings
+
+        if spec.log is None or self.log is not None:
+            # The log is opened once per process; a revision that changes its table takes
+            # effect at the next restart (documented), so no rows are split mid-flight.
+            return
+        table = spec.log.table
+        uri = table if ("/" in table or "://" in table) else get_settings().table_uri(table)
+        self.log = PredictionLog(
+            uri,
+            deployment=self.name,
+            metrics=self.metrics,
+            flush_interval_s=spec.log.flush_interval_s,
+            flush_rows=spec.log.flush_rows,
+        )
+
+    def start(self) -> None:
+        """Start the shadow worker (inside the event loop)."""
+        self.shadows = ShadowQueue(
+            self.metrics,
+            deployment=self.name,
+            log_entry=self._log_shadow,
+            max_requests=self.config.max_shadow_queue,
+            timeout_s=self.config.request_timeout_s,
+        )
+        self.shadows.start()
+
+    async def close(self) -> None:
+        """Stop shadows, close batchers and flush the prediction log (a graceful stop)."""
+        if self.shadows is not None:
+            await self.shadows.close()
+        for _, batcher in self._pool.values():
+            batcher.close()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+
+    def _log_shadow(self, entry: LogEntry) -> None:
+        routing = self._routing
+        if self.log is not None and routing and self._sampled(routing, entry.request_id):
+            self.log.add(entry)
+
+    # ------------------------------------------------------------ requests
+
+    async def route(
+        self,
+        columns: dict[str, Any],
+        n_rows: int,
+        *,
+        headers: dict[bytes, bytes],
+        sequences: bool = False,
+        start: float,
+    ) -> Routed:
+        """Score a request: assign rows, predict per variant, answer in row order."""
+        routing = self._routing
+        if routing is None:
+            raise NotReady(self.config.ref)
+        request_id = os.urandom(16).hex()  # a random id, without uuid4's object
+        key_field = routing.spec.key
+        keys: list[str] | None = None
+        header_key = headers.get(KEY_HEADER)
+        if key_field is not None and key_field in columns:
+            columns = dict(columns)
+            keys = _keys(columns.pop(key_field), key_field)
+            assigned = routing.assigner.many(keys)
+        elif key_field is not None and header_key is not None:
+            key = header_key.decode("latin-1")[:MAX_HEADER_CHARS]
+            keys = [key] * n_rows
+            assigned = [routing.assigner(key)] * n_rows
+        else:
+            assigned = [routing.assigner(request_id)] * n_rows
+        first = assigned[0] if assigned else routing.heaviest.name
+        groups = {} if assigned.count(first) == n_rows else _groups(assigned)
+        if not groups:  # one variant answers every row (the common case)
+            name = first
+            variant = routing.variants[name]
+            result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
+                self._inputs(variant, columns), n_rows, sequences=sequences
+            )
+            parts = [(variant, None, result, predictor)]
+        else:
+            calls = []
+            for name, rows in groups.items():
+                variant = routing.variants[name]
+                part = self._inputs(variant, _take(columns, rows))
+                calls.append(variant.batcher.predict(part, len(rows), sequences=sequences))  # type: ignore[union-attr]
+            outcomes = await asyncio.gather(*calls)
+            parts = [
+                (routing.variants[name], rows, result, predictor)
+                for (name, rows), (result, predictor) in zip(groups.items(), outcomes, strict=True)
+            ]
+            result = _merge(n_rows, [(rows, r) for _, rows, r, _ in parts])
+        latency_ms = (time.perf_counter() - start) * 1000
+        client_id = headers.get(REQUEST_ID_HEADER)
+        client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
+        now = time.time()
+        routed = Routed(
+            request_id,
+            routing.revision,
+            result,
+            parts[0][3],
+            [variant.name for variant, *_ in parts],
+            [str(p.model_version or "") for *_, p in parts],
+        )
+        logged = self.log is not None and self._sampled(routing, request_id)
+        for variant, rows, part_result, predictor in parts:
+            count = n_rows if rows is None else len(rows)
+            self.variant_rows.inc(self.name, variant.name, amount=count)
+            if logged:
+                self.log.add(  # type: ignore[union-attr]
+                    LogEntry(
+                        request_id,
+                        client_request_id,
+                        now,
+                        routing.revision,
+                        variant.name,
+                        "primary",
+                        predictor,
+                        keys if rows is None or keys is None else [keys[i] for i in rows],
+                        columns if rows is None else _take(columns, rows),
+                        count,
+                        part_result,
+                        latency_ms,
+                    )
+                )
+        for variant in routing.shadows:
+            if _chosen(routing, request_id, variant):
+                routed.shadow_copies.append(
+                    ShadowCopy(
+                        variant.name,
+                        routing.revision,
+                        variant.holder,
+                        request_id,
+                        client_request_id,
+                        now,
+                        keys,
+                        self._inputs(variant, columns),
+                        n_rows,
+                    )
+                )
+        routed.headers = self._headers(routed)
+        return routed
+
+    async def after_response(self, routed: Routed) -> None:
+        """Hand the request's shadow copies to the shadow queue (the response is sent)."""
+        if self.shadows is not None:
+            for copy in routed.shadow_copies:
+                self.shadows.submit(copy)
+
+    def _inputs(self, variant: _Variant, columns: dict[str, Any]) -> dict[str, Any]:
+        """With ``extra_columns: ignore``, what this variant's signature names."""
+        if self.config.extra_columns == "reject":
+            return columns
+        predictor = variant.holder.current
+        names = {c.name for c in predictor.input_columns} if predictor else set()
+        if not names or names.issuperset(columns):
+            return columns
+        return {k: v for k, v in columns.items() if k in names}
+
+    def _sampled(self, routing: Routing, request_id: str) -> bool:
+        from flowship.deployments import unit
+
+        sample = routing.spec.log.sample if routing.spec.log else 0.0
+        return sample >= 1.0 or unit(routing.spec.assignment_salt, request_id, "log") < sample
+
+    def _headers(self, routed: Routed) -> list[tuple[bytes, bytes]]:
+        predictor = routed.predictor
+        key = (routed.revision, predictor, *routed.variants, *routed.versions)
+        fixed = self._header_cache.get(key)
+        if fixed is None:
+            if len(self._header_cache) > 256:  # bounded: revisions x variant combinations
+                self._header_cache.clear()
+            fixed = self._header_cache[key] = [
+                (b"x-flowship-deployment", self.name.encode()),
+                (b"x-flowship-revision", str(routed.revision).encode()),
+                (b"x-flowship-variant", ",".join(routed.variants).encode()),
+                (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
+                (b"x-flowship-model-version", ",".join(routed.versions).encode()),
+                (b"x-flowship-backend", predictor.backend.encode()),
+            ]
+        return [*fixed, (b"x-flowship-request-id", routed.request_id.encode())]
+
+
+def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:
+    from flowship.deployments import unit
+
+    return variant.sample >= 1.0 or (
+        variant.sample > 0
+        and unit(routing.spec.assignment_salt, request_id, variant.name) < variant.sample
+    )
+
+
+def _keys(values: Any, field: str) -> list[str]:
+    """The key column as text, one per row; a row without a key is a 400."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    keys = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            raise InvalidInput(
+                f"Row {i} has no value for the key field {field!r}.",
+                f"Give every row a {field}, or send none in any row (random assignment).",
+            )
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 42.0 (a JSON number in a float column) is customer 42
+        keys.append(str(value)[:MAX_HEADER_CHARS])
+    return keys
+
+
+def _groups(assigned: list[str]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(assigned):
+        groups.setdefault(name, []).append(i)
+    return groups
+
+
+def _take(columns: dict[str, Any], rows: list[int]) -> dict[str, Any]:
+    index = np.asarray(rows)
+    return {
+        name: values[index] if isinstance(values, np.ndarray) else [values[i] for i in rows]
+        for name, values in columns.items()
+    }
+
+
+def _merge(n_rows: int, parts: list[tuple[list[int], np.ndarray]]) -> np.ndarray:
+    first = np.asarray(parts[0][1])
+    dtype = np.result_type(*[np.asarray(p).dtype for _, p in parts])
+    out = np.empty((n_rows, *first.shape[1:]), dtype=dtype)
+    for rows, result in parts:
+        out[np.asarray(rows)] = result
+    return out

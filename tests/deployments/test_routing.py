@@ -1,0 +1,249 @@
+"""A real server for a recorded deployment: sticky row-by-row routing, who-answered
+headers, the prediction log, revisions picked up with zero failed requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from flowship.deployments import assign
+from tests.deployments._helpers import apply, deployment_server, read_log
+from tests.deployments.conftest import SPLIT, write_spec
+
+FEATURES = ["age", "tenure", "recency", "plan"]
+ANSWER = {"champion": 1.0, "challenger": 2.0}  # production -> v1 -> 1.0, staging -> v2 -> 2.0
+
+LOG = "log: {table: prediction_log, sample: 1.0, flush_interval_s: 0.5}\n"
+LOGGED = SPLIT + LOG
+
+
+def body(store, customers: list, *, key: bool = True) -> dict:
+    rows = store.data.head(len(customers))[FEATURES].values.tolist()
+    if key:
+        return {"columns": ["customer_id", *FEATURES],
+                "data": [[c, *r] for c, r in zip(customers, rows, strict=True)]}  # fmt: skip
+    return {"columns": FEATURES, "data": rows}
+
+
+@pytest.fixture
+def served(cli, store, flowship_home, tmp_path):
+    apply(cli, write_spec(tmp_path / "d.yaml", LOGGED))
+    server = deployment_server(
+        "churn", "--poll-interval", "0.5",
+        home=flowship_home, store=store, log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    yield server
+    server.stop()
+
+
+def test_rows_are_routed_by_key_sticky_and_in_order(served, store):
+    customers = list(range(1000, 1040))
+    response = httpx.post(served.url + "/invocations", json=body(store, customers))
+    assert response.status_code == 200, response.text
+    expected = [ANSWER[assign("churn", str(c), {"champion": 90, "challenger": 10})]
+                for c in customers]  # fmt: skip
+    assert response.json()["predictions"] == expected
+    assert set(expected) == {1.0, 2.0}  # this request really is split
+    assert (
+        response.headers["x-flowship-variant"] == "champion,challenger"
+        or response.headers["x-flowship-variant"] == "challenger,champion"
+    )
+    assert response.headers["x-flowship-revision"] == "1"
+    assert response.headers["x-flowship-deployment"] == "churn"
+    again = httpx.post(served.url + "/invocations", json=body(store, customers[::-1]))
+    assert again.json()["predictions"] == expected[::-1]  # sticky, whatever the order
+
+    # One customer's rows always go to the same variant, header says which.
+    for customer in (1000, 1001, 1002, 1003, 1004):
+        one = httpx.post(served.url + "/invocations", json=body(store, [customer]))
+        variant = assign("churn", str(customer), {"champion": 90, "challenger": 10})
+        assert one.headers["x-flowship-variant"] == variant
+        assert (
+            one.headers["x-flowship-model-version"] == {"champion": "1", "challenger": "2"}[variant]
+        )
+        assert one.json()["predictions"] == [ANSWER[variant]]
+
+
+def test_the_key_header_and_no_key(served, store):
+    weights = {"champion": 90, "challenger": 10}
+    key = next(str(c) for c in range(10_000) if assign("churn", str(c), weights) == "challenger")
+    response = httpx.post(
+        served.url + "/invocations", json=body(store, [0, 0, 0], key=False),
+        headers={"X-Flowship-Key": key},
+    )  # fmt: skip
+    assert response.json()["predictions"] == [2.0, 2.0, 2.0]
+    assert response.headers["x-flowship-variant"] == "challenger"
+    seen = set()
+    for _ in range(60):  # no key: one variant per request, at random
+        answer = httpx.post(served.url + "/invocations", json=body(store, [0, 0], key=False))
+        assert answer.status_code == 200
+        assert len(set(answer.json()["predictions"])) == 1
+        seen.add(answer.headers["x-flowship-variant"])
+    assert "champion" in seen
+
+
+def test_v2_says_who_answered_in_headers_and_parameters(served, store):
+    customers = [1000, 1001, 1002]
+    data = store.data.head(3)
+    request = {
+        "inputs": [
+            {"name": "customer_id", "datatype": "INT64", "shape": [3], "data": customers},
+            *[{"name": f, "datatype": "FP64" if f != "plan" else "INT64", "shape": [3],
+               "data": data[f].tolist()} for f in FEATURES],
+        ]
+    }  # fmt: skip
+    response = httpx.post(served.url + "/v2/models/churn/infer", json=request)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    expected = [ANSWER[assign("churn", str(c), {"champion": 90, "challenger": 10})]
+                for c in customers]  # fmt: skip
+    assert answer["outputs"][0]["data"] == expected
+    assert answer["parameters"]["revision"] == 1
+    assert answer["parameters"]["variant"] == response.headers["x-flowship-variant"]
+    assert len(answer["parameters"]["request_id"]) == 32
+
+
+def test_bad_requests_are_400_with_a_json_body(served, store):
+    missing = body(store, [1000, None, 1002])
+    response = httpx.post(served.url + "/invocations", json=missing)
+    assert response.status_code == 400
+    assert "Row 1 has no value for the key field 'customer_id'" in response.json()["message"]
+    records = {"dataframe_records": [
+        {"customer_id": 5, **dict(zip(FEATURES, [0.1, 0.2, 0.3, 1], strict=True))},
+        dict(zip(FEATURES, [0.1, 0.2, 0.3, 1], strict=True)),
+    ]}  # fmt: skip
+    response = httpx.post(served.url + "/invocations", json=records)
+    assert response.status_code == 400 and "Row 1 has no value" in response.json()["message"]
+    bad_feature = body(store, [1, 2])
+    bad_feature["data"][1][1] = "not a number"
+    response = httpx.post(served.url + "/invocations", json=bad_feature)
+    assert response.status_code == 400 and "age" in response.json()["message"]
+    huge_key = body(store, ["x" * 100_000])
+    response = httpx.post(served.url + "/invocations", json=huge_key)
+    assert response.status_code == 200  # a long key is cut, not a crash
+    metrics = httpx.get(served.url + "/metrics").text
+    assert 'flowship_deployment_revision{deployment="churn"' in metrics
+
+
+def test_every_answered_row_is_in_the_log_after_a_graceful_stop(served, store, flowship_home):
+    sent = 0
+    ids = []
+    for i in range(30):
+        customers = list(range(i * 7, i * 7 + 7))
+        response = httpx.post(
+            served.url + "/invocations", json=body(store, customers),
+            headers={"X-Request-ID": f"client-{i}"},
+        )  # fmt: skip
+        assert response.status_code == 200
+        sent += len(customers)
+        ids.append(response.headers["x-flowship-request-id"])
+    assert served.stop() in (0, -15)  # uvicorn re-raises SIGTERM after a graceful stop
+    table = read_log(flowship_home / "tables" / "prediction_log")
+    assert len(table) == sent
+    assert set(table.request_id) == set(ids)
+    assert set(table.client_request_id) == {f"client-{i}" for i in range(30)}
+    for column in (
+        "ts",
+        "date",
+        "deployment",
+        "revision",
+        "variant",
+        "role",
+        "model_name",
+        "model_version",
+        "run_id",
+        "key",
+        "latency_ms",
+        "status",
+        "output",
+        *FEATURES,
+    ):
+        assert column in table.columns, column  # fmt: skip
+    assert set(table.role) == {"primary"} and set(table.status) == {"ok"}
+    for row in table.itertuples():
+        variant = assign("churn", row.key, {"champion": 90, "challenger": 10})
+        assert row.variant == variant and row.output == ANSWER[variant]
+        assert row.model_version == {"champion": "1", "challenger": "2"}[variant]
+    assert table.run_id.notna().all() and (table.latency_ms > 0).all()
+    assert table.ts.dt.tz is not None and (table.date == table.ts.dt.date).all()
+
+
+def test_monitor_drift_reads_the_log_as_it_is(cli, served, store, flowship_home, tmp_path):
+    import json
+
+    for i in range(8):
+        customers = list(range(i * 10, i * 10 + 10))
+        assert httpx.post(served.url + "/invocations", json=body(store, customers)).is_success
+    served.stop()
+    baseline = tmp_path / "baseline.parquet"
+    store.data[FEATURES].to_parquet(baseline)
+    result = cli("monitor", "drift", "--current", "table:prediction_log", "--baseline", baseline,
+                 "--columns", ",".join(FEATURES), "--min-rows", "10", "--json", "-")  # fmt: skip
+    assert result.exit_code in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert report["n_current"] == 80
+    assert sorted(c["name"] for c in report["columns"]) == sorted(FEATURES)
+
+
+def test_a_traffic_change_under_load_fails_no_request(cli, served, store):
+    failures, answers, stop = [], [], threading.Event()
+
+    def load():
+        with httpx.Client() as client:
+            while not stop.is_set():
+                r = client.post(served.url + "/invocations", json=body(store, [1, 2, 3, 4]))
+                if r.status_code != 200:
+                    failures.append(r.text)
+                else:
+                    answers.append((r.headers["x-flowship-revision"], r.json()["predictions"]))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        assert cli("traffic", "churn", "champion=0", "challenger=100").exit_code == 0
+        deadline = time.monotonic() + 30
+        while not answers or answers[-1][0] != "2":
+            assert time.monotonic() < deadline, served.logs()[-2000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert cli("traffic", "churn", "--undo").exit_code == 0
+        while answers[-1][0] != "3":
+            assert time.monotonic() < deadline, served.logs()[-2000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    by_revision = {rev: preds for rev, preds in answers}
+    assert by_revision["2"] == [2.0, 2.0, 2.0, 2.0]  # blue-green: everyone on the challenger
+    assert by_revision["3"] == [
+        ANSWER[assign("churn", str(c), {"champion": 90, "challenger": 10})] for c in (1, 2, 3, 4)
+    ]
+
+
+def test_a_variant_that_fails_to_load_keeps_the_previous_revision(cli, served, store, tmp_path):
+    broken = write_spec(
+        tmp_path / "broken.yaml", SPLIT + "  bad: {ref: 'models:/unloadable/1', weight: 0}\n" + LOG
+    )
+    apply(cli, broken)
+    deadline = time.monotonic() + 60
+    while "failed to load" not in (
+        httpx.get(served.url + "/flowship").json()["deployment"]["last_error"] or ""
+    ):
+        assert time.monotonic() < deadline, served.logs()[-3000:]
+        time.sleep(0.2)
+    info = httpx.get(served.url + "/flowship").json()["deployment"]
+    assert info["revision"] == 1
+    assert "revision 2: variant 'bad' (models:/unloadable/1) failed to load" in info["last_error"]
+    response = httpx.post(served.url + "/invocations", json=body(store, [1, 2]))
+    assert response.status_code == 200 and response.headers["x-flowship-revision"] == "1"
+    metrics = httpx.get(served.url + "/metrics").text
+    assert 'flowship_deployment_load_failures_total{deployment="churn",revision="2"' in metrics
+    assert "still serving revision 1" in served.logs()
