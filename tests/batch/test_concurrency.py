@@ -75,6 +75,8 @@ def test_a_sql_output_lock_names_its_database(tmp_path):
     pg = key("postgresql+psycopg://scorer:s3cret@db.internal:5432/crm")
     assert pg == key("postgresql://scorer:other@db.internal:5432/crm")
     assert "s3cret" not in pg and "***" in pg and pg.endswith("table preds")
+    token = key("postgresql://db.internal/crm?sslmode=require&password=hunter2")
+    assert "hunter2" not in token and "password=***" in token
 
 
 @pytest.mark.slow
