@@ -80,8 +80,9 @@ elapsed = time.perf_counter() - start
 if done.returncode not in (0, 1):  # 1: drift alerts fired, as expected here
     sys.stderr.write(done.stderr[-3000:])
     sys.exit(done.returncode)
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak, "stdout": done.stdout}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({"wall_s": elapsed, "cpu_s": cpu, "peak_rss_mb": peak, "stdout": done.stdout}))
 """
 
 
@@ -227,7 +228,7 @@ def show(tool: str, rows: int, result: dict) -> None:
     truth = set(SHIFTED)
     flagged = set(result["flagged"])
     print(
-        f"{rows:>12,} rows  {tool:9s} {result['wall_s']:8.1f} s  "
+        f"{rows:>12,} rows  {tool:9s} {result['wall_s']:8.1f} s (CPU {result['cpu_s']:.1f} s)  "
         f"peak RSS {result['peak_rss_mb']:7.0f} MB  flagged {len(flagged)}/{len(truth)} "
         f"missed {sorted(truth - flagged) or 'none'} "
         f"false alarms {sorted(flagged - truth) or 'none'}",
@@ -252,8 +253,8 @@ def main() -> None:
                 show("Evidently", rows, theirs)
                 print(
                     f"{'':12s}       flowship is {theirs['wall_s'] / ours['wall_s']:.1f}x faster "
-                    f"end to end, with {theirs['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x less "
-                    "peak memory"
+                    f"end to end ({theirs['cpu_s'] / ours['cpu_s']:.1f}x less CPU), with "
+                    f"{theirs['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x less peak memory"
                 )
         if args.clean:
             for path in (base, cur):
