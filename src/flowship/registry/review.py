@@ -136,21 +136,25 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
 
 
 def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
-    """Record this approval; True when it is the last one needed (then ``_complete``)."""
+    """Record this approval, or return True when it is the last one needed: that one
+    is recorded by ``_complete`` once the move succeeded, so an approver MLflow refuses
+    leaves no approval behind."""
     required = int(req.policy["required"])
     approvers = [a.approver for a in req.approvals] + [who]
+    if len(approvers) >= required:
+        return True
     count = f"{len(approvers)} of {required}"
-    note = f"approved ({count})" + (f": {comment}" if comment else "")
-    if len(approvers) < required:
-        # Not the last one: the MLflow tag is this user's write, so MLflow's
-        # permissions decide whether they may sign off at all.
-        write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
+    # Not the last one: the MLflow tag is this user's write, so MLflow's permissions
+    # decide whether they may sign off at all.
+    write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
     store.add_approval(session, req.id, who, comment)
-    record(session, req, APPROVE, who, note)
-    return len(approvers) >= required
+    record(session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else ""))
+    return False
 
 
 def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Transition:
+    """The last approval: move the version as ``who`` (MLflow's permissions apply),
+    then record the approval and close the request."""
     approvers = [a.approver for a in req.approvals] + [who]
     text = f"approved request #{req.id} (asked by {req.requester}; approved by "
     text += ", ".join(approvers) + ")" + (f": {req.reason}" if req.reason else "")
@@ -169,7 +173,12 @@ def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Tr
         write_tag(req, f"approved by {', '.join(approvers)}")
     except FlowshipError as exc:  # the promotion is done; the tag only repeats it
         log.warning("Could not tag %s version %s: %s", req.model, req.version, exc)
+    count = f"{len(approvers)} of {req.policy['required']}"
     with db.transaction() as session:
+        store.add_approval(session, req.id, who, comment)
+        record(
+            session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else "")
+        )
         store.close(session, req.id, store.APPROVED, who, comment)
         # Other requests for this stage were made against the holder that just left.
         for other in store.find(session, model=req.model):
