@@ -21,6 +21,7 @@ from flowship._mlflow import mlflow_errors
 from flowship.errors import (
     ChangeFailed,
     ModelNotFound,
+    PermissionDenied,
     UsageError,
     VersionNotFound,
 )
@@ -193,7 +194,7 @@ def _step(name: str, step: str) -> Iterator[None]:
     try:
         with mlflow_errors(model=name):
             yield
-    except ModelNotFound:
+    except (ModelNotFound, PermissionDenied):  # not a failed write: the user's own answer
         raise
     except Exception as exc:
         raise ChangeFailed(f"MLflow refused {step}: {_cause(exc)}", step=step) from exc
