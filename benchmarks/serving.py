@@ -9,6 +9,12 @@ and the ratios.
 Needs wrk (https://github.com/wg/wrk): ``apt-get install -y wrk``.
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--models lr,rf]
+
+Before/after a change to flowship itself, drive only flowship, once from another source
+tree (``git archive main | tar -x -C /tmp/base``) and once from this one:
+
+    .venv/bin/python benchmarks/serving.py --servers flowship --flowship-src /tmp/base/src
+    .venv/bin/python benchmarks/serving.py --servers flowship
 """
 
 from __future__ import annotations
@@ -122,6 +128,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--models", default="lr,rf")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--servers", default="mlflow,flowship", help="which servers to drive")
+    parser.add_argument(
+        "--flowship-src", type=Path, help="serve flowship from this source tree (before/after)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("This benchmark needs wrk: apt-get update && apt-get install -y wrk")
@@ -142,12 +152,16 @@ def main() -> None:
                                        "--port", str(port), "--workers", "1",
                                        "--log-level", "warning"],
     }  # fmt: skip
+    servers = {name: servers[name] for name in args.servers.split(",")}
     results: dict[str, dict[str, dict[str, float]]] = {}
     for model in args.models.split(","):
         ref = f"models:/{model}/1"
         for server, argv in servers.items():
             port = free_port()
-            proc = start(argv(ref, port), env, port, home / f"{server}-{model}.log")
+            server_env = dict(env)
+            if server == "flowship" and args.flowship_src:
+                server_env["PYTHONPATH"] = str(args.flowship_src.resolve())
+            proc = start(argv(ref, port), server_env, port, home / f"{server}-{model}.log")
             try:
                 check = httpx.post(f"http://127.0.0.1:{port}/invocations", content=body,
                                    headers={"Content-Type": "application/json"})  # fmt: skip
@@ -167,6 +181,8 @@ def main() -> None:
     for key, by_server in results.items():
         for server, r in by_server.items():
             print(f"{key:10} {server:9} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}")
+        if len(by_server) < 2:
+            continue
         ours, theirs = by_server["flowship"], by_server["mlflow"]
         print(
             f"{key:10} {'ratio':9} {ours['rps'] / theirs['rps']:8.1f}x "

@@ -12,6 +12,7 @@ import httpx
 
 from tests.deployments._helpers import apply, deployment_server, read_log
 from tests.deployments.conftest import write_spec
+from tests.serving._server import metric
 
 FEATURES = ["age", "tenure", "recency", "plan"]
 
@@ -49,11 +50,14 @@ def test_shadows_never_touch_the_answer_and_share_its_request_id(
             assert response.headers["x-flowship-variant"] == "champion"
             ids.append(response.headers["x-flowship-request-id"])
         deadline = time.monotonic() + 30
-        while 'flowship_shadow_requests_total{deployment="churn",variant="slow",outcome="ok"' \
-                not in (metrics := httpx.get(server.url + "/metrics").text):  # fmt: skip
+        shadow = "flowship_shadow_requests_total"
+        while not metric(
+            metrics := httpx.get(server.url + "/metrics").text,
+            shadow, deployment="churn", variant="slow", outcome="ok",
+        ):  # fmt: skip
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        assert 'variant="failing",outcome="error"' in metrics
+        assert metric(metrics, shadow, variant="failing", outcome="error")
     finally:
         server.stop()
     table = read_log(flowship_home / "tables" / "prediction_log")
@@ -89,12 +93,10 @@ def test_a_full_shadow_queue_drops_and_counts_and_fails_nothing(
             ))  # fmt: skip
         assert statuses == [200] * 80
         metrics = httpx.get(server.url + "/metrics").text
-        dropped = [
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith('flowship_shadow_dropped_total{deployment="churn",variant="slow"')
-        ]
-        assert dropped and dropped[0] > 0
+        dropped = metric(
+            metrics, "flowship_shadow_dropped_total", deployment="churn", variant="slow"
+        )
+        assert dropped and dropped > 0
     finally:
         server.stop()
 

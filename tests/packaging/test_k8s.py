@@ -181,3 +181,26 @@ def test_foreign_and_other_kind_folders_are_refused(store, cli, tmp_path):
     other = cli("k8s", "models:/churn/1", "-o", ctx)
     assert other.exit_code == 2 and "holds flowship's 'build-image' output" in other.stderr
     assert (ctx / "Dockerfile").is_file()
+
+
+def test_a_monitor_file_without_webhook_reads_it_from_the_environment(store, cli, tmp_path):
+    """What lets the webhook live in the Secret (FLOWSHIP_WEBHOOK) instead of the file."""
+    import os
+
+    from flowship.config import get_settings
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        "kind: monitor\nname: churn\nmodel: models:/churn/1\nhealth: {max_age_days: 90}\n"
+    )
+    assert cli("monitor", "run", path).exit_code == 0
+    os.environ["FLOWSHIP_WEBHOOK"] = "not-a-url"
+    try:
+        get_settings.cache_clear()
+        result = cli("monitor", "run", path)
+    finally:
+        del os.environ["FLOWSHIP_WEBHOOK"]
+        get_settings.cache_clear()
+    assert (
+        result.exit_code == 2 and "The webhook 'not-a-url' is not an http(s) URL" in result.stderr
+    )

@@ -200,3 +200,16 @@ def test_rollback_cannot_bring_an_unapproved_version_into_production(local, cli)
     with pytest.raises(PermissionDenied):
         approve(1)  # the requester, again: the rule travels with the request
     assert _stages()["2"] == "None"
+
+
+def test_an_expired_request_does_not_block_a_new_one(local, cli):
+    import time
+
+    local("approvals = 1\nrequest_expiry_days = 0.00001")  # 0.86 s
+    assert cli("promote", "ChurnPredictor", "2", "--to", "production").exit_code == 0
+    time.sleep(1.5)
+    again = cli("promote", "ChurnPredictor", "2", "--to", "production", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["request"]["id"] == 2
+    states = [r["state"] for r in json.loads(cli("requests", "--state", "all", "--json").stdout)]
+    assert states == ["expired", "pending"]

@@ -4,6 +4,7 @@ router writes them, at times the test chooses."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -35,12 +36,13 @@ def store(deploy_store, tmp_path, monkeypatch):  # noqa: F811
     shutil.copy(deploy_store.home / "mlflow.db", db)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
     reset_caches()
-    return deploy_store
+    return dataclasses.replace(deploy_store, uri=f"sqlite:///{db}")
 
 
 @pytest.fixture
 def deployment(cli, store, tmp_path):
-    result = cli("deployment", "apply", write_spec(tmp_path / "churn.yaml", SPEC))
+    spec = SPEC.replace("{table: prediction_log}", "{table: prediction_log, flush_interval_s: 0.3}")
+    result = cli("deployment", "apply", write_spec(tmp_path / "churn.yaml", spec))
     assert result.exit_code == 0, result.stderr
     return "churn"
 

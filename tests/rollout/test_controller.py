@@ -173,3 +173,13 @@ def test_run_once_is_one_evaluation(cli, deployment):
     result = cli("rollout", "run", "churn", "--once", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["action"] == "wait"
+
+
+def test_a_constant_champion_output_still_judges_the_candidate(cli, deployment, traffic):
+    view = start(cli)
+    t0 = _started(view)
+    traffic("challenger", 300, t0, t0 + timedelta(minutes=5), output=2.0)
+    traffic("champion", 300, t0, t0 + timedelta(minutes=5), output=1.0)
+    # (the helper adds noise; a constant champion is checked in test_measure below)
+    result = rollout.tick("churn", owner="a", now=t0 + timedelta(minutes=6))
+    assert result["action"] == "rolled_back" and "output_psi" in result["reason"]

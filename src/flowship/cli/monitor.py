@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from flowship.cli._app import app
+from flowship.cli._progress import rows_progress
 from flowship.cli._render import print_json, print_table, say
 
 monitor = typer.Typer(
@@ -32,6 +33,16 @@ WebhookOpt = Annotated[
 ]
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="Monitor name (history and alert dedup key).")
+]
+WhereOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--where", help="SQL condition on the rows read, e.g. \"prediction_date >= '2026-11-01'\"."
+    ),
+]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="local (bounded memory) or spark (flowship[spark])."),
 ]
 
 
@@ -74,12 +85,29 @@ def drift(
     sql_url: Annotated[
         str | None, typer.Option("--sql-url", help="Database for sql: sources.")
     ] = None,
+    where: WhereOpt = None,
+    baseline_where: Annotated[
+        str | None,
+        typer.Option("--baseline-where", help="SQL condition on the baseline (its window)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Compare each value of COLUMN on its own: variant.")
+    ] = None,
+    ks_exact: Annotated[
+        bool | None,
+        typer.Option(
+            "--ks-exact/--ks-approx",
+            help="ks only: always exact (refused beyond memory) or always binned; "
+            "default: exact when it fits.",
+        ),
+    ] = None,
+    engine: EngineOpt = "local",
     json_path: JsonOpt = None,
     html_path: HtmlOpt = None,
     webhook: WebhookOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Compare current data with a baseline, column by column."""
+    """Compare current data with a baseline, column by column, in bounded memory."""
     from flowship.monitoring.runner import run_drift
     from flowship.monitoring.specs import DriftSpec
 
@@ -104,15 +132,22 @@ def drift(
         bins=bins,
         min_rows=min_rows,
         sql_url=sql_url,
+        where=where,
+        baseline_where=baseline_where,
+        by=by,
+        engine=engine,
+        ks_mode="auto" if ks_exact is None else ("exact" if ks_exact else "approx"),
     )
-    result = run_drift(
-        spec,
-        name=name or f"drift:{model or current}"[:200],
-        model=model,
-        webhook=webhook,
-        json_path=_file(json_path),
-        html_path=html_path,
-    )
+    with rows_progress("drift") as on_rows:
+        result = run_drift(
+            spec,
+            name=name or f"drift:{model or current}"[:200],
+            model=model,
+            webhook=webhook,
+            json_path=_file(json_path),
+            html_path=html_path,
+            on_rows=on_rows,
+        )
     report = result.reports["drift"]
     if json_path == "-":
         print_json(result.to_dict())
@@ -178,12 +213,17 @@ def performance(
     ] = False,
     min_rows: Annotated[int, typer.Option("--min-rows")] = 50,
     sql_url: Annotated[str | None, typer.Option("--sql-url")] = None,
+    where: WhereOpt = None,
+    actuals_where: Annotated[
+        str | None, typer.Option("--actuals-where", help="SQL condition on the actuals.")
+    ] = None,
+    engine: EngineOpt = "local",
     json_path: JsonOpt = None,
     html_path: HtmlOpt = None,
     webhook: WebhookOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Join predictions with actuals and measure the model."""
+    """Join predictions with actuals and measure the model (out of core, with DuckDB)."""
     from flowship.monitoring.runner import run_performance
     from flowship.monitoring.specs import PerformanceSpec
 
@@ -209,6 +249,9 @@ def performance(
         log_to_mlflow=log_mlflow,
         min_rows=min_rows,
         sql_url=sql_url,
+        where=where,
+        actuals_where=actuals_where,
+        engine=engine,
     )
     result = run_performance(
         spec,
@@ -368,6 +411,7 @@ def attach_baseline(
     model: Annotated[str, typer.Argument(help="models:/NAME/VERSION (or @alias, /Stage).")],
     data: Annotated[str, typer.Argument(help="The baseline sample (path, table:NAME, sql:...).")],
     columns: Annotated[str | None, typer.Option("--columns", help="Keep only a,b,c.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was attached.")] = False,
 ) -> None:
     """Keep a baseline sample with a model version, for `monitor drift --model`."""
     from flowship.monitoring.baseline import attach_baseline as attach
@@ -376,6 +420,9 @@ def attach_baseline(
     keep = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     frame = load_frame(data, role="baseline", columns=keep)
     where = attach(model, frame)
+    if as_json:
+        print_json({"model": str(where), "rows": frame.shape[0], "columns": list(frame.columns)})
+        return
     say(f"Attached a baseline of {frame.shape[0]} rows x {frame.shape[1]} columns to {where}.")
 
 
@@ -383,17 +430,14 @@ def _spec(cls: Any, **fields: Any) -> Any:
     """Validate options with the job file's own model, so both give the same messages."""
     from pydantic import ValidationError
 
+    from flowship._validation import describe
     from flowship.errors import UsageError
 
     try:
         return cls(**fields)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "options"
-        raise UsageError(
-            f"Invalid option {where.replace('_', '-')}: {error['msg']}.",
-            "See flowship monitor COMMAND --help.",
-        ) from exc
+        problems = describe(exc, name=lambda where: f"option {where.replace('_', '-')!r}")
+        raise UsageError(f"{problems}.", "See flowship monitor COMMAND --help.") from None
 
 
 def _pairs(items: list[str]) -> dict[str, str]:

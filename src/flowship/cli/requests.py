@@ -27,8 +27,9 @@ def _gates(gates: list[dict[str, Any]] | None) -> str:
 
 
 def _expires(when: datetime) -> str:
-    left = (when - datetime.now(UTC)).total_seconds()
-    return "expired" if left <= 0 else "in " + age(datetime.now(UTC) - (when - datetime.now(UTC)))
+    now = datetime.now(UTC)
+    left = when - now
+    return "expired" if left.total_seconds() <= 0 else "in " + age(now - left, now)
 
 
 def say_request(req: Any) -> None:

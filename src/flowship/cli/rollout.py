@@ -102,6 +102,10 @@ def run(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between evaluations.", min=0.1)
     ] = 30.0,
+    lease: Annotated[
+        float | None,
+        typer.Option("--lease", help="Seconds a silent controller keeps the lease.", min=1),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The controller: waits, steps, rolls back on a breach, promotes at the last step."""
@@ -111,7 +115,7 @@ def run(
         if not as_json:
             err.print(f"{result['action']}: {result.get('reason') or ''}", markup=False)
 
-    result = control(deployment, interval=interval, once=once, on_tick=report)
+    result = control(deployment, interval=interval, once=once, lease_seconds=lease, on_tick=report)
     if as_json:
         print_json(result)
 

@@ -47,6 +47,9 @@ class Revision:
         }
 
 
+DELETED = "delete"  # the action of the revision that retires a deployment
+
+
 class DeploymentNotFound(NotFound):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -66,7 +69,7 @@ def apply(
         db.lock(session, f"deployment:{spec.name}")
         current = rows.latest(session, spec.name)
         _expect(spec.name, current, expect_revision)
-        if current is not None:
+        if current is not None and current.action != DELETED:
             old = DeploymentSpec.model_validate(current.spec)
             if old == spec:
                 return _revision(current, current.spec)  # no changes: nothing recorded
@@ -138,6 +141,17 @@ def undo(name: str, *, reason: str | None = None) -> Revision:
         return _record(session, spec, current, "undo", text)
 
 
+def delete(name: str, *, reason: str | None = None) -> Revision:
+    """Retire ``name``: a last revision (its spec unchanged, action ``delete``) after
+    which it is not found (servers following it keep their last state); its history
+    stays, and applying the name again starts it anew."""
+    with db.transaction() as session:
+        db.lock(session, f"deployment:{name}")
+        current = _latest(session, name)
+        spec = DeploymentSpec.model_validate(current.spec)
+        return _record(session, spec, current, DELETED, reason)
+
+
 def current(name: str) -> Revision:
     """The newest revision of ``name``."""
     with db.transaction() as session:
@@ -153,7 +167,8 @@ def current_number(name: str) -> int | None:
 def list_deployments() -> list[Revision]:
     """The newest revision of every deployment, by name."""
     with db.transaction() as session:
-        return [_revision(r, None) for r in rows.newest_of_each(session)]
+        newest = rows.newest_of_each(session)
+    return [_revision(r, None) for r in newest if r.action != DELETED]
 
 
 def history(name: str) -> list[Revision]:
@@ -191,7 +206,7 @@ def check_refs(spec: DeploymentSpec) -> None:
 
 def _latest(session: Any, name: str) -> rows.RevisionRow:
     found = rows.latest(session, name)
-    if found is None:
+    if found is None or found.action == DELETED:
         raise DeploymentNotFound(name)
     return found
 

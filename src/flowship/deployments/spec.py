@@ -58,6 +58,15 @@ class LogSpec(BaseModel):
     flush_rows: int = Field(10_000, ge=1, le=1_000_000)
     """... or as soon as this many rows wait, whichever comes first."""
 
+    @property
+    def uri(self) -> str:
+        """Where the log is: ``table`` as given if it is a path or URI, else
+        ``$FLOWSHIP_TABLES_URI/<table>``."""
+        from flowship.config import get_settings
+
+        table = self.table
+        return table if ("/" in table or "://" in table) else get_settings().table_uri(table)
+
 
 class DeploymentSpec(BaseModel):
     """A named endpoint: weighted variants, shadows, a sticky key and a prediction log."""

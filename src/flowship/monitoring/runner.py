@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,8 @@ from flowship.monitoring.specs import DriftSpec, HealthSpec, MonitorSpec, Perfor
 from flowship.store import monitor_runs
 
 log = logging.getLogger(__name__)
+OnRows = Callable[[int], None]
+"""Progress: called with the rows of every batch read."""
 
 
 @dataclass
@@ -55,8 +58,9 @@ def run_drift(
     webhook: str | None = None,
     json_path: str | None = None,
     html_path: str | None = None,
+    on_rows: OnRows | None = None,
 ) -> MonitorResult:
-    return _run(name, model, webhook, json_path, html_path, drift=spec)
+    return _run(name, model, webhook, json_path, html_path, drift=spec, on_rows=on_rows)
 
 
 def run_performance(
@@ -67,8 +71,9 @@ def run_performance(
     webhook: str | None = None,
     json_path: str | None = None,
     html_path: str | None = None,
+    on_rows: OnRows | None = None,
 ) -> MonitorResult:
-    return _run(name, model, webhook, json_path, html_path, performance=spec)
+    return _run(name, model, webhook, json_path, html_path, performance=spec, on_rows=on_rows)
 
 
 def run_health(
@@ -83,7 +88,7 @@ def run_health(
     return _run(name or f"health:{model}", model, webhook, json_path, html_path, health=spec)
 
 
-def run_spec(spec: MonitorSpec) -> MonitorResult:
+def run_spec(spec: MonitorSpec, *, on_rows: OnRows | None = None) -> MonitorResult:
     from flowship.config import get_settings
 
     return _run(
@@ -95,12 +100,13 @@ def run_spec(spec: MonitorSpec) -> MonitorResult:
         drift=spec.drift,
         performance=spec.performance,
         health=spec.health,
+        on_rows=on_rows,
     )
 
 
-def run_monitor_file(path: str | Path) -> MonitorResult:
+def run_monitor_file(path: str | Path, *, on_rows: OnRows | None = None) -> MonitorResult:
     """Run a ``kind: monitor`` file (what ``flowship schedule`` calls for such files)."""
-    return run_spec(load_spec(path))
+    return run_spec(load_spec(path), on_rows=on_rows)
 
 
 def _run(
@@ -113,6 +119,7 @@ def _run(
     drift: DriftSpec | None = None,
     performance: PerformanceSpec | None = None,
     health: HealthSpec | None = None,
+    on_rows: OnRows | None = None,
 ) -> MonitorResult:
     check_webhook(webhook)  # refuse a bad URL before any work
     if not name or len(name) > 200 or not name.isprintable():
@@ -126,7 +133,7 @@ def _run(
         k for k, v in (("drift", drift), ("performance", performance), ("health", health)) if v
     ]
     try:
-        reports, alerts = _checks(model, drift, performance, health, started)
+        reports, alerts = _checks(model, drift, performance, health, started, on_rows)
     except FlowshipError as error:
         _record_failure(name, kinds, model, started, error)
         raise
@@ -176,15 +183,16 @@ def _checks(
     performance: PerformanceSpec | None,
     health: HealthSpec | None,
     started: datetime,
+    on_rows: OnRows | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Alert]]:
     reports: dict[str, dict[str, Any]] = {}
     alerts: list[Alert] = []
     if drift:
-        report = _drift(drift, model)
+        report = _drift(drift, model, on_rows)
         reports["drift"] = report
         alerts += _drift_alerts(report)
     if performance:
-        report = _performance(performance, model, started)
+        report = _performance(performance, model, started, on_rows)
         reports["performance"] = report
         alerts += [
             Alert(f"performance:{v['metric']}", f"Performance: {v['message']}.")
@@ -224,20 +232,32 @@ def _record_failure(
         log.warning("Could not record the failed run of monitor %s", name)
 
 
-def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
-    from flowship.monitoring.drift import check_drift
-    from flowship.monitoring.sources import load_frame
+def _drift(spec: DriftSpec, model: str | None, on_rows: OnRows | None) -> dict[str, Any]:
+    from flowship.monitoring.drift import METHODS
+    from flowship.monitoring.drift.columns import PREDICTION_NAMES
+    from flowship.monitoring.prediction_log import feature_columns, is_prediction_log
+    from flowship.monitoring.sources import open_source
 
     baseline = spec.baseline or model
-    reference = load_frame(baseline, role="baseline", sql_url=spec.sql_url)  # type: ignore[arg-type]
-    current = load_frame(spec.current, role="current", sql_url=spec.sql_url)
+    reference = open_source(
+        baseline, role="baseline", sql_url=spec.sql_url, where=spec.baseline_where
+    )
+    current = open_source(spec.current, role="current", sql_url=spec.sql_url, where=spec.where)
     columns, outputs = spec.columns, spec.prediction_columns
+    if columns is None and is_prediction_log(current.columns):
+        # The log's own columns (ids, times, latency) are not the model's inputs.
+        columns = [c for c in feature_columns(current.columns) if c in reference.columns]
+        outputs = outputs or ["output", *PREDICTION_NAMES]
     if spec.score_with_model:
+        if spec.engine == "spark":
+            raise UsageError(
+                "--score-with-model scores on this machine.", "Drop --engine spark for it."
+            )
         if not model:
             raise InvalidInput("Scoring with the model needs --model.", "Pass --model REF.")
-        from flowship.monitoring.model_outputs import add_model_outputs
+        from flowship.monitoring.model_outputs import scored_sources
 
-        added = add_model_outputs(model, [reference, current])
+        reference, current, added = scored_sources(model, reference, current)
         outputs = [*(outputs or []), *added]
         columns = [*columns, *added] if columns else None
     params: dict[str, Any] = {
@@ -246,13 +266,22 @@ def _drift(spec: DriftSpec, model: str | None) -> dict[str, Any]:
         "prediction_columns": outputs,
         "drift_share": spec.drift_share,
         "min_rows": spec.min_rows,
+        "engine": spec.engine,
+        "on_rows": on_rows,
     }
     if spec.method == "ks":
-        params["alpha"] = spec.alpha
+        params.update(alpha=spec.alpha, mode=spec.ks_mode)
     else:
         params.update(q=spec.q, psi_warn=spec.psi_warn, psi_alert=spec.psi_alert, bins=spec.bins)
-    report = check_drift(reference, current, method=spec.method, **params).to_dict()
-    report["baseline"], report["current"] = baseline, spec.current
+    method = METHODS[spec.method]
+    if spec.by:
+        from flowship.monitoring.groups import drift_by
+
+        report = drift_by(spec.by, reference, current, lambda: method(**params))
+    else:
+        report = method(**params).fit_score(reference, current).to_dict()
+    report["baseline"], report["current"] = reference.label(), current.label()
+    report["engine"] = spec.engine
     return report
 
 
@@ -276,13 +305,19 @@ def _effect(column: dict[str, Any]) -> str:
     return f"PSI {column['psi']:.3f}, adjusted p={column['p_value_adjusted']:.3g}"
 
 
-def _performance(spec: PerformanceSpec, model: str | None, started: datetime) -> dict[str, Any]:
+def _performance(
+    spec: PerformanceSpec, model: str | None, started: datetime, on_rows: OnRows | None
+) -> dict[str, Any]:
     from flowship.monitoring.performance import evaluate_performance, parse_threshold
-    from flowship.monitoring.sources import load_frame
+    from flowship.monitoring.sources import open_source
 
     thresholds = dict(parse_threshold(t) for t in spec.thresholds) if spec.thresholds else None
-    predictions = load_frame(spec.predictions, role="predictions", sql_url=spec.sql_url)
-    actuals = load_frame(spec.actuals, role="actuals", sql_url=spec.sql_url)
+    predictions = open_source(
+        spec.predictions, role="predictions", sql_url=spec.sql_url, where=spec.where
+    )
+    actuals = open_source(
+        spec.actuals, role="actuals", sql_url=spec.sql_url, where=spec.actuals_where
+    )
     report = evaluate_performance(
         predictions,
         actuals,
@@ -298,7 +333,10 @@ def _performance(spec: PerformanceSpec, model: str | None, started: datetime) ->
         thresholds=thresholds,
         positive_label=spec.positive_label,
         min_rows=spec.min_rows,
+        engine=spec.engine,
     ).to_dict()
+    report["predictions"], report["actuals"] = predictions.label(), actuals.label()
+    report["engine"] = spec.engine
     if spec.log_to_mlflow and model and report["status"] != "insufficient_data":
         from flowship.monitoring.baseline import log_production_metrics
 

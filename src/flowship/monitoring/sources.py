@@ -1,31 +1,188 @@
-"""Where a monitor's data comes from, read into a pandas DataFrame.
+"""Where a monitor's data comes from, read as a stream of Arrow record batches.
 
 A source is a string:
 
-- a Parquet, CSV or TSV file, a directory of Parquet files, or a Delta table (a path
-  or any URI deltalake reads, e.g. ``s3://bucket/table``);
+- a Parquet file or directory of Parquet files (hive partitions become columns), a
+  CSV/TSV file, or a Delta table (a path or any URI deltalake reads);
 - ``table:NAME``: one of flowship's own Delta tables (batch predictions, the live
   prediction log), at ``get_settings().table_uri(NAME)``;
-- ``sql:SELECT ...``: a query, run on ``sql_url`` (default: flowship's own database);
+- ``sql:SELECT ...``: a query, run on ``sql_url`` (default: flowship's own database)
+  with a server-side cursor;
 - ``models:/NAME@alias`` (baselines only): the sample attached to that model version
   with ``flowship monitor attach-baseline``.
+
+The Python API also takes a pandas DataFrame or an Arrow table.
+
+Local files are read by DuckDB's own Parquet and CSV readers, which decode one row group
+at a time and read only the columns asked for; ``where`` (``--where``) is a SQL
+condition DuckDB applies while reading (pushed into the Parquet scan, so row groups whose
+statistics rule them out are skipped). Nothing holds a whole input in memory: a source is
+opened again for every pass over it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from flowship.config import get_settings
 from flowship.errors import InvalidInput, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
+_NAMES = itertools.count()
 FORMS = "a Parquet/CSV/Delta path, table:NAME, sql:SELECT ... or models:/NAME@alias"
+BATCH_ROWS = 131_072
+"""Rows per record batch: 30 float columns make a 30 MB batch."""
+DUCKDB_MEMORY = "768MB"
+"""DuckDB's memory cap for a read or a join; beyond it, joins and sorts spill to disk."""
+DUCKDB_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class Source:
+    """An opened source: its schema (after ``where``), and a way to read it again."""
+
+    name: str
+    role: str
+    schema: pa.Schema
+    where: str | None = None
+    rows_hint: int | None = None
+    """Rows before ``where``, when the files say so without reading them (Parquet)."""
+    _from: str | None = field(default=None, repr=False)
+    """DuckDB FROM clause reading the data (files, an in-memory table)."""
+    _reader: Any = field(default=None, repr=False)
+    """For SQL queries: a function returning a fresh RecordBatchReader."""
+    _table: pa.Table | None = field(default=None, repr=False)
+    kind: str = "files"
+    files: list[str] = field(default_factory=list)
+    """The Parquet/CSV files read (the Spark engine reads the same)."""
+    root: str | None = None
+    """The folder hive partitions are relative to (a Parquet folder, a Delta table)."""
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def label(self) -> str:
+        return f"{self.name} where {self.where}" if self.where else self.name
+
+    def batches(
+        self, columns: Sequence[str], *, batch_rows: int = BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows (only ``columns``), filtered by ``where``, in batches."""
+        con = connect_duckdb()
+        try:
+            relation = self.relation(con, columns)
+            reader = _arrow_reader(relation, batch_rows)
+            try:
+                for batch in reader:
+                    if batch.num_rows:
+                        yield batch
+            except _duck_errors() as exc:
+                raise InvalidInput(
+                    f"Reading the {self.role} data ({self.label()}) failed: {_first_line(exc)}",
+                    "Check the files, and the --where condition if one is given.",
+                ) from None
+        finally:
+            con.close()
+
+    def relation(self, con: Any, columns: Sequence[str] | None = None) -> Any:
+        """A DuckDB relation over this source on connection ``con``."""
+        picked = ", ".join(_quote(c) for c in columns) if columns else "*"
+        if self._table is not None or self._reader is not None:
+            base = f"_flowship_src_{next(_NAMES)}"
+            con.register(base, self._table if self._table is not None else self._reader())
+        else:
+            base = self._from
+        query = f"SELECT {picked} FROM {base}"
+        if self.where:
+            query += f" WHERE ({self.where})"
+        try:
+            return con.sql(query)
+        except _duck_errors() as exc:
+            raise InvalidInput(
+                f"Cannot read the {self.role} data ({self.label()}): {_first_line(exc)}",
+                "Check the --where condition: a SQL condition on the source's columns, "
+                "e.g. \"prediction_date >= '2026-11-01'\".",
+            ) from None
+
+    def narrowed(self, condition: str) -> Source:
+        """The same source with one more condition (ANDed with ``where``)."""
+        import dataclasses
+
+        where = f"({self.where}) AND ({condition})" if self.where else condition
+        return dataclasses.replace(self, where=where)
+
+    def distinct(self, column: str, *, limit: int) -> list[Any]:
+        """The distinct values of ``column`` (at most ``limit + 1``, to tell "too many")."""
+        con = connect_duckdb()
+        try:
+            relation = self.relation(con, [column]).distinct().order(_quote(column))
+            return [row[0] for row in relation.limit(limit + 1).fetchall()]
+        except _duck_errors() as exc:
+            raise InvalidInput(
+                f"Reading the {self.role} data ({self.label()}) failed: {_first_line(exc)}",
+                "Check the files, and the --where condition if one is given.",
+            ) from None
+        finally:
+            con.close()
+
+    def to_table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """All of it in memory: for small inputs only (attached baselines, tests)."""
+        batches = list(self.batches(columns or self.columns))
+        if not batches:
+            return self.schema.empty_table()
+        return pa.Table.from_batches(batches)
+
+    def count_rows(self) -> int:
+        con = connect_duckdb()
+        try:
+            return int(self.relation(con).aggregate("count(*)").fetchall()[0][0])
+        except _duck_errors() as exc:
+            raise InvalidInput(
+                f"Reading the {self.role} data ({self.label()}) failed: {_first_line(exc)}",
+                "Check the files, and the --where condition if one is given.",
+            ) from None
+        finally:
+            con.close()
+
+
+def open_source(
+    source: Any,
+    *,
+    role: str = "data",
+    sql_url: str | None = None,
+    where: str | None = None,
+) -> Source:
+    """Open ``source`` (a string as in the module doc, a DataFrame or an Arrow table)
+    without reading its rows. ``role`` names it in messages ("baseline", "current")."""
+    where = (where or "").strip() or None
+    if where is not None:
+        _check_where(where)
+    if not isinstance(source, str):
+        return _in_memory(source, role, where)
+    text = (source or "").strip()
+    if not text:
+        raise InvalidInput(f"No {role} source given.", f"Give {FORMS}.")
+    if text.startswith("sql:"):
+        opened = _sql(text, sql_url, role, where)
+    elif text.startswith("models:/"):
+        from flowship.monitoring.baseline import download_baseline
+
+        opened = _parquet(text, [str(download_baseline(text))], role, where)
+    elif text.startswith("table:"):
+        opened = _delta(text, get_settings().table_uri(text[6:].strip()), role, where)
+    else:
+        opened = _path(text, role, where)
+    log.info("Opened %s data %s (%d columns)", role, opened.label(), len(opened.schema))
+    return opened
 
 
 def load_frame(
@@ -34,126 +191,78 @@ def load_frame(
     role: str = "data",
     columns: Sequence[str] | None = None,
     sql_url: str | None = None,
-) -> pd.DataFrame:
-    """Read ``source`` whole. ``role`` names it in messages ("baseline", "current")."""
-    source = (source or "").strip()
-    if not source:
-        raise InvalidInput(f"No {role} source given.", f"Give {FORMS}.")
-    if source.startswith("sql:"):
-        frame = _read_sql(source[4:].strip(), sql_url, role)
-    elif source.startswith("models:/"):
-        frame = _read_attached(source, role)
-    elif source.startswith("table:"):
-        frame = _read_delta(get_settings().table_uri(source[6:].strip()), role)
-    else:
-        frame = _read_path(source, role)
+):  # -> pd.DataFrame
+    """Read a small source whole into pandas (baselines to attach to a model version)."""
+    opened = open_source(source, role=role, sql_url=sql_url)
     if columns:
-        absent = [c for c in columns if c not in frame.columns]
+        absent = [c for c in columns if c not in opened.columns]
         if absent:
             raise InvalidInput(
                 f"The {role} data ({source}) has no column(s) {', '.join(map(repr, absent))}.",
-                f"Its columns are: {', '.join(map(str, frame.columns[:20]))}.",
+                f"Its columns are: {', '.join(opened.columns[:20])}.",
             )
-        frame = frame[list(columns)]
+    frame = opened.to_table(columns).to_pandas()
     if frame.shape[0] == 0:
         raise InvalidInput(
             f"The {role} data ({source}) has no rows.", "Point it at a non-empty sample."
         )
-    log.info("Read %d rows x %d columns of %s data from %s", *frame.shape, role, source)
     return frame
 
 
-def _read_path(location: str, role: str) -> pd.DataFrame:
-    if "://" not in location:
-        path = Path(location)
-        if not path.exists():
-            raise NotFound(f"The {role} file {location!r} does not exist.", f"Give {FORMS}.")
-        if path.is_file() and path.stat().st_size == 0:
-            raise InvalidInput(f"The {role} file {location!r} is empty.", "Point it at a sample.")
-        if path.is_dir() and not (path / "_delta_log").is_dir():
-            return _read_parquet(location, role)
-        suffix = path.suffix.lower()
-        if suffix in (".csv", ".tsv", ".txt"):
-            return _read_csv(location, role, sep="\t" if suffix == ".tsv" else ",")
-        if path.is_file():
-            return _read_parquet(location, role)
-    return _read_delta(location, role)
+def sql_literal(value: Any) -> str:
+    """``value`` as a SQL literal for a condition (text quoted, numbers as they are)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return _literal(str(value))
 
 
-def _read_csv(location: str, role: str, *, sep: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(location, sep=sep)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InvalidInput(
-            f"The {role} file {location!r} is not readable as CSV: {_first_line(exc)}",
-            "Check the file: one header row, comma-separated, UTF-8.",
-        ) from exc
-
-
-def _read_parquet(location: str, role: str) -> pd.DataFrame:
-    import pyarrow.dataset as pds
-
-    try:
-        return pds.dataset(location, format="parquet", partitioning="hive").to_table().to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(
-            f"The {role} data {location!r} is not readable as Parquet: {_first_line(exc)}",
-            f"Give {FORMS}; CSV files need a .csv suffix.",
-        ) from exc
+def quote_name(name: str) -> str:
+    return _quote(name)
 
 
 def scan(source: str, *, role: str = "data", sql_url: str | None = None) -> Any:
-    """``source`` as a lazy pyarrow dataset (files, Delta, ``table:NAME``), so a reader such
-    as DuckDB streams only the columns and rows it needs; ``sql:`` sources come whole, as
-    a pyarrow table."""
+    """``source`` as a lazy pyarrow dataset (files, Delta, ``table:NAME``), for readers
+    such as DuckDB that stream only the columns and rows they need; ``sql:`` and CSV
+    sources come whole, as a pyarrow table (the A/B and shadow reports use this)."""
     import pyarrow.dataset as pds
 
-    source = (source or "").strip()
-    if not source:
+    text = (source or "").strip()
+    if not text:
         raise InvalidInput(f"No {role} source given.", f"Give {FORMS}.")
-    if source.startswith("sql:"):
-        return pa.Table.from_pandas(_read_sql(source[4:].strip(), sql_url, role))
-    if source.startswith("models:/"):
+    if text.startswith("models:/"):
         raise InvalidInput(
-            f"The {role} source {source!r} is a baseline, not a table.", f"Give {FORMS}."
+            f"The {role} source {text!r} is a baseline, not a table.", f"Give {FORMS}."
         )
-    if source.startswith("table:"):
-        return _delta_dataset(get_settings().table_uri(source[6:].strip()), role)
-    path = Path(source)
-    if "://" not in source:
+    if text.startswith("sql:"):
+        return open_source(text, role=role, sql_url=sql_url).to_table()
+    if text.startswith("table:"):
+        return _delta_dataset(get_settings().table_uri(text[6:].strip()), role)
+    path = Path(text)
+    if "://" not in text:
         if not path.exists():
-            raise NotFound(f"The {role} file {source!r} does not exist.", f"Give {FORMS}.")
+            raise NotFound(f"The {role} file {text!r} does not exist.", f"Give {FORMS}.")
         if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
-            return pa.Table.from_pandas(_read_path(source, role), preserve_index=False)
+            return open_source(text, role=role).to_table()
         if path.is_file() or not (path / "_delta_log").is_dir():
             try:
-                return pds.dataset(source, format="parquet", partitioning="hive")
+                return pds.dataset(text, format="parquet", partitioning="hive")
             except (pa.ArrowInvalid, OSError) as exc:
                 raise InvalidInput(
-                    f"The {role} data {source!r} is not readable as Parquet: {_first_line(exc)}",
+                    f"The {role} data {text!r} is not readable as Parquet: {_first_line(exc)}",
                     f"Give {FORMS}; CSV files need a .csv suffix.",
                 ) from exc
-    return _delta_dataset(source, role)
-
-
-def _read_delta(uri: str, role: str) -> pd.DataFrame:
-    try:
-        return _delta_dataset(uri, role).to_table().to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise Unavailable(
-            f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
-        ) from exc
+    return _delta_dataset(text, role)
 
 
 def _delta_dataset(uri: str, role: str) -> Any:
     import pyarrow.fs as pafs
     from deltalake import DeltaTable
 
-    try:
-        is_table = DeltaTable.is_deltatable(uri)
-    except Exception:  # an unreachable or malformed location is simply "not a table"
-        is_table = False
-    if not is_table:
+    if not _is_delta(uri):
         raise NotFound(f"The {role} source {uri!r} is not a Delta table.", f"Give {FORMS}.")
     try:
         table = DeltaTable(uri)
@@ -168,32 +277,202 @@ def _delta_dataset(uri: str, role: str) -> Any:
         ) from exc
 
 
-def _read_sql(query: str, sql_url: str | None, role: str) -> pd.DataFrame:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
+def _is_delta(uri: str) -> bool:
+    from deltalake import DeltaTable
 
-    from flowship.redact import redact
+    try:
+        return DeltaTable.is_deltatable(uri)
+    except Exception:  # an unreachable or malformed location is simply "not a table"
+        return False
 
+
+def _in_memory(data: Any, role: str, where: str | None) -> Source:
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        table = pa.Table.from_pandas(data, preserve_index=False)
+    elif isinstance(data, pa.Table):
+        table = data
+    else:
+        raise InvalidInput(
+            f"Cannot read the {role} data from a {type(data).__name__}.",
+            f"Give a pandas DataFrame, an Arrow table or {FORMS}.",
+        )
+    opened = Source(f"<{role} frame>", role, table.schema, where, table.num_rows, _table=table)
+    opened.kind = "memory"
+    return _settle_schema(opened)
+
+
+def _path(location: str, role: str, where: str | None) -> Source:
+    if "://" in location:
+        return _delta(location, location, role, where)
+    path = Path(location)
+    if not path.exists():
+        raise NotFound(f"The {role} file {location!r} does not exist.", f"Give {FORMS}.")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InvalidInput(f"The {role} file {location!r} is empty.", "Point it at a sample.")
+    if path.is_dir() and (path / "_delta_log").is_dir():
+        return _delta(location, location, role, where)
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        opened = Source(location, role, pa.schema([]), where, None, kind="csv", files=[location])
+        opened._from = f"read_csv({_literal(location)}, delim={_literal(sep)}, header=true)"
+        return _settle_schema(opened, "Check the file: one header row, comma-separated, UTF-8.")
+    if path.is_dir():
+        return _parquet(location, _parquet_files(location, role), role, where, root=location)
+    return _parquet(location, [location], role, where)
+
+
+def _parquet_files(location: str, role: str) -> list[str]:
+    import pyarrow.dataset as pds
+
+    try:
+        # pyarrow's discovery skips _staging and .hidden files as Spark and Delta expect.
+        files = list(pds.dataset(location, format="parquet", partitioning="hive").files)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(
+            f"The {role} data {location!r} is not readable as Parquet: {_first_line(exc)}",
+            f"Give {FORMS}; CSV files need a .csv suffix.",
+        ) from None
+    if not files:
+        raise InvalidInput(
+            f"The {role} folder {location!r} holds no Parquet files.", "Point it at the data."
+        )
+    return files
+
+
+def _parquet(
+    name: str, files: list[str], role: str, where: str | None, *, root: str | None = None
+) -> Source:
+    import pyarrow.parquet as pq
+
+    rows = None
+    if len(files) <= 2000:  # reading footers of more files costs more than the hint is worth
+        try:
+            rows = sum(pq.read_metadata(f).num_rows for f in files)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInput(
+                f"The {role} data {name!r} is not readable as Parquet: {_first_line(exc)}",
+                f"Give {FORMS}; CSV files need a .csv suffix.",
+            ) from None
+    opened = Source(name, role, pa.schema([]), where, rows, kind="parquet", files=files, root=root)
+    listed = ", ".join(_literal(f) for f in files)
+    opened._from = f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
+    return _settle_schema(opened, f"Give {FORMS}; CSV files need a .csv suffix.")
+
+
+def _delta(name: str, uri: str, role: str, where: str | None) -> Source:
+    from deltalake import DeltaTable
+
+    if not _is_delta(uri):
+        raise NotFound(f"The {role} source {uri!r} is not a Delta table.", f"Give {FORMS}.")
+    try:
+        table = DeltaTable(uri)
+        files = [u.removeprefix("file://") for u in table.file_uris()]
+    except (pa.ArrowInvalid, OSError, Exception) as exc:  # deltalake raises its own errors
+        raise Unavailable(
+            f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
+        ) from None
+    if not files:
+        raise InvalidInput(f"The {role} table {name!r} has no rows.", "Point it at data.")
+    if any("://" in f for f in files):
+        raise InvalidInput(
+            f"The {role} table {name!r} is not on a local disk.",
+            "Monitoring reads local Delta tables; use --engine spark for remote storage.",
+        )
+    return _parquet(name, files, role, where, root=uri)
+
+
+def _sql(text: str, sql_url: str | None, role: str, where: str | None) -> Source:
+    query = text[4:].strip()
     if not query:
         raise InvalidInput(f"The {role} SQL query is empty.", "Write it as sql:SELECT ...")
+    from flowship.batch.sources import open_source as open_batch_source
+    from flowship.batch.spec import SourceSpec
+    from flowship.redact import redact
+
     url = sql_url or get_settings().resolved_database_url
-    engine = create_engine(url)
     try:
-        with engine.connect() as conn:
-            return pd.read_sql(text(query), conn)
-    except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        batch_source = open_batch_source(SourceSpec(query=query, url=url))
+    except Unavailable as exc:
         raise InvalidInput(
-            f"The {role} query failed on {redact(url)}: {_first_line(exc)}",
+            f"The {role} query failed on {redact(url)}: {exc.message.split(': ', 1)[-1]}",
             "Check the SQL and the database URL (--sql-url).",
-        ) from exc
+        ) from None
+    schema = batch_source.schema
+
+    def reader() -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(
+            schema, batch_source.batches(schema.names, BATCH_ROWS)
+        )
+
+    opened = Source(text, role, schema, where, None, _reader=reader, kind="sql")
+    return _settle_schema(opened, "Check the SQL and the database URL (--sql-url).")
+
+
+def _settle_schema(opened: Source, hint: str = "Check the source.") -> Source:
+    """Ask DuckDB for the schema it will produce (types after reading, ``where`` checked)."""
+    con = connect_duckdb()
+    try:
+        relation = opened.relation(con)
+        opened.schema = _arrow_reader(relation.limit(0), 1).schema
+    except InvalidInput:
+        raise
+    except _duck_errors() as exc:
+        raise InvalidInput(
+            f"The {opened.role} data {opened.name!r} is not readable: {_first_line(exc)}", hint
+        ) from None
     finally:
-        engine.dispose()
+        con.close()
+    return opened
 
 
-def _read_attached(ref: str, role: str) -> pd.DataFrame:
-    from flowship.monitoring.baseline import download_baseline
+def _check_where(where: str) -> None:
+    """One SQL condition, not a statement list: a ``;`` would end the SELECT it sits in."""
+    if ";" in where or "--" in where or "/*" in where or len(where) > 4000:
+        raise InvalidInput(
+            f"The --where condition {where[:80]!r} must be one SQL condition "
+            "(no ';' or comments, at most 4000 characters).",
+            "Write it like \"prediction_date >= '2026-11-01' AND variant = 'b'\".",
+        )
 
-    return _read_parquet(str(download_baseline(ref)), role)
+
+def connect_duckdb(workdir: str | None = None) -> Any:
+    """A DuckDB connection capped at ``DUCKDB_MEMORY``; joins and sorts beyond it spill to
+    ``workdir`` (a database file there), or to DuckDB's temporary folder."""
+    import duckdb
+
+    config = {"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS}
+    if workdir is None:
+        con = duckdb.connect(config=config)
+    else:
+        con = duckdb.connect(str(Path(workdir) / "work.duckdb"), config=config)
+    con.execute("SET enable_progress_bar = false")  # flowship draws its own, on a terminal
+    if workdir is None:
+        return con
+    con.execute(f"SET temp_directory = {_literal(str(Path(workdir) / 'spill'))}")
+    return con
+
+
+def _arrow_reader(relation: Any, batch_rows: int) -> pa.RecordBatchReader:
+    to_reader = getattr(relation, "to_arrow_reader", None)
+    if to_reader is not None:
+        return to_reader(batch_rows)
+    return relation.fetch_record_batch(batch_rows)
+
+
+def _duck_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.Error, pa.ArrowInvalid, OSError)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:

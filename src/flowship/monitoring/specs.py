@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flowship._validation import config_error
 from flowship.errors import ConfigError, NotFound
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$"
@@ -64,6 +65,15 @@ class DriftSpec(_Strict):
     drift_share: float = Field(0.5, gt=0, le=1)
     min_rows: int = Field(50, ge=1)
     sql_url: str | None = None
+    where: str | None = Field(None, max_length=4000)
+    """SQL condition on the current data, e.g. ``prediction_date >= '2026-11-01'``."""
+    baseline_where: str | None = Field(None, max_length=4000)
+    """SQL condition on the baseline (a baseline window of the same table)."""
+    by: str | None = Field(None, min_length=1, max_length=200)
+    """Compare each value of this column on its own (``variant`` of a prediction log)."""
+    engine: Literal["local", "spark"] = "local"
+    ks_mode: Literal["auto", "exact", "approx"] = "auto"
+    """``ks`` only: exact in memory, the bounded approximation, or exact when it fits."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftSpec:
@@ -90,6 +100,10 @@ class PerformanceSpec(_Strict):
     log_to_mlflow: bool = False
     min_rows: int = Field(50, ge=1)
     sql_url: str | None = None
+    where: str | None = Field(None, max_length=4000)
+    """SQL condition on the predictions (a date window)."""
+    actuals_where: str | None = Field(None, max_length=4000)
+    engine: Literal["local", "spark"] = "local"
 
 
 class HealthSpec(_Strict):
@@ -158,11 +172,7 @@ def load_spec(path: str | Path) -> MonitorSpec:
     try:
         spec = MonitorSpec.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        allowed = error.get("ctx", {}).get("expected")
-        hint = f"Allowed: {allowed}." if allowed else "See docs/monitoring.md for the file format."
-        raise ConfigError(path, f"{where}: {error['msg']}", hint) from exc
+        raise config_error(path, exc, "See docs/monitoring.md for the file format.") from None
     return _absolute(spec, path.parent)
 
 

@@ -23,7 +23,6 @@ def ab_step(tour: Tour, *, customers: int = 60) -> dict[str, int]:
     """Returns rows answered per variant in this run (read back from the log)."""
     import httpx
 
-    from flowship.config import get_settings
     from flowship.deployments import DeploymentSpec, apply
     from flowship.quickstart.data import FEATURES, churn_frame
     from flowship.quickstart.serve_step import running_server
@@ -50,7 +49,7 @@ def ab_step(tour: Tour, *, customers: int = 60) -> dict[str, int]:
                 f"{response.headers['x-flowship-variant']} "
                 f"(versions {response.headers['x-flowship-model-version']})"
             )
-    counts = _read_back(get_settings().table_uri("prediction_log"), request_ids, tour)
+    counts = _read_back(revision.spec.log.uri, request_ids, tour)  # type: ignore[union-attr]
     tour.say(
         f"Shift traffic with: flowship traffic {NAME} champion=50 challenger=50; "
         f"undo with: flowship traffic {NAME} --undo; see every revision with: "

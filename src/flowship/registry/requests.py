@@ -99,6 +99,7 @@ def open_request(
     archive_previous: bool,
 ) -> PromotionRequest:
     """Record a request (inside the model's lock, after the gates passed)."""
+    expire_due(session, model)  # an expired request must not block a new one
     for pending in store.find(session, model=model):
         if pending.version == version and pending.to_stage == to_stage:
             raise IllegalTransition(

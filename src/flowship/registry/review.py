@@ -98,37 +98,45 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
         raise RequestNotFound(rid)
     refusal: FlowshipError | None = None
     transition = None
-    with locked(found.model) as (session, state):
-        req = store.get(session, rid)
-        assert req is not None  # requests are never deleted
-        why_not = still_pending(session, req)
-        if why_not is not None:
-            refusal = IllegalTransition(why_not, f"See it with: flowship requests {req.model}")
-        else:
-            check_signer(req, who, rejecting=not approving)
-            stale = None
-            if approving:  # a rejection closes the request whatever moved meanwhile
-                stale = staleness(req, state.holder(req.to_stage), state.stages.get(req.version))
-            if stale is not None:
-                store.close(session, rid, store.STALE, who.name, stale)
-                record(session, req, STALE, who.name, stale)
-                refusal = ConcurrentChange(
-                    f"Request #{rid} is stale: {stale}. Nothing was changed.",
-                    f"Request it again: flowship promote {req.model} {req.version} "
-                    f"--to {req.to_stage.lower()}",
-                )
-            elif approving:
-                transition = _approve(session, state, req, who.name, comment)
+    with locked(found.model) as state:
+        completes = False
+        with db.transaction() as session:
+            req = store.get(session, rid)
+            assert req is not None  # requests are never deleted
+            why_not = still_pending(session, req)
+            if why_not is not None:
+                refusal = IllegalTransition(why_not, f"See it with: flowship requests {req.model}")
             else:
-                _reject(session, req, who.name, comment)
-        updated = store.get(session, rid)
+                check_signer(req, who, rejecting=not approving)
+                stale = None
+                if approving:  # a rejection closes the request whatever moved meanwhile
+                    holder, stage_now = state.holder(req.to_stage), state.stages.get(req.version)
+                    stale = staleness(req, holder, stage_now)
+                if stale is not None:
+                    store.close(session, rid, store.STALE, who.name, stale)
+                    record(session, req, STALE, who.name, stale)
+                    refusal = ConcurrentChange(
+                        f"Request #{rid} is stale: {stale}. Nothing was changed.",
+                        f"Request it again: flowship promote {req.model} {req.version} "
+                        f"--to {req.to_stage.lower()}",
+                    )
+                elif approving:
+                    completes = _approve(session, req, who.name, comment)
+                else:
+                    _reject(session, req, who.name, comment)
+        if completes:
+            # The move writes its own history first (no transaction may be open).
+            transition = _complete(state, req, who.name, comment)
+        with db.transaction() as session:
+            updated = store.get(session, rid)
     if refusal is not None:
         raise refusal
     assert updated is not None
     return Decision(updated, transition)
 
 
-def _approve(session, state, req: PromotionRequest, who: str, comment: str | None):
+def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
+    """Record this approval; True when it is the last one needed (then ``_complete``)."""
     required = int(req.policy["required"])
     approvers = [a.approver for a in req.approvals] + [who]
     count = f"{len(approvers)} of {required}"
@@ -137,15 +145,16 @@ def _approve(session, state, req: PromotionRequest, who: str, comment: str | Non
         # Not the last one: the MLflow tag is this user's write, so MLflow's
         # permissions decide whether they may sign off at all.
         write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
-        store.add_approval(session, req.id, who, comment)
-        record(session, req, APPROVE, who, note)
-        return None
     store.add_approval(session, req.id, who, comment)
     record(session, req, APPROVE, who, note)
+    return len(approvers) >= required
+
+
+def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Transition:
+    approvers = [a.approver for a in req.approvals] + [who]
     text = f"approved request #{req.id} (asked by {req.requester}; approved by "
     text += ", ".join(approvers) + ")" + (f": {req.reason}" if req.reason else "")
     transition = apply_transition(
-        session,
         state,
         req.version,
         req.to_stage,
@@ -160,13 +169,14 @@ def _approve(session, state, req: PromotionRequest, who: str, comment: str | Non
         write_tag(req, f"approved by {', '.join(approvers)}")
     except FlowshipError as exc:  # the promotion is done; the tag only repeats it
         log.warning("Could not tag %s version %s: %s", req.model, req.version, exc)
-    store.close(session, req.id, store.APPROVED, who, comment)
-    # Other requests for this stage were made against the holder that just left.
-    for other in store.find(session, model=req.model):
-        if other.to_stage == req.to_stage and other.id != req.id:
-            why = f"{req.to_stage} changed to version {req.version} by request #{req.id}"
-            store.close(session, other.id, STALE, who, why)
-            record(session, other, STALE, who, why)
+    with db.transaction() as session:
+        store.close(session, req.id, store.APPROVED, who, comment)
+        # Other requests for this stage were made against the holder that just left.
+        for other in store.find(session, model=req.model):
+            if other.to_stage == req.to_stage and other.id != req.id:
+                why = f"{req.to_stage} changed to version {req.version} by request #{req.id}"
+                store.close(session, other.id, STALE, who, why)
+                record(session, other, STALE, who, why)
     return transition
 
 

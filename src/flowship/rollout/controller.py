@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowship.errors import (
@@ -200,12 +200,14 @@ def run(
     interval: float = 30.0,
     once: bool = False,
     owner: str | None = None,
+    lease_seconds: float | None = None,
     on_tick: Any = None,
 ) -> dict[str, Any]:
     """``tick`` every ``interval`` seconds until the rollout ends (or once). Holds the
-    lease while alive; a controller killed is replaced by the next one once it expires."""
+    lease (default: the longer of a minute and three intervals) while alive; a controller
+    killed is replaced by the next one once its lease expires."""
     owner = owner or owner_id()
-    lease = max(LEASE_SECONDS, 3 * interval)
+    lease = lease_seconds or max(LEASE_SECONDS, 3 * interval)
     while True:
         result = tick(deployment, owner=owner, lease_seconds=lease)
         if on_tick is not None:
@@ -238,6 +240,7 @@ def _evaluate(row: store.RolloutRow, now: datetime) -> dict[str, Any]:
         until=now,
         guardrails=rails,
         min_requests=row.min_requests,
+        champion_window=_champion_window(row),
     )
     values = m.results
     if m.breached:
@@ -254,6 +257,18 @@ def _evaluate(row: store.RolloutRow, now: datetime) -> dict[str, Any]:
     if row.step + 1 < len(row.steps):
         return _advance(row, values, now)
     return _finish(row, values, now)
+
+
+def _champion_window(row: store.RolloutRow) -> tuple[datetime, datetime] | None:
+    """At 100% the champion answers nothing: compare with its last window instead (the
+    step before; for a one-step rollout, one bake before the start)."""
+    if row.steps[row.step] < 100:
+        return None
+    with db.transaction() as session:
+        starts = [e.at for e in store.events(session, row.id) if e.action in ("start", "step")]
+    before = [t for t in starts if t < row.step_started_at]
+    begin = before[-1] if before else row.step_started_at - timedelta(seconds=row.bake_seconds)
+    return begin, row.step_started_at
 
 
 def _advance(row: store.RolloutRow, values: list, now: datetime) -> dict[str, Any]:

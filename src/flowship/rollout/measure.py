@@ -12,6 +12,8 @@ from flowship.rollout.plan import Guardrail
 
 #: outputs sampled per variant for the output-drift guardrail
 OUTPUT_SAMPLE = 20_000
+#: a p99 from fewer answered requests is little more than the slowest one: no verdict
+MIN_LATENCY_SAMPLES = 100
 
 
 @dataclass
@@ -35,12 +37,7 @@ class Measurement:
 
 def log_uri(spec: Any) -> str | None:
     """Where the deployment's prediction log is (as the router writes it)."""
-    from flowship.config import get_settings
-
-    if spec.log is None:
-        return None
-    table = spec.log.table
-    return table if ("/" in table or "://" in table) else get_settings().table_uri(table)
+    return spec.log.uri if spec.log is not None else None
 
 
 def measure(
@@ -53,17 +50,20 @@ def measure(
     until: datetime,
     guardrails: list[Guardrail],
     min_requests: int,
+    champion_window: tuple[datetime, datetime] | None = None,
 ) -> Measurement:
     """Every guardrail is ``passed`` True/False, or None ("not enough data yet") when
     either variant has fewer than ``min_requests`` requests in the window: a step never
-    passes by default."""
+    passes by default. ``champion_window``: read the champion over another window (at
+    100% it answers nothing now; its last window is the baseline)."""
     from deltalake import DeltaTable
 
     m = Measurement()
     for v in (candidate, champion):
         m.requests[v], m.errors[v], m.p99_ms[v] = 0, 0, None
     if DeltaTable.is_deltatable(uri):
-        _read(m, uri, deployment, candidate, champion, since, until)
+        windows = {candidate: (since, until), champion: champion_window or (since, until)}
+        _read(m, uri, deployment, candidate, champion, windows)
     enough = all(m.requests[v] >= min_requests for v in (candidate, champion))
     for g in guardrails:
         value = m.values.get(g.metric)
@@ -72,7 +72,7 @@ def measure(
     return m
 
 
-def _read(m: Measurement, uri, deployment, candidate, champion, since, until) -> None:
+def _read(m: Measurement, uri, deployment, candidate, champion, windows) -> None:
     from flowship.monitoring.experiments.units import (
         attach,
         duckdb_session,
@@ -85,24 +85,26 @@ def _read(m: Measurement, uri, deployment, candidate, champion, since, until) ->
     with duckdb_session() as con:
         attach(con, "log_src", data)
         window = (
-            "deployment = ? AND role = 'primary' AND variant IN (?, ?) "
+            "deployment = ? AND role = 'primary' AND variant = ? "
             "AND epoch(ts) >= ? AND epoch(ts) < ?"
         )
-        params = [deployment, candidate, champion, since.timestamp(), until.timestamp()]
-        for variant, n, failed, p99 in con.execute(
-            f"""SELECT variant, count(*), count(*) FILTER (WHERE status <> 'ok'),
-                quantile_cont(latency_ms, 0.99) FILTER (WHERE status = 'ok')
-            FROM log_src WHERE {window} GROUP BY 1""",
-            params,
-        ).fetchall():
-            m.requests[variant], m.errors[variant], m.p99_ms[variant] = int(n), int(failed), p99
         outputs = {}
-        if score is not None:
-            for variant in (candidate, champion):
+        for variant in (candidate, champion):
+            start, end = windows[variant]
+            params = [deployment, variant, start.timestamp(), end.timestamp()]
+            n, failed, p99 = con.execute(
+                f"""SELECT count(*), count(*) FILTER (WHERE status <> 'ok'),
+                    CASE WHEN count(*) FILTER (WHERE status = 'ok') >= {MIN_LATENCY_SAMPLES}
+                    THEN quantile_cont(latency_ms, 0.99) FILTER (WHERE status = 'ok') END
+                FROM log_src WHERE {window}""",
+                params,
+            ).fetchone()
+            m.requests[variant], m.errors[variant], m.p99_ms[variant] = int(n), int(failed), p99
+            if score is not None:
                 got = con.execute(
-                    f"""SELECT {score} AS s FROM log_src WHERE {window} AND variant = ?
-                    AND status = 'ok' AND {score} IS NOT NULL USING SAMPLE {OUTPUT_SAMPLE} ROWS""",
-                    [*params, variant],
+                    f"""SELECT {score} AS s FROM log_src WHERE {window} AND status = 'ok'
+                    AND {score} IS NOT NULL USING SAMPLE {OUTPUT_SAMPLE} ROWS""",
+                    params,
                 ).fetchnumpy()
                 outputs[variant] = got["s"]
     rate = {v: m.errors[v] / m.requests[v] if m.requests[v] else None for v in m.requests}
@@ -130,5 +132,10 @@ def _output_psi(outputs: dict, candidate: str, champion: str) -> float | None:
         report = check_drift(pd.DataFrame({"output": champ}), pd.DataFrame({"output": cand}))
     except InvalidInput:
         return None
-    psi = report.to_dict()["columns"][0].get("psi")
-    return None if psi is None or not math.isfinite(psi) else float(psi)
+    column = report.to_dict()["columns"][0]
+    psi = column.get("psi")
+    if psi is not None and math.isfinite(psi):
+        return float(psi)
+    if column.get("value_set"):  # a constant champion: the share of outputs it never gave
+        return float(column["value_set"]["new_value_share"])
+    return None

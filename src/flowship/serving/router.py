@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,8 @@ from flowship.serving.prediction_log import LogEntry, PredictionLog
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
 
 log = logging.getLogger(__name__)
+# Request ids: each worker process seeds its own generator from os.urandom at start.
+_random = random.Random()
 
 KEY_HEADER = b"x-flowship-key"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -267,16 +269,12 @@ class DeploymentRouter:
         )
 
     def _configure_log(self, spec: Any) -> None:
-        from flowship.config import get_settings
-
         if spec.log is None or self.log is not None:
             # The log is opened once per process; a revision that changes its table takes
             # effect at the next restart (documented), so no rows are split mid-flight.
             return
-        table = spec.log.table
-        uri = table if ("/" in table or "://" in table) else get_settings().table_uri(table)
         self.log = PredictionLog(
-            uri,
+            spec.log.uri,
             deployment=self.name,
             metrics=self.metrics,
             flush_interval_s=spec.log.flush_interval_s,
@@ -323,7 +321,7 @@ class DeploymentRouter:
         routing = self._routing
         if routing is None:
             raise NotReady(self.config.ref)
-        request_id = os.urandom(16).hex()  # a random id, without uuid4's object
+        request_id = f"{_random.getrandbits(128):032x}"  # no syscall, no uuid object
         key_field = routing.spec.key
         keys: list[str] | None = None
         header_key = headers.get(KEY_HEADER)
@@ -464,6 +462,13 @@ def _keys(values: Any, field: str) -> list[str]:
         values = values.tolist()
     keys = []
     for i, value in enumerate(values):
+        kind = type(value)
+        if kind is str:  # the common cases first
+            keys.append(value[:MAX_HEADER_CHARS])
+            continue
+        if kind is int:
+            keys.append(str(value)[:MAX_HEADER_CHARS])
+            continue
         if value is None or (isinstance(value, float) and value != value):
             raise InvalidInput(
                 f"Row {i} has no value for the key field {field!r}.",

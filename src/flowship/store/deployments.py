@@ -32,7 +32,7 @@ deployment_revisions = Table(
     Column("name", String(100), nullable=False, index=True),
     Column("revision", Integer, nullable=False),
     Column("spec", JSON, nullable=False),
-    # apply | traffic | undo
+    # apply | traffic | undo | delete
     Column("action", String(16), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("at", UTCDateTime(), nullable=False),

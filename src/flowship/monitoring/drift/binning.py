@@ -7,36 +7,21 @@ Categories get one bin each (the most frequent ``max_categories`` of the referen
 rest pooled as ``(other)``), plus ``(unseen)`` for categories the reference never had and
 ``(missing)``.
 
-Numbers are counted with one ``np.searchsorted`` and one ``np.bincount`` per column; the
-edges come from a sorted, fixed-seed sample of the reference (``SAMPLE`` values), which
-the Wasserstein distance reuses.
+Numbers are counted with one ``np.searchsorted`` and one ``np.bincount`` per batch; the
+edges come from a sorted uniform sample of the reference (``summaries.SAMPLE`` values,
+all of them for smaller columns) plus its exact range. Sampled edges need not sit at
+exact quantiles: both sides are counted in the same bins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-# Quantile edges come from a fixed-seed sample of this many values: bins need not sit at
-# exact quantiles (both sides are counted in the same bins), and sorting 1M values per
-# column would cost more than everything else together.
-SAMPLE = 100_000
 OTHER, UNSEEN, MISSING = "(other)", "(unseen)", "(missing)"
-
-
-def as_float(series: pd.Series) -> np.ndarray:
-    """The column as float64 with NaN for missing (nullable ints, pandas NA included)."""
-    return series.to_numpy(dtype="float64", na_value=np.nan)
-
-
-def sorted_sample(values: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """The finite values, sorted; at most ``SAMPLE`` of them, drawn with a fixed seed."""
-    finite = values[np.isfinite(values)]
-    if finite.size > SAMPLE:
-        finite = finite[np.random.default_rng(seed).integers(0, finite.size, SAMPLE)]
-    return np.sort(finite)
 
 
 @dataclass
@@ -46,12 +31,10 @@ class NumericBins:
     edges: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray, sample: np.ndarray, *, bins: int) -> NumericBins:
-        """``sample`` is ``sorted_sample(values)``; the outer edges are the exact range."""
-        finite = np.isfinite(values)
-        lo, hi = float(values[finite].min()), float(values[finite].max())
+    def fit(cls, sample: np.ndarray, lo: float, hi: float, *, bins: int) -> NumericBins:
+        """``sample`` is sorted; ``lo`` and ``hi`` are the exact finite range."""
         positions = np.linspace(0, sample.size - 1, bins + 1).round().astype(np.intp)
-        raw = sample[positions]
+        raw = sample[positions].astype(np.float64)
         raw[0], raw[-1] = lo, hi
         return cls(np.unique(np.clip(raw, lo, hi)))
 
@@ -82,33 +65,39 @@ class NumericBins:
 class CategoricalBins:
     """One bin per reference category (top ``max_categories``), then other/unseen/missing."""
 
-    categories: pd.Index
-    pooled: pd.Index = field(repr=False)
+    categories: list[Any]
+    pooled: set[Any] = field(repr=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.index = {value: i for i, value in enumerate(self.categories)}
 
     @classmethod
-    def fit(cls, series: pd.Series, *, max_categories: int) -> CategoricalBins:
-        counts = series.value_counts(dropna=True, sort=True)
-        kept, pooled = counts.index[:max_categories], counts.index[max_categories:]
-        if pd.api.types.is_numeric_dtype(kept.dtype):
-            kept = kept.sort_values()  # codes read best in their own order
-        return cls(kept, pooled)
+    def fit(cls, ordered: Iterable[tuple[Any, int]], *, max_categories: int) -> CategoricalBins:
+        """``ordered``: (value, count) pairs, most frequent first."""
+        values = [value for value, _ in ordered]
+        kept = values[:max_categories]
+        if kept and all(isinstance(v, int | float) for v in kept):  # bools too, as pandas
+            kept = sorted(kept)  # codes read best in their own order
+        return cls(kept, set(values[max_categories:]))
 
     @property
     def n_bins(self) -> int:
         return len(self.categories) + 3
 
-    def count(self, series: pd.Series) -> np.ndarray:
-        counts = series.value_counts(dropna=True, sort=False)
-        known = counts.reindex(self.categories, fill_value=0).to_numpy(dtype=np.float64)
-        other = float(counts.reindex(self.pooled, fill_value=0).sum()) if len(self.pooled) else 0.0
-        unseen = float(counts.sum()) - float(known.sum()) - other
-        missing = float(series.isna().sum())
-        return np.concatenate([known, [other, unseen, missing]])
-
-    def unseen_values(self, series: pd.Series, limit: int = 10) -> list[str]:
-        seen = self.categories.append(self.pooled)
-        values = series.dropna().unique()
-        return [str(v) for v in values[~pd.Index(values).isin(seen)][:limit]]
+    def add(self, counts: np.ndarray, values: list[Any], numbers: list[int]) -> list[Any]:
+        """Add one batch's value counts into ``counts``; returns the unseen values."""
+        unseen = []
+        k = len(self.categories)
+        for value, number in zip(values, numbers, strict=True):
+            i = self.index.get(value)
+            if i is not None:
+                counts[i] += number
+            elif value in self.pooled:
+                counts[k] += number
+            else:
+                counts[k + 1] += number
+                unseen.append(value)
+        return unseen
 
     def labels(self) -> list[str]:
         return [str(c) for c in self.categories] + [OTHER, UNSEEN, MISSING]

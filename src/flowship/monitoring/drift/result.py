@@ -36,6 +36,8 @@ class ColumnDrift:
     missing_rate_current: float | None = None
     bins: dict[str, Any] | None = None
     value_set: dict[str, Any] | None = None
+    approximation: dict[str, Any] | None = None
+    """Set when the statistic was approximated (KS beyond memory), with its bounds."""
 
     @property
     def drifted(self) -> bool:

@@ -15,21 +15,15 @@ those columns ``ok``. A constant baseline column gets an exact "value set change
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from flowship.monitoring.drift._base import DriftMethod
-from flowship.monitoring.drift.binning import (
-    CategoricalBins,
-    NumericBins,
-    as_float,
-    sorted_sample,
-)
-from flowship.monitoring.drift.columns import MAX_CODES, role_of, value_type
+from flowship.monitoring.drift.binning import CategoricalBins, NumericBins
+from flowship.monitoring.drift.columns import Selection, role_of
 from flowship.monitoring.drift.distances import (
     jensen_shannon,
     normalized_wasserstein,
@@ -38,6 +32,16 @@ from flowship.monitoring.drift.distances import (
 from flowship.monitoring.drift.psi import psi
 from flowship.monitoring.drift.result import ColumnDrift
 from flowship.monitoring.drift.stattests import benjamini_hochberg, chi2_homogeneity
+from flowship.monitoring.drift.summaries import (
+    MAX_DISTINCT,
+    Plan,
+    Presence,
+    Profile,
+    Tally,
+    ValueSet,
+    numeric_counts_from_profile,
+    ordered_counts,
+)
 
 
 @dataclass
@@ -53,6 +57,15 @@ class _Reference:
     sample: np.ndarray | None = None
     constant: Any = None
     reason: str | None = None
+
+    def plan(self) -> Plan:
+        """How the current side of this column is counted."""
+        if self.reason is not None:
+            return Presence()
+        if self.constant is not None:
+            return ValueSet(self.constant, numeric=self.kind == "numerical")
+        assert self.bins is not None
+        return self.bins
 
 
 class DefaultDrift(DriftMethod):
@@ -73,6 +86,8 @@ class DefaultDrift(DriftMethod):
         prediction_columns: Sequence[str] | None = None,
         drift_share: float = 0.5,
         min_rows: int = 50,
+        engine: Any = "local",
+        on_rows: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(
             columns=columns,
@@ -80,6 +95,8 @@ class DefaultDrift(DriftMethod):
             prediction_columns=prediction_columns,
             drift_share=drift_share,
             min_rows=min_rows,
+            engine=engine,
+            on_rows=on_rows,
         )
         self.bins = bins
         self.q = q
@@ -97,61 +114,96 @@ class DefaultDrift(DriftMethod):
             "max_categories": self.max_categories,
         }
 
-    def _fit_column(self, name: str, series: pd.Series) -> _Reference:
-        role = role_of(name, self.prediction_columns)
-        override = (self.column_types or {}).get(name)
-        missing = int(series.isna().sum())
-        n = int(series.shape[0])
-        kind = "numerical" if value_type(series) == "number" else "categorical"
-        if override:
-            kind = override
-        ref = _Reference(name, kind, role, n, missing)
-        if missing == n:
+    def _fit(self, reference: Any, selection: Selection) -> int:
+        overrides = dict(self.column_types or {})
+        modes = {
+            name: "numeric"
+            if overrides.get(name, "numerical" if t == "number" else "categorical") == "numerical"
+            else "categorical"
+            for name, t in selection.reference_types.items()
+        }
+        rows, profiles = self.engine_.profile(
+            reference, modes, selection.reference_types, seed=0, on_rows=self.on_rows
+        )
+        refs = {}
+        for name in selection.names:
+            ref = self._fit_column(profiles[name], modes[name], overrides.get(name))
+            if ref is None:
+                self.skipped_.append(
+                    {"name": name, "reason": f"more than {MAX_DISTINCT:,} distinct values"}
+                )
+                continue
+            refs[name] = ref
+        # Numbers whose sample is not the whole column are counted in a second pass.
+        pending = {
+            name: ref.bins
+            for name, ref in refs.items()
+            if isinstance(ref.bins, NumericBins) and ref.counts is None
+        }
+        if pending:
+            _, tallies = self.engine_.tally(reference, pending, on_rows=self.on_rows)
+            for name, tally in tallies.items():
+                refs[name].counts = tally.counts
+        self.reference_stats_ = refs
+        return rows
+
+    def _reference_has_values(self, name: str) -> bool:
+        ref = self.reference_stats_[name]
+        return ref.missing < ref.n
+
+    def _fit_column(self, profile: Profile, mode: str, override: str | None) -> _Reference | None:
+        kind = "numerical" if mode == "numeric" else "categorical"
+        ref = _Reference(
+            profile.name,
+            kind,
+            role_of(profile.name, self.prediction_columns),
+            profile.n,
+            profile.missing,
+        )
+        if profile.missing == profile.n:
             ref.reason = "all values missing in the baseline"
             return ref
-        if kind == "numerical":
-            values = as_float(series)
-            finite = values[np.isfinite(values)]
-            if finite.size == 0:
+        if mode == "numeric":
+            if profile.finite == 0:
                 ref.reason = "no finite values in the baseline"
                 return ref
-            sample = sorted_sample(values)
-            # Few distinct values in the sample may still hide many in the column; only
-            # then count them all.
-            step = max(1, sample.size // 1000)
-            if (
-                not override
-                and np.unique(sample[::step]).size <= MAX_CODES
-                and np.unique(finite).size <= MAX_CODES
-            ):
+            if not override and profile.counts is not None:
+                # Few distinct values: codes, not quantities.
                 ref.kind = "categorical"
-                return self._fit_categorical(ref, series)
-            bins = NumericBins.fit(values, sample, bins=self.bins)
+                return self._fit_categorical(ref, profile)
+            assert profile.sample is not None
+            bins = NumericBins.fit(profile.sample, profile.lo, profile.hi, bins=self.bins)
             if bins.edges.size == 1:
                 ref.constant = [bins.edges[0].item()]
                 return ref
-            ref.bins, ref.sample = bins, sample
-            ref.counts = bins.count(values)
-            ref.std = float(np.std(finite))
+            ref.bins, ref.sample, ref.std = bins, profile.sample, profile.std
+            if profile.complete_sample:
+                ref.counts = numeric_counts_from_profile(bins, profile)
             return ref
-        return self._fit_categorical(ref, series)
+        if profile.counts is None:
+            return None
+        return self._fit_categorical(ref, profile)
 
-    def _fit_categorical(self, ref: _Reference, series: pd.Series) -> _Reference:
-        bins = CategoricalBins.fit(series, max_categories=self.max_categories)
+    def _fit_categorical(self, ref: _Reference, profile: Profile) -> _Reference:
+        assert profile.counts is not None
+        ordered = ordered_counts(profile.counts)
+        bins = CategoricalBins.fit(ordered, max_categories=self.max_categories)
         if len(bins.categories) == 1:
             ref.constant = [bins.categories[0]]
             return ref
         ref.bins = bins
-        ref.counts = bins.count(series)
+        known = [profile.counts[c] for c in bins.categories]
+        other = sum(profile.counts[c] for c in bins.pooled)
+        ref.counts = np.array([*known, other, 0, profile.missing], dtype=np.float64)
         return ref
 
-    def _score_columns(self, current: pd.DataFrame) -> list[ColumnDrift]:
-        n_current = int(current.shape[0])
+    def _score(self, current: Any, selection: Selection) -> tuple[int, list[ColumnDrift]]:
+        plans = {name: ref.plan() for name, ref in self.reference_stats_.items()}
+        n_current, tallies = self.engine_.tally(current, plans, sample_seed=1, on_rows=self.on_rows)
         too_few = self._too_few_rows(n_current)
         results = []
         for name, ref in self.reference_stats_.items():
-            series = current[name]
-            missing = int(series.isna().sum())
+            tally = tallies[name]
             col = ColumnDrift(
                 name=name,
                 kind=ref.kind,  # type: ignore[arg-type]
@@ -161,47 +213,43 @@ class DefaultDrift(DriftMethod):
                 n_reference=ref.n,
                 n_current=n_current,
                 missing_rate_reference=ref.missing / ref.n if ref.n else None,
-                missing_rate_current=missing / n_current if n_current else None,
+                missing_rate_current=tally.missing / n_current if n_current else None,
             )
             reason = too_few or ref.reason
-            if reason is None and missing == n_current:
+            if reason is None and tally.missing == n_current:
                 reason = "all values missing in the current data"
             if reason:
                 col.status, col.reason, col.test = "insufficient_data", reason, "none"
             elif ref.constant is not None:
-                self._value_set(col, ref, series)
+                self._value_set(col, ref, tally)
             else:
-                self._compare(col, ref, series)
+                self._compare(col, ref, tally)
             results.append(col)
         self._decide(results)
-        return results
+        return n_current, results
 
-    def _value_set(self, col: ColumnDrift, ref: _Reference, series: pd.Series) -> None:
-        present = series.dropna()
-        if ref.kind == "numerical":
-            present = pd.Series(as_float(present))
-        new = present[~present.isin(ref.constant)]
-        share = len(new) / len(present)
+    def _value_set(self, col: ColumnDrift, ref: _Reference, tally: Tally) -> None:
+        share = tally.new / tally.present
         col.test = "value_set"
         col.reason = "constant baseline: compared value sets instead of distributions"
         col.value_set = {
             "reference": [_plain(v) for v in ref.constant],
-            "new_values": [_plain(v) for v in pd.unique(new)[:10]],
+            "new_values": [_plain(v) for v in tally.new_values],
             "new_value_share": share,
         }
         col.status = "drift" if share > 0 else "ok"
 
-    def _compare(self, col: ColumnDrift, ref: _Reference, series: pd.Series) -> None:
+    def _compare(self, col: ColumnDrift, ref: _Reference, tally: Tally) -> None:
         bins = ref.bins
+        assert bins is not None and ref.counts is not None and tally.counts is not None
+        ref_counts, cur_counts = ref.counts, tally.counts
         if isinstance(bins, NumericBins):
-            values = as_float(series)
-            ref_counts, cur_counts = ref.counts, bins.count(values)
-            distance = wasserstein_sorted(ref.sample, sorted_sample(values, seed=1))
+            assert ref.sample is not None and tally.sample is not None
+            distance = wasserstein_sorted(ref.sample, tally.sample)
             col.wasserstein_normalized = normalized_wasserstein(distance, ref.std)
             col.bins = {"edges": bins.edges.tolist()}
         else:
-            ref_counts, cur_counts = ref.counts, bins.count(series)
-            col.bins = {"unseen_values": bins.unseen_values(series)}
+            col.bins = {"unseen_values": [str(v) for v in tally.unseen]}
         col.bins = {
             "labels": bins.labels(),
             **col.bins,

@@ -1,0 +1,291 @@
+"""The local engine: counts drift summaries from a source's Arrow record batches.
+
+Memory holds one batch, a ``SAMPLE``-value sample per numeric column, and the value
+counts of categorical columns (at most ``MAX_DISTINCT`` each), whatever the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowship.monitoring.drift.binning import CategoricalBins, NumericBins
+from flowship.monitoring.drift.columns import MAX_CODES
+from flowship.monitoring.drift.summaries import (
+    MAX_DISTINCT,
+    SAMPLE,
+    Plan,
+    Presence,
+    Profile,
+    Tally,
+    ValueSet,
+)
+
+OnRows = Callable[[int], None]
+"""Called with the rows of each batch read (progress)."""
+
+
+class LocalEngine:
+    """Counts on this machine, one Arrow batch at a time."""
+
+    name = "local"
+
+    def profile(
+        self,
+        source: Any,
+        modes: Mapping[str, str],
+        value_types: Mapping[str, str],
+        *,
+        seed: int,
+        on_rows: OnRows | None = None,
+    ) -> tuple[int, dict[str, Profile]]:
+        """One pass: rows, and a ``Profile`` per column (``modes``: numeric/categorical)."""
+        profiles = {name: Profile(name, value_types[name]) for name in modes}
+        samplers = {
+            name: Reservoir(SAMPLE, seed) for name, mode in modes.items() if mode == "numeric"
+        }
+        rows = 0
+        for batch in _batches(source, list(modes)):
+            rows += batch.num_rows
+            for name, mode in modes.items():
+                column = batch.column(name)
+                if mode == "numeric":
+                    _profile_numbers(profiles[name], column, samplers[name])
+                else:
+                    _profile_categories(profiles[name], column)
+            if on_rows:
+                on_rows(batch.num_rows)
+        if not modes:
+            rows = source.count_rows()
+        for name, sampler in samplers.items():
+            profiles[name].sample = sampler.result()
+        return rows, profiles
+
+    def tally(
+        self,
+        source: Any,
+        plans: Mapping[str, Plan],
+        *,
+        sample_seed: int | None = None,
+        on_rows: OnRows | None = None,
+    ) -> tuple[int, dict[str, Tally]]:
+        """One pass counting each column by its plan; numeric plans also keep a sample
+        when ``sample_seed`` is given."""
+        tallies = {name: Tally() for name in plans}
+        for name, plan in plans.items():
+            if isinstance(plan, NumericBins | CategoricalBins):
+                tallies[name].counts = np.zeros(plan.n_bins)
+        samplers = {
+            name: Reservoir(SAMPLE, sample_seed)
+            for name, plan in plans.items()
+            if sample_seed is not None and isinstance(plan, NumericBins)
+        }
+        rows = 0
+        for batch in _batches(source, list(plans)):
+            rows += batch.num_rows
+            for name, plan in plans.items():
+                _tally(tallies[name], plan, batch.column(name), samplers.get(name))
+            if on_rows:
+                on_rows(batch.num_rows)
+        if not plans:
+            rows = source.count_rows()
+        for name, sampler in samplers.items():
+            tallies[name].sample = sampler.result()
+        return rows, tallies
+
+    def values(self, source: Any, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every value of ``columns`` as float64 (NaN for missing): exact KS only."""
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in columns}
+        for batch in _batches(source, list(columns)):
+            for name in columns:
+                parts[name].append(as_float(batch.column(name)))
+        return {
+            name: np.concatenate(chunks) if chunks else np.empty(0)
+            for name, chunks in parts.items()
+        }
+
+
+class Reservoir:
+    """A uniform sample without replacement of at most ``k`` values from a stream.
+
+    Bottom-k sampling: every value gets a uniform random key and the ``k`` smallest keys
+    are kept. Once full, only values whose key would fall below the current k-th key
+    are drawn (their number is binomial), so a batch costs O(k/seen) of its size.
+    Until more than ``k`` values arrive it keeps them all, so a small column's "sample"
+    is the column itself.
+    """
+
+    def __init__(self, k: int, seed: int) -> None:
+        self.k = k
+        self.rng = np.random.default_rng(seed)
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+        self.keys: np.ndarray | None = None
+        self.vals: np.ndarray | None = None
+        self.tau = 1.0
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n_pending = 0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        if self.keys is None:
+            if self.size + values.size <= self.k:
+                self.parts.append(values)
+                self.size += values.size
+                return
+            everything = np.concatenate([*self.parts, values])
+            self.parts = []
+            self._keep(self.rng.random(everything.size), everything)
+            return
+        drawn = self.rng.binomial(values.size, self.tau)
+        if drawn:
+            where = self.rng.choice(values.size, drawn, replace=False, shuffle=False)
+            self.pending.append((self.rng.random(drawn) * self.tau, values[where]))
+            self.n_pending += drawn
+            if self.n_pending >= self.k:
+                self._merge()
+
+    def result(self) -> np.ndarray:
+        if self.keys is None:
+            return np.sort(np.concatenate(self.parts)) if self.parts else np.empty(0)
+        self._merge()
+        assert self.vals is not None
+        return np.sort(self.vals)
+
+    def _merge(self) -> None:
+        if not self.pending:
+            return
+        assert self.keys is not None and self.vals is not None
+        keys = np.concatenate([self.keys, *(k for k, _ in self.pending)])
+        vals = np.concatenate([self.vals, *(v for _, v in self.pending)])
+        self.pending, self.n_pending = [], 0
+        self._keep(keys, vals)
+
+    def _keep(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        if keys.size > self.k:
+            idx = np.argpartition(keys, self.k - 1)[: self.k]
+            keys, vals = keys[idx], vals[idx]
+        self.keys, self.vals, self.tau = keys, vals, float(keys.max())
+
+
+def as_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The column as float64 with NaN for missing values."""
+    if not pa.types.is_floating(column.type) or column.type != pa.float64():
+        column = pc.cast(column, pa.float64(), safe=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def present_values(column: pa.Array) -> pa.Array:
+    """The non-missing values (NaN counts as missing, as pandas has it)."""
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), None, column)
+    return pc.drop_null(column)
+
+
+def value_counts(column: pa.Array) -> tuple[list[Any], np.ndarray, int]:
+    """(values in order of first appearance, their counts, missing count)."""
+    present = present_values(column)
+    missing = len(column) - len(present)
+    if pa.types.is_dictionary(present.type):
+        present = present.dictionary_decode()
+    counted = pc.value_counts(present)
+    values = counted.field("values").to_pylist()
+    return values, counted.field("counts").to_numpy(zero_copy_only=False), missing
+
+
+def _batches(source: Any, columns: list[str]):
+    if not columns:
+        return iter(())
+    return source.batches(columns)
+
+
+def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> None:
+    x = as_float(column)
+    profile.n += x.size
+    n_nan = int(np.count_nonzero(np.isnan(x)))
+    profile.missing += n_nan
+    finite_mask = np.isfinite(x)
+    finite = x[finite_mask]
+    if finite.size != x.size - n_nan:
+        profile.pos_inf += int(np.count_nonzero(x == np.inf))
+        profile.neg_inf += int(np.count_nonzero(x == -np.inf))
+    if finite.size:
+        profile.lo = min(profile.lo, float(finite.min()))
+        profile.hi = max(profile.hi, float(finite.max()))
+        # Chan et al.'s pairwise update: exact mean and variance batch by batch.
+        mean_b = float(finite.mean())
+        centred = finite - mean_b
+        m2_b = float(np.dot(centred, centred))
+        total = profile.finite + finite.size
+        delta = mean_b - profile.mean
+        profile.mean += delta * finite.size / total
+        profile.m2 += m2_b + delta * delta * profile.finite * finite.size / total
+        profile.finite = total
+        sampler.add(finite)
+    if profile.counts is not None:
+        # Counted in the column's own type, so integer codes stay integers. More than
+        # MAX_CODES + 2 values (the infinities aside) rules codes out at once.
+        if int(pc.count_distinct(column).as_py()) > MAX_CODES + 3:
+            profile.counts = None
+            return
+        values, counts, _ = value_counts(column)
+        for value, count in zip(values, counts.tolist(), strict=True):
+            profile.counts[value] = profile.counts.get(value, 0) + count
+        if sum(1 for v in profile.counts if np.isfinite(float(v))) > MAX_CODES:
+            profile.counts = None
+
+
+def _profile_categories(profile: Profile, column: pa.Array) -> None:
+    profile.n += len(column)
+    values, counts, missing = value_counts(column)
+    profile.missing += missing
+    if profile.counts is None:
+        return
+    known = profile.counts
+    for value, count in zip(values, counts.tolist(), strict=True):
+        known[value] = known.get(value, 0) + count
+    if len(known) > MAX_DISTINCT:
+        profile.counts = None
+
+
+def _tally(tally: Tally, plan: Plan, column: pa.Array, sampler: Reservoir | None) -> None:
+    tally.n += len(column)
+    if isinstance(plan, NumericBins):
+        x = as_float(column)
+        assert tally.counts is not None
+        tally.counts += plan.count(x)
+        tally.missing += int(np.isnan(x).sum())
+        if sampler is not None:
+            finite = x[np.isfinite(x)]
+            tally.finite += finite.size
+            sampler.add(finite)
+        return
+    if isinstance(plan, Presence):
+        tally.missing += len(column) - len(present_values(column))
+        return
+    if isinstance(plan, ValueSet) and plan.numeric:
+        column = pa.array(as_float(column), from_pandas=True)
+    values, counts, missing = value_counts(column)
+    tally.missing += missing
+    if isinstance(plan, CategoricalBins):
+        assert tally.counts is not None
+        tally.counts[-1] += missing
+        unseen = plan.add(tally.counts, values, counts.tolist())
+        for value in unseen:
+            if len(tally.unseen) >= 10:
+                break
+            if value not in tally.unseen:
+                tally.unseen.append(value)
+        return
+    reference = set(plan.reference)
+    tally.present += len(column) - missing
+    for value, count in zip(values, counts.tolist(), strict=True):
+        if value not in reference:
+            tally.new += count
+            if len(tally.new_values) < 10 and value not in tally.new_values:
+                tally.new_values.append(value)

@@ -1,0 +1,41 @@
+"""The live prediction log as a monitoring source.
+
+A deployment's log (docs/deployments.md) is a Delta table partitioned by ``date`` with
+these columns, then the model's input features under their own names. Drift on a log
+compares the features and the ``output``; the rest describe the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+LOG_COLUMNS = (
+    "request_id",
+    "client_request_id",
+    "ts",
+    "date",
+    "deployment",
+    "revision",
+    "variant",
+    "role",
+    "model_name",
+    "model_version",
+    "run_id",
+    "key",
+    "latency_ms",
+    "status",
+    "error",
+    "output",
+)
+"""The log's own columns, as the serving side writes them."""
+_SIGNATURE = {"request_id", "ts", "deployment", "variant", "role", "latency_ms", "status"}
+
+
+def is_prediction_log(columns: Sequence[str]) -> bool:
+    return set(columns) >= _SIGNATURE
+
+
+def feature_columns(columns: Sequence[str]) -> list[str]:
+    """The model's inputs and its output: what drift compares on a log."""
+    meta = set(LOG_COLUMNS) - {"output"}
+    return [c for c in columns if c not in meta]
