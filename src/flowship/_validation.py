@@ -44,14 +44,18 @@ def config_error(source: object, exc: ValidationError, hint: str | None = None) 
 
 
 def _problem(error: Any, name: Callable[[str], str]) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if not error["loc"]:  # a rule across the whole file: the message names the fields
+        return error["msg"].removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown {name(where)}"
     if error["type"] == "missing":
         return f"{name(where)} is required"
     message = error["msg"].removeprefix("Value error, ")
     received = error.get("input")
-    shown = repr(received) if not isinstance(received, dict | list) else type(received).__name__
+    if isinstance(received, dict):  # a rule across a section's fields: the message says it
+        return f"{name(where)}: {message}"
+    shown = repr(received) if not isinstance(received, list) else "a list"
     if len(shown) > _MAX_SHOWN:
         shown = shown[: _MAX_SHOWN - 3] + "..."
     return f"{name(where)}: {message} (got {shown})"

@@ -237,7 +237,7 @@ def test_illegal_transition_from_archived(cli, churn):
         ("[models.ChurnPredictor\n", "is not valid TOML"),
         (
             "[models.ChurnPredictor.production]\nmetrics = { speed = 1 }\n",
-            "production.metrics: Unknown metric 'speed'",
+            "production.metrics': Unknown metric 'speed'",
         ),
         ("\xff\xfe", "is not UTF-8 text"),
     ],

@@ -123,7 +123,7 @@ def test_bad_approval_settings_are_one_line_config_errors(local, cli, text, mess
     done = cli("promote", "ChurnPredictor", "1", "--to", "production")
     assert done.exit_code == 2, done
     assert message in done.stderr.splitlines()[0]
-    assert "flowship.toml: " in done.stderr and "models.ChurnPredictor.production" in done.stderr
+    assert "flowship.toml: " in done.stderr and "'models.ChurnPredictor.production" in done.stderr
 
 
 def test_unreachable_approvals_are_refused_at_request_time(local):

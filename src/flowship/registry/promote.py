@@ -386,9 +386,12 @@ def apply_transition(
     results: list[GateResult],
     archive_previous: bool,
     actor_name: str | None = None,
+    preface: Sequence[Event] = (),
 ) -> Transition:
     """Write the change, history first (inside the model's lock, outside any database
-    transaction: it commits its intent and its outcome itself)."""
+    transaction: it commits its intent and its outcome itself). ``preface``: history
+    rows that belong to the change and come before it (the approval that completes a
+    request): recorded, and done or undone, with it."""
     name = state.name
     before = state.stages[version]
     who = actor_name or actor()
@@ -422,9 +425,9 @@ def apply_transition(
         )
     shown = {c.version: signals(state.observed[c.version]) for c in changes}
     with db.transaction() as session:
-        saved = events.record(
-            session, changes, state=events.PENDING, undo=[shown[c.version] for c in changes]
-        )
+        undo = [None] * len(preface) + [shown[c.version] for c in changes]
+        recorded = events.record(session, [*preface, *changes], state=events.PENDING, undo=undo)
+    saved = recorded[len(preface) :]
     try:
         # The new holder first: the alias moves in one write, so a reader polling
         # @production never sees the stage empty.
@@ -436,10 +439,10 @@ def apply_transition(
             if action == "rollback"
             else f"Promoting {name} version {version} to {stage}"
         )
-        _undo(name, what, saved, shown, exc)
+        _undo(name, what, recorded, saved, shown, exc)
     try:
         with db.transaction() as session:
-            events.settle(session, saved, events.DONE)
+            events.settle(session, recorded, events.DONE)
     except FlowshipError as exc:
         raise FlowshipError(
             f"{name} version {version} is now in {stage} in MLflow, but flowship's database "
@@ -460,13 +463,18 @@ def apply_transition(
 
 
 def _undo(
-    name: str, what: str, saved: list[Event], shown: dict[str, dict], exc: BaseException
+    name: str,
+    what: str,
+    recorded: list[Event],
+    saved: list[Event],
+    shown: dict[str, dict],
+    exc: BaseException,
 ) -> None:
     """Put back what a failed change wrote, mark it undone, and raise what failed."""
     try:
         restore(name, shown, {ev.version: ev.to_stage for ev in saved})
         with db.transaction() as session:
-            events.settle(session, saved, events.UNDONE)
+            events.settle(session, recorded, events.UNDONE)
     except Exception as undo_exc:
         if not isinstance(exc, ChangeFailed):
             raise exc from undo_exc

@@ -22,10 +22,12 @@ from flowship.registry.requests import (
     REJECT,
     STALE,
     RequestNotFound,
+    announce_event,
     check_request_id,
     check_signer,
     expire_due,
     record,
+    request_event,
     signed_gates,
     staleness,
     still_pending,
@@ -135,6 +137,7 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
     return Decision(updated, transition)
 
 
+<<<<<<< HEAD
 def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
     """Record this approval, or return True when it is the last one needed: that one
     is recorded by ``_complete`` once the move succeeded, so an approver MLflow refuses
@@ -144,20 +147,43 @@ def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> b
     if len(approvers) >= required:
         return True
     count = f"{len(approvers)} of {required}"
+=======
+def _note(req: PromotionRequest, who: str, comment: str | None) -> tuple[list[str], str, str]:
+    approvers = [a.approver for a in req.approvals] + [who]
+    count = f"{len(approvers)} of {int(req.policy['required'])}"
+    return approvers, count, f"approved ({count})" + (f": {comment}" if comment else "")
+
+
+def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
+    """Record this approval; True when it is the last one needed: ``_complete`` then
+    records it with the change it makes, so a change that fails leaves no approval."""
+    approvers, count, note = _note(req, who, comment)
+    if len(approvers) >= int(req.policy["required"]):
+        return True
+>>>>>>> main
     # Not the last one: the MLflow tag is this user's write, so MLflow's permissions
     # decide whether they may sign off at all.
     write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
     store.add_approval(session, req.id, who, comment)
+<<<<<<< HEAD
     record(session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else ""))
+=======
+    record(session, req, APPROVE, who, note)
+>>>>>>> main
     return False
 
 
 def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Transition:
+<<<<<<< HEAD
     """The last approval: move the version as ``who`` (MLflow's permissions apply),
     then record the approval and close the request."""
     approvers = [a.approver for a in req.approvals] + [who]
+=======
+    approvers, _count, note = _note(req, who, comment)
+>>>>>>> main
     text = f"approved request #{req.id} (asked by {req.requester}; approved by "
     text += ", ".join(approvers) + ")" + (f": {req.reason}" if req.reason else "")
+    stage = state.stages.get(req.version, req.from_stage)
     transition = apply_transition(
         state,
         req.version,
@@ -168,6 +194,7 @@ def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Tr
         results=signed_gates(req, approvers),
         archive_previous=bool(req.policy.get("archive_previous", True)),
         actor_name=who,
+        preface=[request_event(req, stage, APPROVE, who, note)],
     )
     try:
         write_tag(req, f"approved by {', '.join(approvers)}")
@@ -176,9 +203,13 @@ def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Tr
     count = f"{len(approvers)} of {req.policy['required']}"
     with db.transaction() as session:
         store.add_approval(session, req.id, who, comment)
+<<<<<<< HEAD
         record(
             session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else "")
         )
+=======
+        announce_event(session, req, APPROVE, who, note)
+>>>>>>> main
         store.close(session, req.id, store.APPROVED, who, comment)
         # Other requests for this stage were made against the holder that just left.
         for other in store.find(session, model=req.model):
