@@ -194,11 +194,7 @@ def _step(name: str, step: str) -> Iterator[None]:
     try:
         with mlflow_errors(model=name):
             yield
-<<<<<<< HEAD
-    except (ModelNotFound, PermissionDenied):  # MLflow's own refusal says it best
-=======
     except (ModelNotFound, PermissionDenied):  # not a failed write: the user's own answer
->>>>>>> main
         raise
     except Exception as exc:
         raise ChangeFailed(f"MLflow refused {step}: {_cause(exc)}", step=step) from exc

@@ -137,17 +137,6 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
     return Decision(updated, transition)
 
 
-<<<<<<< HEAD
-def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
-    """Record this approval, or return True when it is the last one needed: that one
-    is recorded by ``_complete`` once the move succeeded, so an approver MLflow refuses
-    leaves no approval behind."""
-    required = int(req.policy["required"])
-    approvers = [a.approver for a in req.approvals] + [who]
-    if len(approvers) >= required:
-        return True
-    count = f"{len(approvers)} of {required}"
-=======
 def _note(req: PromotionRequest, who: str, comment: str | None) -> tuple[list[str], str, str]:
     approvers = [a.approver for a in req.approvals] + [who]
     count = f"{len(approvers)} of {int(req.policy['required'])}"
@@ -160,27 +149,16 @@ def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> b
     approvers, count, note = _note(req, who, comment)
     if len(approvers) >= int(req.policy["required"]):
         return True
->>>>>>> main
     # Not the last one: the MLflow tag is this user's write, so MLflow's permissions
     # decide whether they may sign off at all.
     write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
     store.add_approval(session, req.id, who, comment)
-<<<<<<< HEAD
-    record(session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else ""))
-=======
     record(session, req, APPROVE, who, note)
->>>>>>> main
     return False
 
 
 def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Transition:
-<<<<<<< HEAD
-    """The last approval: move the version as ``who`` (MLflow's permissions apply),
-    then record the approval and close the request."""
-    approvers = [a.approver for a in req.approvals] + [who]
-=======
     approvers, _count, note = _note(req, who, comment)
->>>>>>> main
     text = f"approved request #{req.id} (asked by {req.requester}; approved by "
     text += ", ".join(approvers) + ")" + (f": {req.reason}" if req.reason else "")
     stage = state.stages.get(req.version, req.from_stage)
@@ -200,16 +178,9 @@ def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Tr
         write_tag(req, f"approved by {', '.join(approvers)}")
     except FlowshipError as exc:  # the promotion is done; the tag only repeats it
         log.warning("Could not tag %s version %s: %s", req.model, req.version, exc)
-    count = f"{len(approvers)} of {req.policy['required']}"
     with db.transaction() as session:
         store.add_approval(session, req.id, who, comment)
-<<<<<<< HEAD
-        record(
-            session, req, APPROVE, who, f"approved ({count})" + (f": {comment}" if comment else "")
-        )
-=======
         announce_event(session, req, APPROVE, who, note)
->>>>>>> main
         store.close(session, req.id, store.APPROVED, who, comment)
         # Other requests for this stage were made against the holder that just left.
         for other in store.find(session, model=req.model):
