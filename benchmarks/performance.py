@@ -33,8 +33,9 @@ elapsed = time.perf_counter() - start
 if done.returncode not in (0, 1):
     sys.stderr.write(done.stderr[-3000:])
     sys.exit(done.returncode)
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({"wall_s": elapsed, "cpu_s": cpu, "peak_rss_mb": peak}))
 """
 
 
@@ -134,7 +135,8 @@ def main() -> None:
             body = json.loads(report.read_text())
             shown = ", ".join(f"{k}={v:.4f}" for k, v in body["metrics"].items())
             print(
-                f"{rows:,} predictions x {rows:,} actuals: {measured['wall_s']:.1f} s, "
+                f"{rows:,} predictions x {rows:,} actuals: {measured['wall_s']:.1f} s "
+                f"(CPU {measured.get('cpu_s', 0):.1f} s), "
                 f"peak RSS {measured['peak_rss_mb']:.0f} MB; joined {body['n_with_actuals']:,}; "
                 f"{len(body['windows'])} windows, {len(body['segments'])} segments; {shown}",
                 flush=True,

@@ -29,6 +29,9 @@ def flowship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLOWSHIP_ACTOR", "tester")
+    # flowship no longer points MLflow's process default at its store (a host program
+    # keeps its own): the tests' direct MLflow calls name the same store this way.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     reset_caches()
     yield home
     reset_caches()

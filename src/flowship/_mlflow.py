@@ -3,12 +3,20 @@
 ``registry`` and ``predict`` get their client here and wrap MLflow calls in
 ``mlflow_errors()`` so that an ``MlflowException`` becomes the most specific
 ``FlowshipError``.
+
+flowship may be embedded in a program with its own MLflow settings, so it changes no
+process-wide MLflow state: its client names its store explicitly, downloads pass the
+URI, and the few fluent calls that only read the process default (``register_model``,
+``start_run``, ``log_model``) run inside ``fluent()``, which puts the host's tracking
+and registry URIs (and their environment variables) back afterwards. Only the CLI,
+which owns its process, shortens MLflow's HTTP retries (``cli.main``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -23,10 +31,8 @@ from flowship.errors import (
     VersionNotFound,
 )
 
-# MLflow retries an unreachable server for minutes by default; a CLI user wants the
-# answer in seconds. Respect a value the user set explicitly.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_fluent_lock = threading.RLock()
 
 
 def tracking_uri() -> str:
@@ -45,14 +51,39 @@ def _shown_uri() -> str:
 
 @lru_cache(maxsize=8)
 def _client_for(uri: str):  # -> MlflowClient
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     with mlflow_errors():
         _ensure_default_experiment(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def fluent() -> Iterator[None]:
+    """MLflow's fluent API (``mlflow.register_model``, ``start_run``, ``log_model``,
+    ``models.get_model_info``) aimed at flowship's store for the block; the host's
+    tracking and registry URIs and their environment variables are restored after.
+    One block at a time: the fluent API reads process-wide state."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    uri = tracking_uri()
+    with _fluent_lock:
+        saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        saved_tracking = getattr(tracking_utils, "_tracking_uri", None)
+        saved_registry = getattr(registry_utils, "_registry_uri", None)
+        tracking_utils.set_tracking_uri(uri)
+        registry_utils.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            tracking_utils.set_tracking_uri(saved_tracking)
+            registry_utils.set_registry_uri(saved_registry)
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _ensure_default_experiment(uri: str) -> None:
@@ -67,7 +98,7 @@ def _ensure_default_experiment(uri: str) -> None:
 
 
 def client():  # -> MlflowClient
-    """An ``MlflowClient`` for the configured tracking URI (also made the process default)."""
+    """An ``MlflowClient`` for the configured tracking URI (tracking and registry)."""
     return _client_for(tracking_uri())
 
 

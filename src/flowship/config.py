@@ -20,9 +20,11 @@ class Settings(BaseSettings):
     """Folder holding every default store; created on first use."""
 
     tracking_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FLOWSHIP_TRACKING_URI")
+        default=None, validation_alias=AliasChoices("FLOWSHIP_TRACKING_URI", "MLFLOW_TRACKING_URI")
     )
-    """MLflow tracking and registry URI; default ``sqlite:///$FLOWSHIP_HOME/mlflow.db``."""
+    """MLflow tracking and registry URI: ``FLOWSHIP_TRACKING_URI`` (flowship's own, for a
+    program that embeds flowship next to its own MLflow store), else
+    ``MLFLOW_TRACKING_URI``; default ``sqlite:///$FLOWSHIP_HOME/mlflow.db``."""
 
     database_url: str | None = None
     """flowship's state database (SQLAlchemy URL); default ``sqlite:///$FLOWSHIP_HOME/flowship.db``.

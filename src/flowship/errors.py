@@ -16,6 +16,7 @@ server answers with a JSON body. Exit codes and HTTP statuses are chosen at thos
     │   └── VersionNotFound
     ├── IllegalTransition       a stage change the lifecycle does not allow   exit 2 / 409
     ├── ConcurrentChange        state moved under us (compare-and-swap lost)  exit 2 / 409
+    ├── ChangeFailed            a write failed half-way; the rest was undone  exit 2 / 503
     ├── PermissionDenied        the acting user may not do this               exit 2 / 403
     │   └── NotAuthenticated    missing or wrong credentials for MLflow       exit 2 / 401
     ├── Unavailable             a store, server or database cannot be reached exit 2 / 503
@@ -107,6 +108,15 @@ class IllegalTransition(FlowshipError):
 
 class ConcurrentChange(FlowshipError):
     """The state changed under us; the operation was refused and nothing was changed."""
+
+
+class ChangeFailed(FlowshipError):
+    """A store refused one write of a multi-step change; ``step`` names that write. The
+    message says whether the writes already made were put back."""
+
+    def __init__(self, message: str, hint: str | None = None, *, step: str) -> None:
+        self.step = step
+        super().__init__(message, hint)
 
 
 class PermissionDenied(FlowshipError):

@@ -53,7 +53,7 @@ def churn_store(tmp_path_factory: pytest.TempPathFactory) -> ChurnStore:
     home = tmp_path_factory.mktemp("churn_store")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         frame = customers(2000, seed=1)
         x = frame[FEATURES]

@@ -36,8 +36,8 @@ def _home_template(tmp_path_factory, _trained):
     home = tmp_path_factory.mktemp("cli-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
-            mp.delenv(var, raising=False)
+        mp.delenv("FLOWSHIP_DATABASE_URL", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         example = data[list(FEATURES)].head()
         register_estimator("ChurnPredictor", weak, example, metrics={"auc": 0.6})
@@ -237,7 +237,7 @@ def test_illegal_transition_from_archived(cli, churn):
         ("[models.ChurnPredictor\n", "is not valid TOML"),
         (
             "[models.ChurnPredictor.production]\nmetrics = { speed = 1 }\n",
-            "production.metrics: Unknown metric 'speed'",
+            "production.metrics': Unknown metric 'speed'",
         ),
         ("\xff\xfe", "is not UTF-8 text"),
     ],
@@ -328,3 +328,34 @@ def test_unreachable_state_database(cli, churn, monkeypatch):
     )
     assert time.monotonic() - started < 15
     assert "FLOWSHIP_DATABASE_URL" in r.stderr
+
+
+def test_piped_tables_keep_every_value_whole(churn, cli):
+    """`flowship history NAME | grep Production` finds it: a real pipe to a real grep,
+    full values one row per line, tab-separated."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    reason = "approved by the risk board after the Q3 review, ticket RISK-4211; " * 3
+    _ok(cli("promote", "ChurnPredictor", "1", "--to", "production", "--reason", reason.strip()))
+    flowship = Path(sys.executable).with_name("flowship")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "60"}
+    piped = subprocess.run(
+        f"'{flowship}' history ChurnPredictor | grep Production",
+        shell=True, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    (line,) = piped.stdout.splitlines()
+    cells = line.split("\t")
+    assert "None -> Production" in cells and "…" not in line
+    assert reason.strip() in cells  # the whole reason, not cut to the terminal width
+
+    listed = subprocess.run(
+        [str(flowship), "versions", "ChurnPredictor"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    header, *rows = listed.stdout.splitlines()
+    assert header.split("\t")[:2] == ["version", "stage"]
+    assert [r.split("\t")[:2] for r in rows] == [["1", "Production"], ["2", "None"]]

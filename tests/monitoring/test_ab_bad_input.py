@@ -55,7 +55,7 @@ CASES = [
     ({}, ("--metric", "f2"), "Unknown metric 'f2'", "auc, accuracy, log_loss, mean"),
     ({}, ("--window", "soon"), "Cannot read --window 'soon'", "7d"),
     ({}, ("--window", "-3d"), "Cannot read --window '-3d'", "7d"),
-    ({}, ("--weights", "champion=ninety"), "Cannot read weight", "champion=90"),
+    ({}, ("--weights", "champion=ninety"), "is not VARIANT=WEIGHT", "champion=50"),
     ({}, ("--weights", "a=0,b=0"), "add up to 0", None),
     ({}, ("--candidate", "nope"), "--candidate 'nope' is not a variant", "champion"),
     ({}, ("--alpha", "0.9"), "--alpha 0.9 is out of range", None),

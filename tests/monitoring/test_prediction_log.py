@@ -59,14 +59,16 @@ def prediction_log():
     return "table:prediction_log"
 
 
-def test_drift_per_variant_current_window_against_baseline_window(cli, prediction_log):
+def test_drift_per_variant_current_window_against_baseline_window(cli, prediction_log, tmp_path):
+    html = tmp_path / "variants.html"
     result = cli(
         "monitor", "drift",
         "--baseline", prediction_log, "--baseline-where", "date < '2026-11-03'",
         "--current", prediction_log, "--where", "date = '2026-11-03'",
-        "--by", "variant", "--json", "-",
+        "--by", "variant", "--json", "-", "--html", html,
     )  # fmt: skip
     assert result.exit_code == 1, result.stderr
+    assert "variant=b/age" in html.read_text()
     report = json.loads(result.stdout)
     assert report["by"] == "variant"
     assert [g["group"]["value"] for g in report["groups"]] == ["a", "b"]

@@ -29,26 +29,29 @@ def test_valid_file_resolves_relative_paths(tmp_path):
 @pytest.mark.parametrize(
     "text,problem",
     [
-        ("kind: job\nname: x\n", "kind: Input should be 'monitor'"),
+        ("kind: job\nname: x\n", "field 'kind': Input should be 'monitor'"),
         ("kind: monitor\nname: x\n", "give at least one of drift, performance, health"),
         ("kind: monitor\nname: x\ndrift:\n  current: c.csv\n", "drift needs a baseline"),
         ("kind: monitor\nname: x\nhealth: {}\n", "health needs model"),
         (
             "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  colour: red\n",
-            "drift.colour: Extra inputs are not permitted",
+            "unknown field 'drift.colour'",
         ),
         (
             "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  method: magic\n",
-            "drift.method: Input should be 'default' or 'ks'",
+            "field 'drift.method': Input should be 'default' or 'ks' (got 'magic')",
         ),
         (
             "kind: monitor\nname: x\ndrift:\n  baseline: b\n  current: c\n  psi_warn: 0.3\n",
             "psi_alert must be >= psi_warn",
         ),
-        ("kind: monitor\nname: '../../etc'\nhealth: {}\nmodel: M\n", "name: String should match"),
+        (
+            "kind: monitor\nname: '../../etc'\nhealth: {}\nmodel: M\n",
+            "field 'name': String should match",
+        ),
         (
             "kind: monitor\nname: x\nwebhook: javascript:alert(1)\nhealth: {}\nmodel: M\n",
-            "webhook: Value error, must be an http(s) URL",
+            "field 'webhook': must be an http(s) URL",
         ),
         ("- just\n- a list\n", "must be a YAML mapping"),
         ("kind: monitor\n  bad: [indent\n", "is not valid YAML"),
@@ -74,7 +77,7 @@ def test_cli_run_reports_the_field(cli, tmp_path):
     path = write(tmp_path, "kind: monitor\nname: x\nperformance:\n  predictions: p\n")
     result = cli("monitor", "run", path)
     assert result.exit_code == 2
-    assert "performance.actuals: Field required" in result.stderr
+    assert "field 'performance.actuals' is required" in result.stderr
     assert "Traceback" not in result.stderr
 
 

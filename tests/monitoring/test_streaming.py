@@ -186,3 +186,18 @@ def test_monitor_file_takes_where_by_and_engine(tmp_path, frame):
     spec.write_text(spec.read_text().replace("engine: local", "engine: gpu"))
     with pytest.raises(ConfigError, match="drift.engine"):
         run_monitor_file(spec)
+
+
+def test_progress_is_silent_when_piped(capsys):
+    from flowship.cli._progress import rows_progress
+
+    with rows_progress("drift") as on_rows:
+        assert on_rows is None  # pytest captures stderr: not a terminal
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_counts_rows_of_every_pass(frame):
+    seen = []
+    check_drift(frame(3000, seed=1), frame(2000, seed=2), on_rows=seen.append)
+    # baseline profile (3000), current tally (2000); small columns need no second pass
+    assert sum(seen) == 5000

@@ -241,9 +241,17 @@ def _execute(uri: str, sql: str, *params: object) -> None:
         conn.execute(sql, params)
 
 
-def test_another_schema_revision(sqlite_store):
+def test_another_schema_revision(sqlite_store, caplog):
+    from flowship.predict import registry_db
+
+    registry_db._warn_schema.cache_clear()
     _execute(sqlite_store, "UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6'")
-    assert lookup("models:/churn/1") is None
+    with caplog.at_level("WARNING", logger="flowship.predict.registry_db"):
+        assert lookup("models:/churn/1") is None
+        assert lookup("models:/churn/1") is None
+    said = [r for r in caplog.records if r.name == "flowship.predict.registry_db"]
+    assert len(said) == 1 and said[0].levelname == "WARNING"  # once, not per ref
+    assert "a1b2c3d4e5f6" in said[0].getMessage() and SCHEMA_REVISION in said[0].getMessage()
 
 
 def test_pinned_revision_is_the_installed_mlflow_head():

@@ -72,8 +72,8 @@ def _two_versions_home(
     shutil.copy(_mlflow_template, home / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        for var in ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL"):
-            mp.delenv(var, raising=False)
+        mp.delenv("FLOWSHIP_DATABASE_URL", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         example = churn_data[features].head(5)
         register_estimator("ChurnPredictor", weak_model, example, metrics={"train_auc": 0.7})

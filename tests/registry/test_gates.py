@@ -191,13 +191,16 @@ def test_missing_unreadable_and_odd_evaluation_files(register_two, project):
         ("[models.ChurnPredictor\n", "is not valid TOML"),
         ("[models.ChurnPredictor.staging]\nmetrics = { aucc = 0.7 }\n", "Unknown metric 'aucc'"),
         ("[models.ChurnPredictor.staging]\nchecklist = ['coffee']\n", "Unknown checklist item"),
-        ("[models.ChurnPredictor.staging]\nsignatur = true\n", "staging.signatur: Extra inputs"),
+        (
+            "[models.ChurnPredictor.staging]\nsignatur = true\n",
+            "unknown field 'models.ChurnPredictor.staging.signatur'",
+        ),
         (
             "[models.ChurnPredictor.production]\nno_regression = { auc = { tolerance = -1 } }\n",
-            "tolerance: Input should be greater than or equal to 0",
+            "tolerance': Input should be greater than or equal to 0",
         ),
         ("[models.ChurnPredictor.staging]\nmetrics = { auc = 0.7 }\n", "need evaluation data"),
-        ("models = 3\n", "models: Input should be a valid dictionary"),
+        ("models = 3\n", "field 'models': Input should be a valid dictionary"),
     ],
 )
 def test_malformed_flowship_toml(tmp_path, monkeypatch, text, needle):

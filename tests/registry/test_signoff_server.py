@@ -206,6 +206,16 @@ def _flowship(team: Team, user: str, *args: str) -> subprocess.Popen:
 
 @pytest.mark.parametrize("required", [1, 2])
 def test_two_approvals_at_once(team, cli, required):
+    _two_at_once(team, cli, required)
+
+
+@pytest.mark.postgres
+def test_two_approvals_at_once_on_postgresql(team, cli, pg_url):
+    """The same race with flowship's state in PostgreSQL (advisory lock per model)."""
+    _two_at_once(team, cli, 1)
+
+
+def _two_at_once(team, cli, required):
     team.config(f'approvals = {required}\napprovers = ["bob", "carol"]')
     team.act_as("alice")
     assert cli("promote", team.name, "1", "--to", "production").exit_code == 0

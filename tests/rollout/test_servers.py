@@ -32,7 +32,7 @@ class Model(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         if (model_input["age"] > 0.8416).any():
             raise RuntimeError("flaky candidate")
-        return (model_input["age"] * 0 + 2.0).to_numpy()
+        return (model_input["age"] * 0 + 1.0).to_numpy()  # answers like the champion
 
 
 set_model(Model())

@@ -94,7 +94,7 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     y2 = (x.recency - x.plan > -1).astype(int)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
 

@@ -27,10 +27,10 @@ def test_malformed_ref(cli):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--port", "70000"], "port: Input should be less than or equal to 65535"),
-        (["--output", "probs"], "output: Input should be 'predict' or 'proba'"),
-        (["--workers", "0"], "workers: Input should be greater than or equal to 1"),
-        (["--max-body-bytes", "5"], "--max-body-bytes: Input should be greater"),
+        (["--port", "70000"], "option '--port': Input should be less than or equal to 65535"),
+        (["--output", "probs"], "option '--output': Input should be 'predict' or 'proba'"),
+        (["--workers", "0"], "option '--workers': Input should be greater than or equal to 1"),
+        (["--max-body-bytes", "5"], "option '--max-body-bytes': Input should be greater"),
     ],
 )
 def test_bad_options(cli, args, needle):
@@ -44,7 +44,7 @@ def test_bad_config_file(cli, tmp_path):
     path.write_text("ref: models:/churn@production\nbatch: 3\n")
     result = cli("serve", "--config", str(path))
     assert result.exit_code == 2
-    assert f"{path}: batch: unknown setting." in result.stderr
+    assert f"{path}: unknown field 'batch'\n" in result.stderr
     assert "Known settings:" in result.stderr
     result = cli("serve", "--config", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2 and "file not found" in result.stderr

@@ -38,12 +38,15 @@ def test_config_from_yaml_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("ref: m\noutput: probs\n", "output: Input should be 'predict' or 'proba'"),
-        ("ref: m\nprot: 1\n", "prot: unknown setting"),
+        (
+            "ref: m\noutput: probs\n",
+            "field 'output': Input should be 'predict' or 'proba' (got 'probs')",
+        ),
+        ("ref: m\nprot: 1\n", "unknown field 'prot'"),
         ("- a\n- b\n", "expected a mapping"),
         ("ref: [unclosed\n", "not a readable YAML file"),
-        ("port: 5000\n", "ref: Field required"),
-        ("ref: m\nworkers: 0\n", "workers: Input should be greater than or equal to 1"),
+        ("port: 5000\n", "field 'ref' is required"),
+        ("ref: m\nworkers: 0\n", "field 'workers': Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_config_files_name_the_file_and_field(tmp_path, text, needle):

@@ -38,7 +38,7 @@ def test_a_migrated_database_opens_without_alembic(flowship_home):
 def test_a_database_behind_the_heads_is_migrated(flowship_home):
     eng = db.engine()
     with eng.begin() as conn:
-        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0004_monitoring'"))
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0007_alert_delivery'"))
         conn.execute(text("DROP TABLE monitor_runs"))
         conn.execute(text("DROP TABLE monitor_alerts"))
     db._engines.clear()

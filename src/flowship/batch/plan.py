@@ -103,7 +103,9 @@ def _database_key(url: str) -> str:
     parsed = parsed.set(drivername=parsed.get_backend_name())  # postgresql+psycopg: postgresql
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=os.path.realpath(parsed.database))
-    return parsed.render_as_string(hide_password=True)
+    from flowship.redact import redact  # secret query parameters too
+
+    return redact(parsed.render_as_string(hide_password=True))
 
 
 def load_models(job: ScoreJob) -> tuple[list[Any], str, str, str]:

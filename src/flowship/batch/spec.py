@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flowship._validation import config_error
 from flowship.errors import ConfigError
 
 Format = Literal["parquet", "csv", "delta", "sql"]
@@ -167,20 +168,6 @@ class ScoreJob(_Strict):
         return self.name or Path(self.output.path.rstrip("/")).name or "score"
 
 
-def _describe_error(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"unknown field {where!r}"
-    if error["type"] == "missing":
-        return f"field {where!r} is required"
-    received = error.get("input")
-    shown = repr(received) if not isinstance(received, dict | list) else type(received).__name__
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"field {where!r}: {message} (got {shown})"
-
-
 def parse_job(data: Any, *, source: object = "job") -> ScoreJob:
     """Validate a mapping as a scoring job; every problem is listed in one ConfigError."""
     if not isinstance(data, dict):
@@ -192,9 +179,8 @@ def parse_job(data: Any, *, source: object = "job") -> ScoreJob:
     try:
         return ScoreJob.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_describe_error(e) for e in exc.errors())
-        raise ConfigError(
-            source, problems, "See docs/batch.md for every field of a scoring job."
+        raise config_error(
+            source, exc, "See docs/batch.md for every field of a scoring job."
         ) from None
 
 

@@ -38,6 +38,11 @@ def exit_code(error: FlowshipError) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # MLflow retries an unreachable server for minutes by default; a CLI user wants the
+    # answer in seconds. The CLI owns its process (an embedding program keeps its own
+    # settings); a value the user set explicitly wins.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     # typer handles its own usage errors (exit 2) and Ctrl-C; everything else lands here.
     try:
         app(args=argv, prog_name="flowship")

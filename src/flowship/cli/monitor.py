@@ -411,6 +411,7 @@ def attach_baseline(
     model: Annotated[str, typer.Argument(help="models:/NAME/VERSION (or @alias, /Stage).")],
     data: Annotated[str, typer.Argument(help="The baseline sample (path, table:NAME, sql:...).")],
     columns: Annotated[str | None, typer.Option("--columns", help="Keep only a,b,c.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was attached.")] = False,
 ) -> None:
     """Keep a baseline sample with a model version, for `monitor drift --model`."""
     from flowship.monitoring.baseline import attach_baseline as attach
@@ -419,6 +420,9 @@ def attach_baseline(
     keep = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     frame = load_frame(data, role="baseline", columns=keep)
     where = attach(model, frame)
+    if as_json:
+        print_json({"model": str(where), "rows": frame.shape[0], "columns": list(frame.columns)})
+        return
     say(f"Attached a baseline of {frame.shape[0]} rows x {frame.shape[1]} columns to {where}.")
 
 
@@ -426,17 +430,14 @@ def _spec(cls: Any, **fields: Any) -> Any:
     """Validate options with the job file's own model, so both give the same messages."""
     from pydantic import ValidationError
 
+    from flowship._validation import describe
     from flowship.errors import UsageError
 
     try:
         return cls(**fields)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "options"
-        raise UsageError(
-            f"Invalid option {where.replace('_', '-')}: {error['msg']}.",
-            "See flowship monitor COMMAND --help.",
-        ) from exc
+        problems = describe(exc, name=lambda where: f"option {where.replace('_', '-')!r}")
+        raise UsageError(f"{problems}.", "See flowship monitor COMMAND --help.") from None
 
 
 def _pairs(items: list[str]) -> dict[str, str]:

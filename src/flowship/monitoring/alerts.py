@@ -2,7 +2,9 @@
 
 The webhook body is ``{"text": "..."}``, which Slack incoming webhooks and Microsoft
 Teams incoming webhooks both accept. A failed delivery is recorded (and retried on the
-next run, since the alert was never seen); it never stops the monitor run.
+next run, since the alert was never seen); it never stops the monitor run. An alert is
+marked delivered only after its POST succeeded: a run killed between claiming an
+alert and posting it leaves a claim that the next run takes over (``monitor_runs``).
 """
 
 from __future__ import annotations

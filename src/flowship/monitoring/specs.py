@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flowship._validation import config_error
 from flowship.errors import ConfigError, NotFound
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$"
@@ -171,11 +172,7 @@ def load_spec(path: str | Path) -> MonitorSpec:
     try:
         spec = MonitorSpec.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        allowed = error.get("ctx", {}).get("expected")
-        hint = f"Allowed: {allowed}." if allowed else "See docs/monitoring.md for the file format."
-        raise ConfigError(path, f"{where}: {error['msg']}", hint) from exc
+        raise config_error(path, exc, "See docs/monitoring.md for the file format.") from None
     return _absolute(spec, path.parent)
 
 

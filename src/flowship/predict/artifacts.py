@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flowship import cache
-from flowship._mlflow import client, mlflow_errors
+from flowship._mlflow import fluent, mlflow_errors, tracking_uri
 from flowship.errors import InvalidInput
 from flowship.predict.refs import ResolvedRef
 
@@ -54,7 +54,6 @@ def local_model_dir(resolved: ResolvedRef) -> Path:
     target = cache_dir("models", resolved)
     if target is not None and _valid(target, resolved):
         return target
-    client()  # makes the configured tracking URI MLflow's default for the download
     import mlflow
 
     # Stage next to the target so the final rename stays on one file system.
@@ -64,8 +63,15 @@ def local_model_dir(resolved: ResolvedRef) -> Path:
         tempfile.mkdtemp(prefix=".download-", dir=target.parent if target is not None else None)
     )
     try:
-        with mlflow_errors(resolved.model_name, resolved.model_version):
-            path = Path(mlflow.artifacts.download_artifacts(resolved.uri, dst_path=str(staging)))
+        # MLflow's models:/ repository reads the process default registry in places, so
+        # it is pointed at flowship's store for the download only (a host may embed us).
+        with mlflow_errors(resolved.model_name, resolved.model_version), fluent():
+            store = tracking_uri()
+            path = Path(
+                mlflow.artifacts.download_artifacts(
+                    resolved.uri, dst_path=str(staging), tracking_uri=store, registry_uri=store
+                )
+            )
         if target is None:
             return path
         files = cache.digests(path, skip=_MARKER)

@@ -7,41 +7,15 @@ artifact download.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from flowship._mlflow import client, mlflow_errors
 from flowship.errors import ModelNotFound, NotFound, UsageError, VersionNotFound
+from flowship.predict.ref_syntax import FORMS as _FORMS
+from flowship.predict.ref_syntax import ResolvedRef, parse_registry_ref
 
-# Native stage names, matched case-insensitively as MLflow does.
-STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
-_FORMS = (
-    "models:/NAME@alias, models:/NAME/Stage, models:/NAME/3, models:/NAME/latest, "
-    "runs:/RUN_ID/PATH or a local directory"
-)
-_VERSION = re.compile(r"^[0-9]+$")
-
-
-@dataclass(frozen=True)
-class ResolvedRef:
-    """Where a reference points right now. ``uri`` is what to load: ``models:/NAME/3`` for
-    registry refs (so a later promotion cannot change what was loaded), else the ref itself."""
-
-    ref: str
-    uri: str
-    model_name: str | None = None
-    model_version: str | None = None
-    run_id: str | None = None
-    source: str | None = None
-
-    @classmethod
-    def registry_version(
-        cls, ref: str, name: str, version: object, run_id: str | None, source: str | None
-    ) -> ResolvedRef:
-        """``ref`` pinned to registry version ``version`` of model ``name``."""
-        return cls(ref, f"models:/{name}/{version}", name, str(version), run_id or None, source)
+__all__ = ["ResolvedRef", "resolve_ref"]
 
 
 def resolve_ref(ref: str) -> ResolvedRef:
@@ -67,28 +41,16 @@ def resolve_ref(ref: str) -> ResolvedRef:
 
 
 def _resolve_registry(ref: str) -> ResolvedRef:
-    body = ref[len("models:/") :]
-    if "@" in body:
-        name, _, alias = body.partition("@")
-        if not name or not alias or "/" in name or "/" in alias:
-            raise UsageError(f"Malformed model reference {ref!r}.", f"Use one of: {_FORMS}.")
-        mv = _by_alias(name, alias)
+    parsed = parse_registry_ref(ref)
+    name, value = parsed.name, parsed.value
+    if parsed.kind == "alias":
+        mv = _by_alias(name, value)
+    elif parsed.kind == "version":
+        mv = _by_version(name, value)
+    elif parsed.kind == "latest":
+        mv = _latest(name)
     else:
-        name, _, selector = body.partition("/")
-        if not name or not selector or "/" in selector:
-            raise UsageError(f"Malformed model reference {ref!r}.", f"Use one of: {_FORMS}.")
-        if _VERSION.match(selector):
-            mv = _by_version(name, selector)
-        elif selector.lower() == "latest":
-            mv = _latest(name)
-        elif selector.lower() in STAGES:
-            mv = _by_stage(name, STAGES[selector.lower()])
-        else:
-            raise UsageError(
-                f"Malformed model reference {ref!r}: {selector!r} is neither a version number, "
-                "'latest' nor a stage (None, Staging, Production, Archived).",
-                f"Use one of: {_FORMS}.",
-            )
+        mv = _by_stage(name, value)
     return ResolvedRef.registry_version(ref, mv.name, mv.version, mv.run_id, mv.source)
 
 

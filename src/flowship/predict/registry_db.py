@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from flowship._mlflow import tracking_uri
-from flowship.predict.refs import STAGES, ResolvedRef
+from flowship.errors import UsageError
+from flowship.predict.ref_syntax import STAGES, ResolvedRef, parse_registry_ref
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ _DELETED = "Deleted_Internal"  # MLflow's soft delete: the row stays, the versio
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
 # refs._versions reads one page of MlflowClient.search_model_versions, this many versions.
 _SEARCH_PAGE = 10_000
-_VERSION = re.compile(r"^[0-9]+$")
 _ALIAS = re.compile(r"^[\w\-]*$")  # MLflow's alias rule; it refuses other aliases up front
 _MAX_ALIAS = 255
 
@@ -89,33 +89,21 @@ def lookup(ref: str) -> ResolvedRef | None:
 
 
 def _parse(ref: str) -> tuple[str, str, str] | None:
-    """(name, kind, value) the way refs._resolve_registry reads ``ref``; None if it is
+    """(name, kind, value) as ``parse_registry_ref`` reads ``ref``; None if it is
     malformed or names what MLflow would refuse."""
-    if not ref.startswith("models:/"):
+    try:
+        parsed = parse_registry_ref(ref)
+    except UsageError:
         return None
-    body = ref[len("models:/") :]
-    if "@" in body:
-        name, _, alias = body.partition("@")
-        if not name or not alias or "/" in name or "/" in alias:
+    name, kind, value = parsed.name, parsed.kind, parsed.value
+    if kind == "alias":
+        if not _ALIAS.match(value) or len(value) > _MAX_ALIAS:
             return None
-        if not _ALIAS.match(alias) or len(alias) > _MAX_ALIAS:
-            return None
-        found = (name, "latest_alias", "") if alias.lower() == "latest" else (name, "alias", alias)
-    else:
-        name, _, selector = body.partition("/")
-        if not name or not selector or "/" in selector:
-            return None
-        if _VERSION.match(selector):
-            found = (name, "version", selector)
-        elif "'" in name and '"' in name:
-            return None  # refs._versions cannot quote it in a search filter: MLflow refuses
-        elif selector.lower() == "latest":
-            found = (name, "latest", "")
-        elif selector.lower() in STAGES:
-            found = (name, "stage", STAGES[selector.lower()])
-        else:
-            return None
-    return found if _valid_name(name) else None
+        if value.lower() == "latest":
+            kind, value = "latest_alias", ""
+    elif kind != "version" and "'" in name and '"' in name:
+        return None  # refs._versions cannot quote it in a search filter: MLflow refuses
+    return (name, kind, value) if _valid_name(name) else None
 
 
 def _valid_name(name: str) -> bool:
@@ -129,6 +117,17 @@ def _valid_name(name: str) -> bool:
         and norm != "."
         and not norm.startswith(("..", "/"))
     )
+
+
+@lru_cache(maxsize=8)
+def _warn_schema(uri: str, found: tuple[str, ...]) -> None:
+    """Say once per store, not per ref, that every look-up now goes through MLflow."""
+    _log.warning(
+        "The fast registry look-up is off: the MLflow store's schema is %s, not %s (the "
+        "one it was checked against); model refs are resolved through MLflow, which is "
+        "slower. Upgrade flowship to match the installed MLflow to get it back.",
+        ", ".join(found) or "unknown", SCHEMA_REVISION,
+    )  # fmt: skip
 
 
 def _workspaces_off() -> bool:
@@ -157,7 +156,9 @@ def _engine(uri: str) -> sa.Engine | None:
 
 
 def _find(conn: sa.Connection, name: str, kind: str, value: str) -> sa.Row | None:
-    if conn.execute(sa.select(_alembic.c.version_num)).scalars().all() != [SCHEMA_REVISION]:
+    found = conn.execute(sa.select(_alembic.c.version_num)).scalars().all()
+    if found != [SCHEMA_REVISION]:
+        _warn_schema(tracking_uri(), tuple(found))
         return None
     elsewhere = sa.or_(
         *(sa.exists().where(t.c.workspace != _DEFAULT_WORKSPACE) for t in _WORKSPACED)

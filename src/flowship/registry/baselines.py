@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from flowship._mlflow import client as mlflow_client
-from flowship._mlflow import mlflow_errors
+from flowship._mlflow import mlflow_errors, tracking_uri
 from flowship.config import get_settings
 from flowship.errors import NotFound, UsageError
 
@@ -53,7 +53,7 @@ def fetch_baseline(name: str, version: str, run_id: str | None) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     with mlflow_errors(model=name, version=version):
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=artifact, dst_path=str(target)
+            run_id=run_id, artifact_path=artifact, dst_path=str(target), tracking_uri=tracking_uri()
         )
     return Path(local)
 

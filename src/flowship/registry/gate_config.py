@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from flowship._validation import config_error
 from flowship.config import get_settings
 from flowship.errors import ConfigError, UsageError
 from flowship.registry._types import PRODUCTION, STAGING
@@ -229,12 +230,7 @@ def load_config(path: Path) -> FileConfig:
     try:
         return FileConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            path, f"{where}: {message}", "See docs/lifecycle.md for the fields."
-        ) from exc
+        raise config_error(path, exc, "See docs/lifecycle.md for the fields.") from None
 
 
 @dataclass

@@ -17,8 +17,8 @@ def history(name: str, *, until: datetime | None = None) -> list[Event]:
     MLflow since flowship last looked are recorded first). The history outlives the
     model: it is still answered after the model was deleted from MLflow."""
     try:
-        with locked(check_name(name)) as (session, _state):
-            return events.list_events(session, name, until=until)
+        with locked(check_name(name)) as state:
+            return [ev for ev in state.history if until is None or ev.at <= until]
     except ModelNotFound:
         with db.transaction() as session:
             if not events.list_events(session, name):

@@ -1,32 +1,36 @@
 """Stage changes: ``promote`` (behind gates) and ``rollback`` (by the history).
 
-Every change runs inside the model's lock (``sync.locked``): external changes are
-recorded first, the transition is checked, gates run, then MLflow is written
-(aliases, tag, native stage) and the events are recorded in the same transaction. If
-an MLflow write fails half-way, the writes already made are undone before the error
-is raised, so a refused or failed change leaves nothing behind.
+Gates run first, outside the model's lock: they load models and read data, and may
+take minutes. Then, inside the lock (``sync.locked``, external changes already
+recorded), the transition is checked again and compared with what the gates saw; if
+Production or the candidate moved meanwhile, the gates run again on what is there.
+
+History first: the change is committed as pending (with what MLflow showed before),
+then MLflow is written (aliases, tag, native stage), then the change is marked done.
+If an MLflow write fails, everything the change wrote is put back to exactly what it
+was and the change is marked undone; a process that dies half-way leaves a pending
+change that the next look at the model settles (``sync.settle_pending``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from flowship._mlflow import mlflow_errors
+from flowship._mlflow import fluent, mlflow_errors
 from flowship.errors import (
+    ChangeFailed,
     ConcurrentChange,
+    FlowshipError,
     GateFailed,
     IllegalTransition,
     UsageError,
     VersionNotFound,
 )
 from flowship.registry import identity
-from flowship.registry._state import check_name, check_version, write_stage
+from flowship.registry._state import check_name, check_version, restore, signals, write_stage
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING, parse_stage
 from flowship.registry.gate_config import GatePlan, approval_for, plan_for
 from flowship.registry.gates import (
@@ -39,7 +43,7 @@ from flowship.registry.gates import (
 )
 from flowship.registry.requests import check_force, check_rollback, open_request
 from flowship.registry.sync import ModelState, actor, locked
-from flowship.store import events
+from flowship.store import db, events
 from flowship.store.events import DELETED, Event
 from flowship.store.requests import PromotionRequest
 
@@ -54,6 +58,8 @@ ALLOWED = {
     ARCHIVED: (STAGING, NONE),
 }
 MAX_REASON = 2000
+#: How often gates are run again because Production moved while they ran.
+GATE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -146,55 +152,76 @@ def promote(
     who = identity.verified() if approval else identity.current()
     if approval and force:
         check_force(approval, who, name, stage)
+    signoff = approval is not None and not force
 
-    with locked(name) as (session, state):
-        _check_transition(state, version, stage)
-        current = state.holder(PRODUCTION)
-        if expected is not None and (current or "none") != expected:
-            raise ConcurrentChange(
-                f"Production of {name} is version {current or 'none'}, not {expected} as "
-                "--expect-current said; nothing was changed.",
-                f"Check with: flowship versions {name}, then retry with "
-                f"--expect-current {current or 'none'}.",
-            )
-        signoff = approval is not None and not force
-        results = _evaluate(state, version, current, plan, confirmed, signoff) if plan.gates else []
-        failed = [r for r in results if not r.passed]
-        if failed and not force:
-            names = ", ".join(r.name for r in failed)
-            raise GateFailed(
-                f"{name} version {version} failed {len(failed)} of {len(results)} gate(s) for "
-                f"{stage}: {names}. Nothing was changed.",
-                results,
-                "Fix the model or the data, or bypass with --force --reason '...'.",
-            )
-        if approval is not None and not force:
-            return open_request(
-                session,
-                model=name,
-                version=version,
-                from_stage=state.stages[version],
-                to_stage=stage,
-                holder=state.holder(stage),
+    for _attempt in range(GATE_ATTEMPTS):
+        results: list[GateResult] = []
+        gated = None
+        if plan.gates:
+            with locked(name) as state:  # a settled snapshot; the gates run unlocked
+                pass
+            _check(state, version, stage, expected)
+            current = state.holder(PRODUCTION)
+            results = _evaluate(state, version, current, plan, confirmed, signoff)
+            failed = [r for r in results if not r.passed]
+            if failed and not force:
+                names = ", ".join(r.name for r in failed)
+                raise GateFailed(
+                    f"{name} version {version} failed {len(failed)} of {len(results)} "
+                    f"gate(s) for {stage}: {names}. Nothing was changed.",
+                    results,
+                    "Fix the model or the data, or bypass with --force --reason '...'.",
+                )
+            gated = (state.stages[version], current)
+        with locked(name) as state:
+            _check(state, version, stage, expected)
+            if gated is not None and gated != (state.stages[version], state.holder(PRODUCTION)):
+                continue  # moved while the gates ran: judge the candidate against what is there
+            if signoff:
+                assert approval is not None
+                with db.transaction() as session:
+                    return open_request(
+                        session,
+                        model=name,
+                        version=version,
+                        from_stage=state.stages[version],
+                        to_stage=stage,
+                        holder=state.holder(stage),
+                        results=results,
+                        approval=approval,
+                        requester=who,
+                        reason=reason,
+                        archive_previous=archive_previous,
+                    )
+            return apply_transition(
+                state,
+                version,
+                stage,
+                action="promote",
+                reason=reason
+                if approval is None
+                else f"approvals bypassed by admin {who.name}: {reason}",
+                forced=force,
                 results=results,
-                approval=approval,
-                requester=who,
-                reason=reason,
                 archive_previous=archive_previous,
+                actor_name=who.name,
             )
-        if approval is not None:
-            reason = f"approvals bypassed by admin {who.name}: {reason}"
-        return apply_transition(
-            session,
-            state,
-            version,
-            stage,
-            action="promote",
-            reason=reason,
-            forced=force,
-            results=results,
-            archive_previous=archive_previous,
-            actor_name=who.name,
+    raise ConcurrentChange(
+        f"Production of {name} changed each of the {GATE_ATTEMPTS} times the gates ran for "
+        f"version {version}; nothing was changed.",
+        f"Retry when other promotions of {name} have finished.",
+    )
+
+
+def _check(state: ModelState, version: str, stage: str, expected: str | None) -> None:
+    _check_transition(state, version, stage)
+    current = state.holder(PRODUCTION)
+    if expected is not None and (current or "none") != expected:
+        raise ConcurrentChange(
+            f"Production of {state.name} is version {current or 'none'}, not {expected} as "
+            "--expect-current said; nothing was changed.",
+            f"Check with: flowship versions {state.name}, then retry with "
+            f"--expect-current {current or 'none'}.",
         )
 
 
@@ -206,7 +233,7 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
     reason = check_reason(reason, force=False)
     target = check_version(name, to) if to is not None else None
     approval = approval_for(name, PRODUCTION) if target is not None else None
-    with locked(name) as (session, state):
+    with locked(name) as state:
         current = state.holder(PRODUCTION)
         if current is None:
             raise IllegalTransition(
@@ -214,7 +241,7 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"Promote one instead: flowship promote {name} VERSION --to production",
             )
         if target is None:
-            target = previous_production(events.list_events(session, name), current, state)
+            target = previous_production(state.history, current, state)
             if target is None:
                 raise IllegalTransition(
                     f"No other version of {name!r} was in Production before version {current}; "
@@ -229,9 +256,8 @@ def rollback(name: str, *, to: str | int | None = None, reason: str | None = Non
                 f"Pick another version: flowship versions {name}",
             )
         elif approval is not None:
-            check_rollback(approval, name, target, events.list_events(session, name))
+            check_rollback(approval, name, target, state.history)
         return apply_transition(
-            session,
             state,
             target,
             PRODUCTION,
@@ -313,7 +339,7 @@ def _subject(state: ModelState, version: str, confirmed: set[str], data) -> Subj
     import mlflow
 
     uri = f"models:/{state.name}/{version}"
-    with mlflow_errors(model=state.name, version=version):
+    with mlflow_errors(model=state.name, version=version), fluent():
         signature = mlflow.models.get_model_info(uri).signature
     tags = dict(state.observed[version].mv.tags or {})
     label = f"{state.name} version {version}"
@@ -350,7 +376,6 @@ def _evaluate(
 
 
 def apply_transition(
-    session: Session,
     state: ModelState,
     version: str,
     stage: str,
@@ -361,8 +386,12 @@ def apply_transition(
     results: list[GateResult],
     archive_previous: bool,
     actor_name: str | None = None,
+    preface: Sequence[Event] = (),
 ) -> Transition:
-    """Write the change to MLflow and the history (inside the model's lock)."""
+    """Write the change, history first (inside the model's lock, outside any database
+    transaction: it commits its intent and its outcome itself). ``preface``: history
+    rows that belong to the change and come before it (the approval that completes a
+    request): recorded, and done or undone, with it."""
     name = state.name
     before = state.stages[version]
     who = actor_name or actor()
@@ -394,19 +423,32 @@ def apply_transition(
                 reason=f"replaced in {stage} by version {version}",
             )
         )
-    written: list[Event] = []
+    shown = {c.version: signals(state.observed[c.version]) for c in changes}
+    with db.transaction() as session:
+        undo = [None] * len(preface) + [shown[c.version] for c in changes]
+        recorded = events.record(session, [*preface, *changes], state=events.PENDING, undo=undo)
+    saved = recorded[len(preface) :]
     try:
         # The new holder first: the alias moves in one write, so a reader polling
         # @production never sees the stage empty.
         for change in changes:
             write_stage(name, change.version, change.to_stage, state.observed)
-            written.append(change)
-        saved = events.record(session, changes)
-    except BaseException:
-        for change in reversed(written):
-            with contextlib.suppress(Exception):  # best effort; the next sync reports the rest
-                write_stage(name, change.version, change.from_stage, {})
-        raise
+    except BaseException as exc:
+        what = (
+            f"Rolling {name} back to version {version}"
+            if action == "rollback"
+            else f"Promoting {name} version {version} to {stage}"
+        )
+        _undo(name, what, recorded, saved, shown, exc)
+    try:
+        with db.transaction() as session:
+            events.settle(session, recorded, events.DONE)
+    except FlowshipError as exc:
+        raise FlowshipError(
+            f"{name} version {version} is now in {stage} in MLflow, but flowship's database "
+            f"could not record it: {exc.message}",
+            f"The next flowship command on {name} records it (e.g. flowship history {name}).",
+        ) from exc
     log.info("%s version %s: %s -> %s (%s by %s)", name, version, before, stage, action, who)
     return Transition(
         name=name,
@@ -418,3 +460,35 @@ def apply_transition(
         gates=results,
         events=saved,
     )
+
+
+def _undo(
+    name: str,
+    what: str,
+    recorded: list[Event],
+    saved: list[Event],
+    shown: dict[str, dict],
+    exc: BaseException,
+) -> None:
+    """Put back what a failed change wrote, mark it undone, and raise what failed."""
+    try:
+        restore(name, shown, {ev.version: ev.to_stage for ev in saved})
+        with db.transaction() as session:
+            events.settle(session, recorded, events.UNDONE)
+    except Exception as undo_exc:
+        if not isinstance(exc, ChangeFailed):
+            raise exc from undo_exc
+        raise ChangeFailed(
+            f"{what} failed: {exc.message}. Putting back what it had written failed too "
+            f"({undo_exc}).",
+            f"The next flowship command on {name} finishes putting it back "
+            f"(e.g. flowship history {name}); check the MLflow store first.",
+            step=exc.step,
+        ) from exc
+    if not isinstance(exc, ChangeFailed):
+        raise exc
+    raise ChangeFailed(
+        f"{what} failed: {exc.message}. Nothing was changed: what it had written was put back.",
+        "Check that the MLflow store accepts writes, then run the command again.",
+        step=exc.step,
+    ) from exc

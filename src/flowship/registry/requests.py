@@ -99,6 +99,7 @@ def open_request(
     archive_previous: bool,
 ) -> PromotionRequest:
     """Record a request (inside the model's lock, after the gates passed)."""
+    expire_due(session, model)  # an expired request must not block a new one
     for pending in store.find(session, model=model):
         if pending.version == version and pending.to_stage == to_stage:
             raise IllegalTransition(
@@ -220,21 +221,36 @@ def record(
 ) -> None:
     """One history row for a request event, and its webhook message once committed."""
     stage = events.current_stages(session, req.model).get(req.version, req.from_stage)
-    events.record(
-        session,
-        [
-            Event(
-                model=req.model,
-                version=req.version,
-                from_stage=stage,
-                to_stage=stage,
-                action=action,
-                actor=actor,
-                reason=f"request #{req.id}: {text}",
-                gates=gates,
-            )
-        ],
+    events.record(session, [request_event(req, stage, action, actor, text, gates=gates)])
+    announce_event(session, req, action, actor, text)
+
+
+def request_event(
+    req: PromotionRequest,
+    stage: str,
+    action: str,
+    actor: str,
+    text: str,
+    *,
+    gates: list[dict] | None = None,
+) -> Event:
+    """The history row of a request event (``stage``: the version's stage then)."""
+    return Event(
+        model=req.model,
+        version=req.version,
+        from_stage=stage,
+        to_stage=stage,
+        action=action,
+        actor=actor,
+        reason=f"request #{req.id}: {text}",
+        gates=gates,
     )
+
+
+def announce_event(
+    session: Session, req: PromotionRequest, action: str, actor: str, text: str
+) -> None:
+    """Send the request event's webhook message once ``session`` commits."""
     message = (
         f"flowship: {req.model} version {req.version} -> {req.to_stage}, request #{req.id} "
         f"({action} by {actor}): {text}"

@@ -22,10 +22,12 @@ from flowship.registry.requests import (
     REJECT,
     STALE,
     RequestNotFound,
+    announce_event,
     check_request_id,
     check_signer,
     expire_due,
     record,
+    request_event,
     signed_gates,
     staleness,
     still_pending,
@@ -98,54 +100,69 @@ def _sign(request_id: int | str, comment: str | None, *, approving: bool) -> Dec
         raise RequestNotFound(rid)
     refusal: FlowshipError | None = None
     transition = None
-    with locked(found.model) as (session, state):
-        req = store.get(session, rid)
-        assert req is not None  # requests are never deleted
-        why_not = still_pending(session, req)
-        if why_not is not None:
-            refusal = IllegalTransition(why_not, f"See it with: flowship requests {req.model}")
-        else:
-            check_signer(req, who, rejecting=not approving)
-            stale = None
-            if approving:  # a rejection closes the request whatever moved meanwhile
-                stale = staleness(req, state.holder(req.to_stage), state.stages.get(req.version))
-            if stale is not None:
-                store.close(session, rid, store.STALE, who.name, stale)
-                record(session, req, STALE, who.name, stale)
-                refusal = ConcurrentChange(
-                    f"Request #{rid} is stale: {stale}. Nothing was changed.",
-                    f"Request it again: flowship promote {req.model} {req.version} "
-                    f"--to {req.to_stage.lower()}",
-                )
-            elif approving:
-                transition = _approve(session, state, req, who.name, comment)
+    with locked(found.model) as state:
+        completes = False
+        with db.transaction() as session:
+            req = store.get(session, rid)
+            assert req is not None  # requests are never deleted
+            why_not = still_pending(session, req)
+            if why_not is not None:
+                refusal = IllegalTransition(why_not, f"See it with: flowship requests {req.model}")
             else:
-                _reject(session, req, who.name, comment)
-        updated = store.get(session, rid)
+                check_signer(req, who, rejecting=not approving)
+                stale = None
+                if approving:  # a rejection closes the request whatever moved meanwhile
+                    holder, stage_now = state.holder(req.to_stage), state.stages.get(req.version)
+                    stale = staleness(req, holder, stage_now)
+                if stale is not None:
+                    store.close(session, rid, store.STALE, who.name, stale)
+                    record(session, req, STALE, who.name, stale)
+                    refusal = ConcurrentChange(
+                        f"Request #{rid} is stale: {stale}. Nothing was changed.",
+                        f"Request it again: flowship promote {req.model} {req.version} "
+                        f"--to {req.to_stage.lower()}",
+                    )
+                elif approving:
+                    completes = _approve(session, req, who.name, comment)
+                else:
+                    _reject(session, req, who.name, comment)
+        if completes:
+            # The move writes its own history first (no transaction may be open).
+            transition = _complete(state, req, who.name, comment)
+        with db.transaction() as session:
+            updated = store.get(session, rid)
     if refusal is not None:
         raise refusal
     assert updated is not None
     return Decision(updated, transition)
 
 
-def _approve(session, state, req: PromotionRequest, who: str, comment: str | None):
-    required = int(req.policy["required"])
+def _note(req: PromotionRequest, who: str, comment: str | None) -> tuple[list[str], str, str]:
     approvers = [a.approver for a in req.approvals] + [who]
-    count = f"{len(approvers)} of {required}"
-    note = f"approved ({count})" + (f": {comment}" if comment else "")
-    if len(approvers) < required:
-        # Not the last one: the MLflow tag is this user's write, so MLflow's
-        # permissions decide whether they may sign off at all.
-        write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
-        store.add_approval(session, req.id, who, comment)
-        record(session, req, APPROVE, who, note)
-        return None
+    count = f"{len(approvers)} of {int(req.policy['required'])}"
+    return approvers, count, f"approved ({count})" + (f": {comment}" if comment else "")
+
+
+def _approve(session, req: PromotionRequest, who: str, comment: str | None) -> bool:
+    """Record this approval; True when it is the last one needed: ``_complete`` then
+    records it with the change it makes, so a change that fails leaves no approval."""
+    approvers, count, note = _note(req, who, comment)
+    if len(approvers) >= int(req.policy["required"]):
+        return True
+    # Not the last one: the MLflow tag is this user's write, so MLflow's permissions
+    # decide whether they may sign off at all.
+    write_tag(req, f"pending: approved by {', '.join(approvers)} ({count})")
     store.add_approval(session, req.id, who, comment)
     record(session, req, APPROVE, who, note)
+    return False
+
+
+def _complete(state, req: PromotionRequest, who: str, comment: str | None) -> Transition:
+    approvers, _count, note = _note(req, who, comment)
     text = f"approved request #{req.id} (asked by {req.requester}; approved by "
     text += ", ".join(approvers) + ")" + (f": {req.reason}" if req.reason else "")
+    stage = state.stages.get(req.version, req.from_stage)
     transition = apply_transition(
-        session,
         state,
         req.version,
         req.to_stage,
@@ -155,18 +172,22 @@ def _approve(session, state, req: PromotionRequest, who: str, comment: str | Non
         results=signed_gates(req, approvers),
         archive_previous=bool(req.policy.get("archive_previous", True)),
         actor_name=who,
+        preface=[request_event(req, stage, APPROVE, who, note)],
     )
     try:
         write_tag(req, f"approved by {', '.join(approvers)}")
     except FlowshipError as exc:  # the promotion is done; the tag only repeats it
         log.warning("Could not tag %s version %s: %s", req.model, req.version, exc)
-    store.close(session, req.id, store.APPROVED, who, comment)
-    # Other requests for this stage were made against the holder that just left.
-    for other in store.find(session, model=req.model):
-        if other.to_stage == req.to_stage and other.id != req.id:
-            why = f"{req.to_stage} changed to version {req.version} by request #{req.id}"
-            store.close(session, other.id, STALE, who, why)
-            record(session, other, STALE, who, why)
+    with db.transaction() as session:
+        store.add_approval(session, req.id, who, comment)
+        announce_event(session, req, APPROVE, who, note)
+        store.close(session, req.id, store.APPROVED, who, comment)
+        # Other requests for this stage were made against the holder that just left.
+        for other in store.find(session, model=req.model):
+            if other.to_stage == req.to_stage and other.id != req.id:
+                why = f"{req.to_stage} changed to version {req.version} by request #{req.id}"
+                store.close(session, other.id, STALE, who, why)
+                record(session, other, STALE, who, why)
     return transition
 
 

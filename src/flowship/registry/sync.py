@@ -20,13 +20,15 @@ from sqlalchemy.orm import Session
 from flowship.registry import identity
 from flowship.registry._state import (
     Observed,
+    applied,
     has_native_stages,
     mirror_agrees,
     read_model,
+    restore,
     write_stage,
 )
 from flowship.registry._types import ALIASES, ARCHIVED, NONE, PRODUCTION, STAGING
-from flowship.store import db, events
+from flowship.store import db, events, locks
 from flowship.store.events import DELETED, Event
 
 log = logging.getLogger(__name__)
@@ -45,41 +47,69 @@ class ModelState:
     name: str
     observed: dict[str, Observed]
     stages: dict[str, str]  # version -> stage, for every version that exists
+    history: list[Event]  # the recorded changes, oldest first
 
     def holder(self, stage: str) -> str | None:
         return next((v for v, s in self.stages.items() if s == stage), None)
 
 
 @contextmanager
-def locked(name: str) -> Iterator[tuple[Session, ModelState]]:
+def locked(name: str) -> Iterator[ModelState]:
     """Hold the model's lock for the block, with external changes already recorded.
 
     The lock is taken before MLflow is read, so two flowship processes never act on
-    the same snapshot; everything recorded in the block commits together, or not at
-    all if the block raises.
+    the same snapshot. It is not a database transaction: what the block records goes
+    through short transactions of its own (``promote.py``: the intent, then the
+    outcome), so slow work never holds SQLite's write lock. A change left pending by
+    a process that died is settled first.
     """
-    failure: BaseException | None = None
-    with db.transaction() as session:
-        db.lock(session, f"model:{name}")
-        session.connection()  # on SQLite this runs BEGIN IMMEDIATE: the lock is ours now
-        observed = read_model(name)
-        stages = reconcile(session, name, observed)
-        # A refused change (failed gate, lost compare-and-swap) must not take the
-        # external events just recorded down with it: the block runs in a savepoint.
-        savepoint = session.begin_nested()
-        try:
-            yield session, ModelState(name=name, observed=observed, stages=stages)
-        except BaseException as exc:
-            savepoint.rollback()
-            failure = exc
-        else:
-            savepoint.commit()
-    if failure is not None:
-        raise failure
+    with locks.held(f"model:{name}"):
+        with db.transaction() as session:
+            observed = read_model(name)
+            if settle_pending(session, name, observed):
+                observed = read_model(name)
+            stages, repaired = reconcile(session, name, observed)
+            if repaired:
+                observed = read_model(name)
+            history = events.list_events(session, name)
+        yield ModelState(name=name, observed=observed, stages=stages, history=history)
 
 
-def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dict[str, str]:
-    """Record what changed outside flowship; returns every version's stage now."""
+def settle_pending(session: Session, name: str, observed: dict[str, Observed]) -> bool:
+    """Settle a change whose process died between recording it and marking it done.
+
+    If MLflow shows all of it, it happened: it is marked done and stays flowship's
+    change, with its actor, reason and gate results. Otherwise whatever part of it
+    reached MLflow is put back and it is marked undone. Returns whether MLflow was
+    written.
+    """
+    found = events.pending(session, name)
+    if not found:
+        return False
+    changes = [ev for ev, _ in found]
+    intended = {ev.version: ev.to_stage for ev in changes}
+    if applied(observed, intended):
+        events.settle(session, changes, events.DONE)
+        log.warning(
+            "Model %s: a %s by %s was interrupted after writing MLflow; recorded as done.",
+            name, changes[0].action, changes[0].actor,
+        )  # fmt: skip
+        return False
+    before = {ev.version: undo for ev, undo in found if undo is not None}
+    restore(name, before, {v: intended[v] for v in before})
+    events.settle(session, changes, events.UNDONE)
+    log.warning(
+        "Model %s: a %s by %s was interrupted half-way; what it wrote was put back.",
+        name, changes[0].action, changes[0].actor,
+    )  # fmt: skip
+    return True
+
+
+def reconcile(
+    session: Session, name: str, observed: dict[str, Observed]
+) -> tuple[dict[str, str], bool]:
+    """Record what changed outside flowship; returns every version's stage now, and
+    whether MLflow was written to bring its signals in line."""
     recorded = events.current_stages(session, name)
     first_look = not recorded
     native = has_native_stages()
@@ -110,10 +140,12 @@ def reconcile(session: Session, name: str, observed: dict[str, Observed]) -> dic
                 name, ev.version, ev.from_stage, ev.to_stage, ev.reason,
             )  # fmt: skip
     stages = {v: stage for v, (stage, _) in found.items()}
+    repaired = False
     for version, stage in stages.items():
         if not mirror_agrees(observed[version], stage) and (version in recorded or stage != NONE):
             write_stage(name, version, stage, observed)
-    return stages
+            repaired = True
+    return stages, repaired
 
 
 def _stage_of(

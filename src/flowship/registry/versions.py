@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flowship._mlflow import client as mlflow_client
-from flowship._mlflow import mlflow_errors
+from flowship._mlflow import fluent, mlflow_errors
 from flowship.errors import InvalidInput, UsageError, VersionNotFound
 from flowship.registry._state import check_name, check_version
 from flowship.registry._types import ALIASES, PRODUCTION, STAGING, ModelInfo, VersionInfo
@@ -23,14 +23,14 @@ EXPERIMENT = "flowship"
 
 def list_versions(name: str) -> list[VersionInfo]:
     """Every version of ``name``, oldest first, with its stage, aliases and run metrics."""
-    with locked(check_name(name)) as (_session, state):
+    with locked(check_name(name)) as state:
         return [_info(state, v) for v in state.observed]
 
 
 def get_version(name: str, version: str | int) -> VersionInfo:
     """One version of ``name``; ``VersionNotFound`` if it does not exist."""
     version = check_version(name, version)
-    with locked(check_name(name)) as (_session, state):
+    with locked(check_name(name)) as state:
         if version not in state.observed:
             raise VersionNotFound(name, version)
         return _info(state, version)
@@ -43,7 +43,7 @@ def list_models() -> list[ModelInfo]:
         names = sorted(m.name for m in _search_models(client))
     models = []
     for name in names:
-        with locked(name) as (_session, state):
+        with locked(name) as state:
             latest = max(state.observed, key=int) if state.observed else None
             updated = max((o.created_at for o in state.observed.values()), default=None)
             description = state.observed[latest].mv.description if latest else None
@@ -118,7 +118,7 @@ def register(
     uri = source if is_uri else _log_local_model(source)
     client = mlflow_client()
     try:
-        with _registering(name), mlflow_errors():
+        with _registering(name), mlflow_errors(), fluent():
             mv = mlflow.register_model(uri, name, tags=tags)
     except UsageError as exc:
         raise UsageError(
@@ -173,7 +173,7 @@ def _log_local_model(source: str) -> str:
             f"{path} is not an MLflow model directory: it has no MLmodel file.",
             "Save the model with mlflow.<flavor>.save_model(model, path) first.",
         )
-    with mlflow_errors(), _flowship_run() as run:
+    with mlflow_errors(), fluent(), _flowship_run() as run:
         mlflow.log_artifacts(str(path), "model")
     return f"runs:/{run.info.run_id}/model"
 
@@ -216,7 +216,7 @@ def register_estimator(
             f"The estimator cannot predict on the input example: {exc}",
             "Pass an input example with the columns the estimator was fitted on.",
         ) from exc
-    with _registering(name), mlflow_errors(), _flowship_run() as run:
+    with _registering(name), mlflow_errors(), fluent(), _flowship_run() as run:
         if params:
             mlflow.log_params(params)
         if metrics:

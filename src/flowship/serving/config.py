@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flowship._validation import config_error, describe
 from flowship.errors import ConfigError, UsageError
 
 
@@ -118,23 +119,15 @@ class ServeConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            problem = first["msg"]
-            if first["type"] == "extra_forbidden":
-                problem = "unknown setting"
-            if not first["loc"]:  # a rule between fields: pydantic prefixes "Value error, "
-                problem = problem.removeprefix("Value error, ")
-                if source == "options":
-                    raise UsageError(f"{problem}.", "See: flowship serve --help") from None
-                raise ConfigError(source, f"{problem}.", _FIELDS_HINT) from None
             if source == "options":  # command-line options: name the flag
-                special = {"request_timeout_s": "--timeout", "allowed_hosts": "--allowed-host"}
-                flag = special.get(field.split(".")[0]) or "--" + field.replace(
-                    "_", "-"
-                ).removesuffix("-s")
-                raise UsageError(f"{flag}: {problem}.", "See: flowship serve --help") from None
-            raise ConfigError(source, f"{field}: {problem}.", _FIELDS_HINT) from None
+                problems = describe(exc, name=lambda field: f"option {_flag(field)!r}")
+                raise UsageError(f"{problems}.", "See: flowship serve --help") from None
+            raise config_error(source, exc, _FIELDS_HINT) from None
+
+
+def _flag(field: str) -> str:
+    special = {"request_timeout_s": "--timeout", "allowed_hosts": "--allowed-host"}
+    return special.get(field.split(".")[0]) or "--" + field.replace("_", "-").removesuffix("-s")
 
 
 _FIELDS_HINT = "Known settings: " + ", ".join(ServeConfig.model_fields) + "."

@@ -15,6 +15,7 @@ import logging
 import orjson
 
 from flowship.errors import (
+    ChangeFailed,
     CheckFailed,
     ConcurrentChange,
     FlowshipError,
@@ -111,6 +112,7 @@ STATUS_TABLE: list[tuple[type[FlowshipError], int, str]] = [
     (NotFound, 404, "RESOURCE_DOES_NOT_EXIST"),
     (IllegalTransition, 409, "INVALID_STATE"),
     (ConcurrentChange, 409, "ABORTED"),
+    (ChangeFailed, 503, "TEMPORARILY_UNAVAILABLE"),
     (NotAuthenticated, 401, "UNAUTHENTICATED"),
     (PermissionDenied, 403, "PERMISSION_DENIED"),
     (Overloaded, 503, "TEMPORARILY_UNAVAILABLE"),

@@ -301,6 +301,34 @@ class DeploymentRouter:
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
 
+    def _log_failure(
+        self, routing, request_id, headers, variant, keys, n_rows, start, error
+    ) -> None:
+        """A primary variant that failed is logged too (status ``error``, no output), so
+        the rollout's error-rate guardrail sees it; the request still fails."""
+        predictor = variant.holder.current
+        if self.log is None or predictor is None or not self._sampled(routing, request_id):
+            return
+        client_id = headers.get(REQUEST_ID_HEADER)
+        self.log.add(
+            LogEntry(
+                request_id,
+                client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None,
+                time.time(),
+                routing.revision,
+                variant.name,
+                "primary",
+                predictor,
+                keys,
+                {},
+                n_rows,
+                None,
+                (time.perf_counter() - start) * 1000,
+                status="error",
+                error=f"{type(error).__name__}: {error}"[:500],
+            )
+        )
+
     def _log_shadow(self, entry: LogEntry) -> None:
         routing = self._routing
         if self.log is not None and routing and self._sampled(routing, entry.request_id):
@@ -340,9 +368,13 @@ class DeploymentRouter:
         if not groups:  # one variant answers every row (the common case)
             name = first
             variant = routing.variants[name]
-            result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
-                self._inputs(variant, columns), n_rows, sequences=sequences
-            )
+            try:
+                result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
+                    self._inputs(variant, columns), n_rows, sequences=sequences
+                )
+            except Exception as exc:
+                self._log_failure(routing, request_id, headers, variant, keys, n_rows, start, exc)
+                raise
             parts = [(variant, None, result, predictor)]
         else:
             calls = []
@@ -350,7 +382,17 @@ class DeploymentRouter:
                 variant = routing.variants[name]
                 part = self._inputs(variant, _take(columns, rows))
                 calls.append(variant.batcher.predict(part, len(rows), sequences=sequences))  # type: ignore[union-attr]
-            outcomes = await asyncio.gather(*calls)
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                for (name, rows), outcome in zip(groups.items(), outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        subset = None if keys is None else [keys[i] for i in rows]
+                        self._log_failure(
+                            routing, request_id, headers, routing.variants[name], subset,
+                            len(rows), start, outcome,
+                        )  # fmt: skip
+                raise failed[0]
             parts = [
                 (routing.variants[name], rows, result, predictor)
                 for (name, rows), (result, predictor) in zip(groups.items(), outcomes, strict=True)

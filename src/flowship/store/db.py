@@ -51,8 +51,8 @@ def _make_engine(url: str) -> Engine:
 # tests/store/test_db.py, so a new migration cannot be forgotten here.
 HEADS = frozenset(
     {
-        "0002_lifecycle",
-        "0004_monitoring",
+        "0006_event_intent",
+        "0007_alert_delivery",
         "0008_run_lease",
         "0009_rollouts",
         "0010_promotion_requests",

@@ -3,6 +3,11 @@
 Rows are only ever appended. ``id`` orders them (several rows written by one
 promotion share a timestamp); ``registry`` reads them back to answer "what is in
 Production", "what was in Production at time T" and "what do we roll back to".
+
+History first: a change made by flowship is appended as ``pending`` (with what MLflow
+showed before, in ``undo``) and committed before MLflow is written, then marked
+``done`` (or ``undone`` when its writes were put back). Only ``done`` rows are the
+history; a ``pending`` row found later is a change whose process died half-way.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Integer, String, Table, Text, select
+from sqlalchemy import JSON, Boolean, Column, Integer, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
 from flowship.store.tables import UTCDateTime, metadata, utcnow
@@ -31,7 +36,13 @@ lifecycle_events = Table(
     Column("reason", Text, nullable=True),
     Column("forced", Boolean, nullable=False, default=False),
     Column("gates", JSON, nullable=True),
+    # pending | done | undone (migration 0006_event_intent)
+    Column("state", String(16), nullable=False, default="done", server_default="done"),
+    # What MLflow showed for the version before a pending change: how to put it back.
+    Column("undo", JSON, nullable=True),
 )
+
+PENDING, DONE, UNDONE = "pending", "done", "undone"
 
 #: ``to_stage`` of the event recorded when a version disappears from MLflow.
 DELETED = "Deleted"
@@ -70,21 +81,47 @@ class Event:
 _FIELDS = ("model", "version", "from_stage", "to_stage", "action", "actor", "at", "reason")
 
 
-def record(session: Session, events: list[Event]) -> list[Event]:
-    """Append ``events`` in order; returns them with their ids."""
+def record(
+    session: Session,
+    events: list[Event],
+    *,
+    state: str = DONE,
+    undo: list[dict[str, Any]] | None = None,
+) -> list[Event]:
+    """Append ``events`` in order; returns them with their ids. A ``pending`` change
+    carries, per event, what MLflow showed for its version before (``undo``)."""
     saved = []
-    for ev in events:
+    for i, ev in enumerate(events):
         values = {f: getattr(ev, f) for f in _FIELDS}
         values.update(forced=ev.forced, gates=ev.gates)
-        new_id = session.execute(lifecycle_events.insert().values(**values)).inserted_primary_key[0]
+        row = {**values, "state": state, "undo": undo[i] if undo else None}
+        new_id = session.execute(lifecycle_events.insert().values(**row)).inserted_primary_key[0]
         saved.append(Event(**{**values, "id": new_id}))
     return saved
 
 
-def list_events(session: Session, model: str, *, until: datetime | None = None) -> list[Event]:
-    """The history of ``model``, oldest first, optionally only up to ``until``."""
+def settle(session: Session, events: list[Event], state: str) -> None:
+    """Mark a pending change ``done`` or ``undone``."""
+    ids = [ev.id for ev in events]
     t = lifecycle_events
-    query = select(t).where(t.c.model == model).order_by(t.c.id)
+    session.execute(update(t).where(t.c.id.in_(ids), t.c.state == PENDING).values(state=state))
+
+
+def pending(session: Session, model: str) -> list[tuple[Event, dict[str, Any] | None]]:
+    """Changes to ``model`` recorded as pending, oldest first, each with its undo."""
+    t = lifecycle_events
+    query = select(t).where(t.c.model == model, t.c.state == PENDING).order_by(t.c.id)
+    return [
+        (Event(**{k: row[k] for k in (*_FIELDS, "forced", "gates", "id")}), row["undo"])
+        for row in session.execute(query).mappings()
+    ]
+
+
+def list_events(session: Session, model: str, *, until: datetime | None = None) -> list[Event]:
+    """The history of ``model`` (its done changes), oldest first, optionally only up
+    to ``until``."""
+    t = lifecycle_events
+    query = select(t).where(t.c.model == model, t.c.state == DONE).order_by(t.c.id)
     if until is not None:
         query = query.where(t.c.at <= until)
     return [

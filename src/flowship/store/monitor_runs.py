@@ -4,12 +4,20 @@
 the full JSON report (binned summaries only, so rows stay small). ``monitor_alerts``
 holds one row per (monitor, alert key): whether it is active, and whether its webhook
 delivery succeeded, which is what deduplication reads.
+
+Delivery has a lease: a run that decides to send an alert records itself as its
+claimant until ``claim_expires_at``, and only a successful POST marks it delivered. A
+concurrent run leaves a live claim alone; a claim whose process died (same host, pid
+gone) or whose lease ran out is taken over, so an alert claimed by a run killed before
+its POST is sent by the next run instead of being lost.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -61,7 +69,13 @@ monitor_alerts = Table(
     Column("last_sent_at", UTCDateTime()),
     Column("last_error", Text),
     Column("sends", Integer, nullable=False, default=0),
+    # The run sending it now ("host:pid") and until when (migration 0007_alert_delivery).
+    Column("claimed_by", String(300)),
+    Column("claim_expires_at", UTCDateTime()),
 )
+
+#: How long a claim to send an alert holds: longer than a webhook POST can take.
+DELIVERY_LEASE = timedelta(seconds=60)
 
 
 @dataclass
@@ -145,15 +159,19 @@ def claim_alerts(
     *,
     deliver: bool,
     now: datetime | None = None,
+    lease: timedelta = DELIVERY_LEASE,
 ) -> tuple[list[str], list[str], list[str]]:
     """Update the state for this run's ``firing`` alerts ({key: (severity, message)}).
 
     Returns ``(to_send, suppressed, cleared)``: keys to deliver (new, or never delivered
-    successfully), keys already delivered and still active, and keys that cleared.
-    With ``deliver``, keys to send are marked delivered in the same transaction, so a
-    concurrent run suppresses them; ``record_delivery`` undoes that if sending fails.
+    successfully), keys already delivered (or being sent by a live run) and still
+    active, and keys that cleared. With ``deliver``, keys to send are claimed by this
+    process for ``lease`` in the same transaction, so a concurrent run suppresses
+    them; ``record_delivery`` settles the claim.
     """
     now = now or utcnow()
+    me = claimant()
+    claim = {"claimed_by": me, "claim_expires_at": now + lease} if deliver else {}
     to_send, suppressed, cleared = [], [], []
     with transaction() as session:
         # Two runs of one monitor at once must not both decide to send (PostgreSQL).
@@ -173,19 +191,20 @@ def claim_alerts(
                         monitor=monitor,
                         key=key,
                         active=True,
-                        delivered=deliver,
+                        delivered=False,
                         first_fired_at=now,
                         sends=0,
                         **values,
+                        **claim,
                     )
                 )
                 to_send.append(key)
                 continue
-            if row["active"] and row["delivered"]:
+            if row["active"] and (row["delivered"] or (deliver and _claim_holds(row, now))):
                 suppressed.append(key)
             else:
                 to_send.append(key)
-                values["delivered"] = deliver
+                values.update(delivered=False, **claim)
                 if not row["active"]:
                     values.update(first_fired_at=now, cleared_at=None)
             session.execute(_update(monitor, key).values(active=True, **values))
@@ -196,9 +215,31 @@ def claim_alerts(
     return to_send, suppressed, cleared
 
 
+def claimant() -> str:
+    """This process, as recorded on the alerts it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim_holds(row: Any, now: datetime) -> bool:
+    """Whether another run is sending this alert right now."""
+    holder, expires = row["claimed_by"], row["claim_expires_at"]
+    if holder is None or expires is None or expires <= now:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False  # its process died before it could send
+        except PermissionError:
+            pass  # alive, under another user
+    return True
+
+
 def record_delivery(
     monitor: str, key: str, *, error: str | None, now: datetime | None = None
 ) -> None:
+    """Settle this run's claim: delivered, or not (and the next run sends it)."""
     now = now or utcnow()
     with transaction() as session:
         row = session.execute(
@@ -213,6 +254,8 @@ def record_delivery(
                 last_error=error,
                 last_sent_at=now if error is None else None,
                 sends=sends,
+                claimed_by=None,
+                claim_expires_at=None,
             )
         )
 

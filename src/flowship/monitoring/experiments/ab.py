@@ -52,22 +52,12 @@ class ABReport:
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:
-    """``"champion=90,challenger=10"`` -> ``{"champion": 90.0, "challenger": 10.0}``."""
+    """``"champion=90,challenger=10"``, read by the deployments' own weight parser."""
+    from flowship.deployments.spec import parse_weights as parse_items
+
     if text is None or not text.strip():
         return None
-    weights: dict[str, float] = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name.strip() or not math.isfinite(number) or number < 0:
-            raise UsageError(
-                f"Cannot read weight {part.strip()!r} in {text!r}.",
-                "Write --weights champion=90,challenger=10 (names of variants, numbers >= 0).",
-            )
-        weights[name.strip()] = number
+    weights = parse_items([part.strip() for part in text.split(",") if part.strip()])
     if sum(weights.values()) <= 0:
         raise UsageError(f"The weights {text!r} add up to 0.", "Give at least one weight > 0.")
     return weights
