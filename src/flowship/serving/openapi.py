@@ -8,19 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowship.predict.types import INTEGRAL, NUMERIC, RANGES
 from flowship.serving import mlflow_protocol as mlflow
 from flowship.serving.v2_protocol import MLFLOW_TO_V2, NUMPY_DTYPES
 
-# JSON Schema of one value of a column, by MLflow type; other types take any value.
-_VALUE = {
-    "double": {"type": "number"},
-    "float": {"type": "number"},
-    "long": {"type": "integer"},
-    "integer": {"type": "integer"},
-    "boolean": {"type": "boolean"},
-    "string": {"type": "string"},
-    "binary": {"type": "string"},
-}
+_OTHER_TYPES = {"boolean": "boolean", "string": "string", "binary": "string"}
 
 _MLFLOW_ERROR = {
     "type": "object",
@@ -97,7 +89,16 @@ def _errors(codes: list[str], schema: dict) -> dict:
 
 
 def _value(column: Any) -> dict:
-    schema = dict(_VALUE.get(column.type, {}))
+    """JSON Schema of one value of a column, from the MLflow type table (predict.types);
+    a type it does not know takes any value."""
+    schema: dict[str, Any] = {}
+    if column.type in INTEGRAL:
+        low, high = RANGES[column.type]
+        schema = {"type": "integer", "minimum": low, "maximum": high}
+    elif column.type in NUMERIC:
+        schema = {"type": "number"}
+    elif column.type in _OTHER_TYPES:
+        schema = {"type": _OTHER_TYPES[column.type]}
     if not column.required:
         schema["nullable"] = True
     return schema
