@@ -72,7 +72,8 @@ def deploy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     x = frame(50, seed=2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        # flowship sets no process-wide MLflow URI: MLflow's fluent API needs this one.
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
 
