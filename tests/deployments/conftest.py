@@ -72,7 +72,7 @@ def deploy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     x = frame(50, seed=2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
 
