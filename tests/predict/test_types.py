@@ -51,7 +51,7 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wide]:
     home = tmp_path_factory.mktemp("types-store")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         rng = np.random.default_rng(0)
         x = pd.DataFrame({"n": rng.integers(0, 100, 200), "x": rng.normal(size=200)})
