@@ -72,7 +72,9 @@ def deploy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     x = frame(50, seed=2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        # MLflow's own calls below (log_model) must register into this store too: flowship
+        # no longer makes its store MLflow's process default.
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
 
