@@ -93,7 +93,9 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     frame, churn = churn_data()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        # flowship leaves MLflow's process default alone: the fluent calls below name
+        # the session store through the environment.
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
         from flowship.registry.baselines import log_baseline
