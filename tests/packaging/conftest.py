@@ -93,6 +93,8 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     frame, churn = churn_data()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWSHIP_HOME", str(home))
+        # flowship leaves MLflow's process default alone: the fluent calls below name
+        # the session store through the environment.
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         reset_caches()
         from flowship._mlflow import client
