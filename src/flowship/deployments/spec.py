@@ -44,6 +44,28 @@ class Variant(BaseModel):
     """Shadows only: the fraction of requests copied to it (deterministic by request id)."""
 
 
+LOG_COLUMNS = (
+    "request_id",
+    "client_request_id",
+    "ts",
+    "date",
+    "deployment",
+    "revision",
+    "variant",
+    "role",
+    "model_name",
+    "model_version",
+    "run_id",
+    "key",
+    "latency_ms",
+    "status",
+    "error",
+    "output",
+)
+"""The prediction log's own columns, before the model's input features (the one list:
+the server writes them, monitoring and the reports read them; docs/deployments.md)."""
+
+
 class LogSpec(BaseModel):
     """The prediction log: every scored row, as a Delta table."""
 

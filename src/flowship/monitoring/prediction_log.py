@@ -9,25 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-LOG_COLUMNS = (
-    "request_id",
-    "client_request_id",
-    "ts",
-    "date",
-    "deployment",
-    "revision",
-    "variant",
-    "role",
-    "model_name",
-    "model_version",
-    "run_id",
-    "key",
-    "latency_ms",
-    "status",
-    "error",
-    "output",
-)
-"""The log's own columns, as the serving side writes them."""
+from flowship.deployments.spec import LOG_COLUMNS
+
 _SIGNATURE = {"request_id", "ts", "deployment", "variant", "role", "latency_ms", "status"}
 
 

@@ -26,28 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowship.deployments.spec import LOG_COLUMNS
 from flowship.serving.metrics import Counter, ServingMetrics
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = (
-    "request_id",
-    "client_request_id",
-    "ts",
-    "date",
-    "deployment",
-    "revision",
-    "variant",
-    "role",
-    "model_name",
-    "model_version",
-    "run_id",
-    "key",
-    "latency_ms",
-    "status",
-    "error",
-    "output",
-)
 _RESERVED = frozenset(LOG_COLUMNS)
 _FEATURE_TYPES = {
     "double": pa.float64(),
