@@ -326,3 +326,24 @@ def test_a_sql_input_is_probed_without_running_the_whole_query(churn, tmp_path, 
     with pytest.raises(InvalidInput, match="Reading the input query on .* division by zero"):
         for _ in source.batches(["customer_id", "age"], 20_000):
             pass
+
+
+def test_an_append_through_a_stale_handle_lands_after_another_writer_changed_the_schema(
+    tmp_path,
+):
+    """Two prediction-log writers: one merges a new column into the table while the other
+    holds an open handle. Delta refuses the second commit ("metadata changed") and does
+    not retry it; append_delta must, from the table as it is now, or the rows are lost."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from flowship.batch.sinks import append_delta
+
+    uri = str(tmp_path / "log")
+    append_delta(uri, pa.table({"date": ["2026-11-29"], "a": [1]}), partition_by=["date"])
+    stale = DeltaTable(uri)
+    wider = pa.table({"date": ["2026-11-29"], "a": [2], "b": ["new"]})
+    append_delta(uri, wider, partition_by=["date"])
+    append_delta(stale, pa.table({"date": ["2026-11-29"], "a": [3]}), partition_by=["date"])
+    rows = DeltaTable(uri).to_pyarrow_table()
+    assert sorted(rows.column("a").to_pylist()) == [1, 2, 3]

@@ -14,7 +14,10 @@ def test_quickstart_runs_end_to_end_and_again_in_the_same_home(cli, flowship_hom
     from rich.console import Console
 
     # Rich wraps tables at the width it found at import (80 when not a terminal).
-    monkeypatch.setattr("flowship.cli._render.out", Console(width=200, soft_wrap=True))
+    monkeypatch.setattr(
+        "flowship.cli._render.out",
+        Console(width=200, soft_wrap=True, force_terminal=True, color_system=None),
+    )
     first = cli("quickstart")
     assert first.exit_code == 0, first.stderr
     assert "Traceback" not in first.stdout + first.stderr

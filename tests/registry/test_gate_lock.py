@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
+import numpy as np
 import pytest
 
 from flowship.quickstart.data import FEATURES
@@ -45,7 +46,9 @@ def _register_slow(folder: Path, example):
     from flowship import _mlflow
 
     client = _mlflow.client()
-    signature = infer_signature(example, [0] * len(example))
+    # A NumPy output: a list would make MLflow probe pyspark.sql.connect, which exits the
+    # process when grpc is missing.
+    signature = infer_signature(example, np.zeros(len(example), dtype="int64"))
     experiment = client.get_experiment_by_name("flowship").experiment_id
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.pyfunc.log_model(

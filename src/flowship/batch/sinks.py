@@ -678,7 +678,7 @@ def append_delta(
     """
     import random
 
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
 
     properties = CommitProperties(custom_metadata=metadata, max_commit_retries=100)
     for attempt in range(1, attempts + 1):
@@ -699,4 +699,9 @@ def append_delta(
             )
             if not transient or attempt == attempts:
                 raise
+            if isinstance(uri, DeltaTable):
+                # Another writer changed the table's metadata (created it, merged a column):
+                # deltalake does not retry that, and a stale handle would fail the same way
+                # forever, so the retry starts from the table as it is now.
+                uri = DeltaTable(uri.table_uri)
             time.sleep(random.uniform(0.01, 0.05) * attempt)

@@ -172,7 +172,11 @@ def _split(value: object, where: str, limits: RequestLimits) -> Decoded:
         raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
     limits.check_columns(len(columns), where)
     names = tuple(columns)
-    if names not in _CHECKED_NAMES:  # clients send the same header again and again
+    try:
+        known = names in _CHECKED_NAMES  # clients send the same header again and again
+    except TypeError:  # an unhashable "name" (a list, an object) is refused just below
+        known = False
+    if not known:
         if not all(isinstance(c, str) for c in names):
             raise InvalidInput(f"'columns' in {where} must be a list of column names (strings).")
         _check_unique(columns, where)

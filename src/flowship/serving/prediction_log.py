@@ -146,6 +146,7 @@ class PredictionLog:
 
                 self._table = DeltaTable(self.uri)
         except Exception as exc:  # the log must never take the server down
+            self._table = None  # the next flush re-reads the table rather than trust this handle
             log.error(
                 "Prediction log: %d rows could not be written to %s (%s: %s).",
                 rows,
