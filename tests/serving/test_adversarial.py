@@ -357,3 +357,45 @@ def test_too_many_requests_in_flight_get_503(small_budget):
             sock.close()
     time.sleep(0.5)
     assert post(server, orjson.dumps({"inputs": ROW})).status_code == 200
+
+
+# ------------------------------------------------------------------ a killed server
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_server_leaves_no_decoder_process_behind(serving_store, tmp_path):
+    """The OOM killer's SIGKILL gives the server no chance to stop its decoder process;
+    the decoder notices its parent is gone and exits, instead of living on forever."""
+    import signal
+
+    server = Server.flowship(
+        "models:/churn@production", home=tmp_path, tracking_uri=serving_store.uri,
+        log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    assert server.proc is not None
+    csv = serving_store.data.head(3).to_csv(index=False).encode()
+    assert post(server, csv, {"Content-Type": "text/csv"}).status_code == 200  # decoded apart
+    decoders = children(server.proc.pid)
+    assert decoders, "CSV bodies are decoded in a child process"
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in decoders):
+        time.sleep(0.2)
+    alive = [p for p in decoders if Path(f"/proc/{p}/stat").exists()]
+    # A zombie would show as state Z; an orphan that kept running is what we refuse.
+    running = [
+        p for p in alive if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    ]
+    assert not running, f"decoder process(es) {running} outlived the killed server"
