@@ -87,15 +87,21 @@ BAD_FILES = {
         SPLIT + '  candidate: {ref: "3", shadow: true, weight: 10}\n',
         "variant 'candidate' is a shadow and also has weight 10",
     ),
-    "unknown_setting": (SPLIT + "colour: blue\n", "colour: unknown setting."),
+    "unknown_setting": (SPLIT + "colour: blue\n", "unknown field 'colour'"),
     "short_ref_no_model": (
         SPLIT.replace("model: churn\n", ""),
         "has the short ref '@production' but the deployment names no 'model'",
     ),
-    "bad_name": (SPLIT.replace("name: churn", "name: '../etc'"), "name: String should match"),
+    "bad_name": (
+        SPLIT.replace("name: churn", "name: '../etc'"),
+        "field 'name': String should match",
+    ),
     "not_a_mapping": ("- just\n- a list\n", "expected a mapping with name and variants"),
     "yaml": ("name: [unclosed\n", "not a readable YAML file"),
-    "no_variants": ("name: churn\nvariants: {}\n", "variants: Dictionary should have at least 1"),
+    "no_variants": (
+        "name: churn\nvariants: {}\n",
+        "field 'variants': Dictionary should have at least 1",
+    ),
     "negative": (SPLIT.replace("weight: 10", "weight: -10"), "greater than or equal to 0"),
 }
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flowship._validation import config_error
 from flowship.errors import ConfigError, UsageError
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -153,7 +154,7 @@ class DeploymentSpec(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(source, _problem(exc), _HINT) from None
+            raise config_error(source, exc, _HINT) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DeploymentSpec:
@@ -178,15 +179,6 @@ _HINT = (
     "A deployment needs name and variants, e.g. variants: {champion: {ref: '@production', "
     "weight: 90}, challenger: {ref: '@staging', weight: 10}} (see docs/deployments.md)."
 )
-
-
-def _problem(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        return f"{field}: unknown setting."
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{field}: {message}." if field != "(top level)" else f"{message}."
 
 
 def weights_text(weights: dict[str, float]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flowship._validation import describe
 from flowship.errors import ConfigError, FlowshipError, UsageError
 from flowship.registry.gate_config import find_config, load_config
 from flowship.registry.gates import GateResult, Subject
@@ -137,9 +138,8 @@ def ab_gates(model: str, texts: list[str], *, config: str | Path | None = None) 
     try:
         spec = ABSpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(path, f"ab.{model}.{where}: {first['msg']}", hint) from exc
+        problems = describe(exc, name=lambda where: f"field 'ab.{model}.{where}'")
+        raise ConfigError(path, problems, hint) from None
     spec = _relative_to(spec, path.parent)
     return [ABGate(metric, spec) for metric in metrics]
 
