@@ -4,12 +4,8 @@ checked in a real headless browser, Markdown, and logged to the version's run.""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture
@@ -105,33 +101,6 @@ def test_an_existing_file_is_replaced_only_if_it_is_a_card(store, cli, tmp_path)
     assert cli("card", "churn", "1", "-o", card).exit_code == 0
     assert cli("card", "churn", "2", "-o", card).exit_code == 0
     assert "churn version 2" in card.read_text()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (CHROMIUM and DRIVER):
-        pytest.skip(
-            "chromium and chromium-driver are not installed (make test installs them as root)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1200,2400",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.browser
