@@ -18,15 +18,16 @@ from flowship.monitoring.sources import open_source
 
 
 def test_reservoir_keeps_all_values_until_full_then_a_uniform_sample():
-    sampler = Reservoir(1000, seed=0)
+    keys = np.random.default_rng(0)
+    sampler = Reservoir(1000)
     values = np.arange(800, dtype=float)
-    sampler.add(values[:500])
-    sampler.add(values[500:])
+    sampler.add(values[:500], keys.random(500))
+    sampler.add(values[500:], keys.random(300))
     np.testing.assert_array_equal(sampler.result(), values)
     rng = np.random.default_rng(1)
-    big = Reservoir(1000, seed=0)
+    big = Reservoir(1000)
     for _ in range(50):
-        big.add(rng.random(20_000))
+        big.add(rng.random(20_000), keys.random(20_000))
     sample = big.result()
     assert sample.size == 1000 and np.all(np.diff(sample) >= 0)
     # Uniform input, uniform sample: a KS test against U(0, 1) does not reject.

@@ -45,16 +45,16 @@ class LocalEngine:
     ) -> tuple[int, dict[str, Profile]]:
         """One pass: rows, and a ``Profile`` per column (``modes``: numeric/categorical)."""
         profiles = {name: Profile(name, value_types[name]) for name in modes}
-        samplers = {
-            name: Reservoir(SAMPLE, seed) for name, mode in modes.items() if mode == "numeric"
-        }
+        samplers = {name: Reservoir(SAMPLE) for name, mode in modes.items() if mode == "numeric"}
+        rng = np.random.default_rng(seed)
         rows = 0
         for batch in _batches(source, list(modes)):
             rows += batch.num_rows
+            keys = row_keys(rng, batch.num_rows) if samplers else None
             for name, mode in modes.items():
                 column = batch.column(name)
                 if mode == "numeric":
-                    _profile_numbers(profiles[name], column, samplers[name])
+                    _profile_numbers(profiles[name], column, samplers[name], keys)
                 else:
                     _profile_categories(profiles[name], column)
             if on_rows:
@@ -80,15 +80,17 @@ class LocalEngine:
             if isinstance(plan, NumericBins | CategoricalBins):
                 tallies[name].counts = np.zeros(plan.n_bins)
         samplers = {
-            name: Reservoir(SAMPLE, sample_seed)
+            name: Reservoir(SAMPLE)
             for name, plan in plans.items()
             if sample_seed is not None and isinstance(plan, NumericBins)
         }
+        rng = np.random.default_rng(sample_seed)
         rows = 0
         for batch in _batches(source, list(plans)):
             rows += batch.num_rows
+            keys = row_keys(rng, batch.num_rows) if samplers else None
             for name, plan in plans.items():
-                _tally(tallies[name], plan, batch.column(name), samplers.get(name))
+                _tally(tallies[name], plan, batch.column(name), samplers.get(name), keys)
             if on_rows:
                 on_rows(batch.num_rows)
         if not plans:
@@ -112,65 +114,50 @@ class LocalEngine:
 class Reservoir:
     """A uniform sample without replacement of at most ``k`` values from a stream.
 
-    Bottom-k sampling: every value gets a uniform random key and the ``k`` smallest keys
-    are kept. Once full, only values whose key would fall below the current k-th key
-    are drawn (their number is binomial), so a batch costs O(k/seen) of its size.
-    Until more than ``k`` values arrive it keeps them all, so a small column's "sample"
-    is the column itself.
+    Bottom-k sampling: every value comes with a uniform random key (``add``'s ``keys``)
+    and the values with the ``k`` smallest keys are kept. Once ``k`` are held, a value
+    whose key is not below the current k-th smallest can never be kept, so a batch
+    costs one comparison per value and a copy of the few that pass. Until more than
+    ``k`` values arrive it keeps them all, so a small column's "sample" is the column.
+    The engines draw one key per row and share it across columns (``row_keys``).
     """
 
-    def __init__(self, k: int, seed: int) -> None:
+    def __init__(self, k: int) -> None:
         self.k = k
-        self.rng = np.random.default_rng(seed)
-        self.parts: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
         self.size = 0
-        self.keys: np.ndarray | None = None
-        self.vals: np.ndarray | None = None
-        self.tau = 1.0
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self.n_pending = 0
+        self.tau = 2.0  # no key reaches it: keep everything until k values are held
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, keys: np.ndarray) -> None:
+        if self.tau <= 1.0:
+            keep = keys < self.tau
+            values, keys = values[keep], keys[keep]
         if values.size == 0:
             return
-        if self.keys is None:
-            if self.size + values.size <= self.k:
-                self.parts.append(values)
-                self.size += values.size
-                return
-            everything = np.concatenate([*self.parts, values])
-            self.parts = []
-            self._keep(self.rng.random(everything.size), everything)
-            return
-        drawn = self.rng.binomial(values.size, self.tau)
-        if drawn:
-            where = self.rng.choice(values.size, drawn, replace=False, shuffle=False)
-            self.pending.append((self.rng.random(drawn) * self.tau, values[where]))
-            self.n_pending += drawn
-            if self.n_pending >= self.k:
-                self._merge()
+        self.vals.append(values)
+        self.keys.append(keys)
+        self.size += values.size
+        if self.size >= 2 * self.k:
+            self._shrink()
 
     def result(self) -> np.ndarray:
-        if self.keys is None:
-            return np.sort(np.concatenate(self.parts)) if self.parts else np.empty(0)
-        self._merge()
-        assert self.vals is not None
-        return np.sort(self.vals)
+        if self.size > self.k:
+            self._shrink()
+        return np.sort(np.concatenate(self.vals)) if self.vals else np.empty(0)
 
-    def _merge(self) -> None:
-        if not self.pending:
-            return
-        assert self.keys is not None and self.vals is not None
-        keys = np.concatenate([self.keys, *(k for k, _ in self.pending)])
-        vals = np.concatenate([self.vals, *(v for _, v in self.pending)])
-        self.pending, self.n_pending = [], 0
-        self._keep(keys, vals)
+    def _shrink(self) -> None:
+        keys, vals = np.concatenate(self.keys), np.concatenate(self.vals)
+        idx = np.argpartition(keys, self.k - 1)[: self.k]
+        keys, vals = keys[idx], vals[idx]
+        self.keys, self.vals, self.size = [keys], [vals], self.k
+        self.tau = float(keys.max())
 
-    def _keep(self, keys: np.ndarray, vals: np.ndarray) -> None:
-        if keys.size > self.k:
-            idx = np.argpartition(keys, self.k - 1)[: self.k]
-            keys, vals = keys[idx], vals[idx]
-        self.keys, self.vals, self.tau = keys, vals, float(keys.max())
+
+def row_keys(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """One uniform key per row for the reservoirs of every column of a batch: the keys
+    of a stream do not depend on how it is cut into batches."""
+    return rng.random(rows)
 
 
 def as_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -204,30 +191,39 @@ def _batches(source: Any, columns: list[str]):
     return source.batches(columns)
 
 
-def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> None:
+def _profile_numbers(
+    profile: Profile, column: pa.Array, sampler: Reservoir, keys: np.ndarray
+) -> None:
     x = as_float(column)
     profile.n += x.size
-    n_nan = int(np.count_nonzero(np.isnan(x)))
-    profile.missing += n_nan
-    finite_mask = np.isfinite(x)
-    finite = x[finite_mask]
-    if finite.size != x.size - n_nan:
-        profile.pos_inf += int(np.count_nonzero(x == np.inf))
-        profile.neg_inf += int(np.count_nonzero(x == -np.inf))
+    finite, finite_keys = x, keys
+    if not _all_finite(x):
+        n_nan = int(np.count_nonzero(np.isnan(x)))
+        profile.missing += n_nan
+        finite, finite_keys = _finite(x, keys)
+        if finite.size != x.size - n_nan:
+            profile.pos_inf += int(np.count_nonzero(x == np.inf))
+            profile.neg_inf += int(np.count_nonzero(x == -np.inf))
     if finite.size:
         profile.lo = min(profile.lo, float(finite.min()))
         profile.hi = max(profile.hi, float(finite.max()))
         # Chan et al.'s pairwise update: exact mean and variance batch by batch.
         mean_b = float(finite.mean())
         centred = finite - mean_b
-        m2_b = float(np.dot(centred, centred))
+        m2_b = float(np.einsum("i,i->", centred, centred))  # no BLAS threads
         total = profile.finite + finite.size
         delta = mean_b - profile.mean
         profile.mean += delta * finite.size / total
         profile.m2 += m2_b + delta * delta * profile.finite * finite.size / total
         profile.finite = total
-        sampler.add(finite)
+        sampler.add(finite, finite_keys)
     if profile.counts is not None:
+        # More than MAX_CODES finite values rule codes out: a glance at the first few
+        # settles that for most columns without hashing the batch.
+        head = finite[:256]
+        if np.unique(head).size > MAX_CODES:
+            profile.counts = None
+            return
         # Counted in the column's own type, so integer codes stay integers. More than
         # MAX_CODES + 2 values (the infinities aside) rules codes out at once.
         if int(pc.count_distinct(column).as_py()) > MAX_CODES + 3:
@@ -238,6 +234,16 @@ def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir) -> 
             profile.counts[value] = profile.counts.get(value, 0) + count
         if sum(1 for v in profile.counts if np.isfinite(float(v))) > MAX_CODES:
             profile.counts = None
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """No NaN and no infinity, from two reductions instead of a mask."""
+    return x.size == 0 or bool(np.isfinite(x.min() + x.max()))
+
+
+def _finite(x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.isfinite(x)
+    return x[mask], keys[mask]
 
 
 def _profile_categories(profile: Profile, column: pa.Array) -> None:
@@ -253,17 +259,24 @@ def _profile_categories(profile: Profile, column: pa.Array) -> None:
         profile.counts = None
 
 
-def _tally(tally: Tally, plan: Plan, column: pa.Array, sampler: Reservoir | None) -> None:
+def _tally(
+    tally: Tally,
+    plan: Plan,
+    column: pa.Array,
+    sampler: Reservoir | None,
+    keys: np.ndarray | None,
+) -> None:
     tally.n += len(column)
     if isinstance(plan, NumericBins):
         x = as_float(column)
         assert tally.counts is not None
-        tally.counts += plan.count(x)
-        tally.missing += int(np.isnan(x).sum())
-        if sampler is not None:
-            finite = x[np.isfinite(x)]
+        counts = plan.count(x)
+        tally.counts += counts
+        tally.missing += int(counts[-1])
+        if sampler is not None and keys is not None:
+            finite, finite_keys = (x, keys) if _all_finite(x) else _finite(x, keys)
             tally.finite += finite.size
-            sampler.add(finite)
+            sampler.add(finite, finite_keys)
         return
     if isinstance(plan, Presence):
         tally.missing += len(column) - len(present_values(column))
