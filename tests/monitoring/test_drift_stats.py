@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, wasserstein_distance
@@ -10,7 +12,7 @@ from scipy.stats import chi2_contingency, wasserstein_distance
 from flowship.monitoring.drift.binning import CategoricalBins, NumericBins
 from flowship.monitoring.drift.distances import jensen_shannon, wasserstein_sorted
 from flowship.monitoring.drift.psi import psi
-from flowship.monitoring.drift.stattests import benjamini_hochberg, chi2_homogeneity
+from flowship.monitoring.drift.stattests import benjamini_hochberg, chi2_homogeneity, chi2_sf
 
 
 def test_chi2_matches_scipy_contingency():
@@ -73,3 +75,30 @@ def test_categorical_bins_other_unseen_missing():
     assert bins.labels() == ["a", "b", "(other)", "(unseen)", "(missing)"]
     assert counts.tolist() == [1, 0, 1, 2, 0]
     assert unseen == ["z"]
+
+
+def test_chi2_survival_matches_scipy_from_tiny_to_huge_statistics():
+    from scipy.special import chdtrc
+
+    rng = np.random.default_rng(0)
+    for dof in [*range(1, 60), 101, 2001]:
+        for x in [*rng.uniform(0, 3 * dof + 10, 20), 1e-9, 0.5, dof, 1000.0, 1e4]:
+            theirs = float(chdtrc(dof, x))
+            assert chi2_sf(float(x), dof) == pytest.approx(theirs, rel=1e-11, abs=1e-300)
+    assert chi2_sf(0.0, 3) == 1.0
+
+
+def test_the_default_drift_path_imports_neither_pandas_nor_scipy(tmp_path):
+    import subprocess
+    import sys
+
+    table = pa.table({"x": np.arange(300.0), "c": pa.array(["a", "b", "c"] * 100)})
+    pq.write_table(table, tmp_path / "b.parquet")
+    pq.write_table(table, tmp_path / "c.parquet")
+    code = (
+        "import sys; from flowship.monitoring.drift import check_drift; "
+        f"check_drift({str(tmp_path / 'b.parquet')!r}, {str(tmp_path / 'c.parquet')!r}); "
+        "print(sorted(m for m in ('pandas', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -7,15 +7,16 @@ test. Both are scikit-learn shaped: ``Method(**params).fit(reference).score(curr
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from flowship.errors import UsageError
 from flowship.monitoring.drift._base import DriftMethod
 from flowship.monitoring.drift.ks import KSDrift
 from flowship.monitoring.drift.result import ColumnDrift, DriftReport
 from flowship.monitoring.drift.rule import DefaultDrift
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METHODS: dict[str, type[DriftMethod]] = {"default": DefaultDrift, "ks": KSDrift}
 

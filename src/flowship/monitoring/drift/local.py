@@ -162,9 +162,21 @@ def row_keys(rng: np.random.Generator, rows: int) -> np.ndarray:
 
 def as_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The column as float64 with NaN for missing values."""
-    if not pa.types.is_floating(column.type) or column.type != pa.float64():
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.type != pa.float64():
         column = pc.cast(column, pa.float64(), safe=False)
-    return column.to_numpy(zero_copy_only=False)
+    if column.null_count:
+        column = pc.fill_null(column, float("nan"))
+    return _view(column, np.float64)
+
+
+def _view(array: pa.Array, dtype: type) -> np.ndarray:
+    """A NumPy view of a primitive array without nulls (``to_numpy`` imports pandas)."""
+    if len(array) == 0:
+        return np.empty(0, dtype)
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * width)
 
 
 def present_values(column: pa.Array) -> pa.Array:
@@ -182,7 +194,7 @@ def value_counts(column: pa.Array) -> tuple[list[Any], np.ndarray, int]:
         present = present.dictionary_decode()
     counted = pc.value_counts(present)
     values = counted.field("values").to_pylist()
-    return values, counted.field("counts").to_numpy(zero_copy_only=False), missing
+    return values, _view(counted.field("counts"), np.int64), missing
 
 
 def _batches(source: Any, columns: list[str]):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.special import chdtrc  # chi2's survival function, without scipy.stats
 
 
 def chi2_homogeneity(reference: np.ndarray, current: np.ndarray) -> tuple[float, int, float]:
@@ -25,7 +26,29 @@ def chi2_homogeneity(reference: np.ndarray, current: np.ndarray) -> tuple[float,
         np.sum((ref - exp_ref) ** 2 / exp_ref) + np.sum((cur - exp_cur) ** 2 / exp_cur)
     )
     dof = int(ref.size - 1)
-    return statistic, dof, float(chdtrc(dof, statistic))
+    return statistic, dof, chi2_sf(statistic, dof)
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X >= x) for X chi-square with ``dof`` (a whole number) degrees of freedom.
+
+    The closed forms for whole degrees of freedom (Abramowitz & Stegun 26.4.4-5): a
+    finite sum of Poisson terms, plus an ``erfc`` for odd ``dof``. Every term is
+    positive, so nothing cancels; they are summed in log space so that neither a large
+    statistic nor many bins overflows. Agrees with scipy's ``chdtrc`` to about 1e-13
+    (tested), without importing scipy (a third of a second of every drift check).
+    """
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    offset = 0.5 if dof % 2 else 0.0
+    log_half = math.log(half)
+    logs = [(i + offset) * log_half - math.lgamma(i + offset + 1) - half for i in range(dof // 2)]
+    tail = math.erfc(math.sqrt(half)) if offset else 0.0
+    if not logs:
+        return tail
+    top = max(logs)
+    return tail + math.exp(top) * math.fsum(math.exp(v - top) for v in logs)
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
