@@ -92,7 +92,13 @@ def test_the_default_drift_path_imports_neither_pandas_nor_scipy(tmp_path):
     import subprocess
     import sys
 
-    table = pa.table({"x": np.arange(300.0), "c": pa.array(["a", "b", "c"] * 100)})
+    table = pa.table(
+        {
+            "x": np.arange(300.0),
+            "gaps": pa.array([1.5, None, 2.5] * 100),
+            "c": pa.array(["a", "b", None] * 100),
+        }
+    )
     pq.write_table(table, tmp_path / "b.parquet")
     pq.write_table(table, tmp_path / "c.parquet")
     code = (

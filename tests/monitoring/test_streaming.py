@@ -13,7 +13,7 @@ from scipy.stats import ks_2samp
 
 from flowship.errors import InvalidInput
 from flowship.monitoring.drift import KSDrift, check_drift
-from flowship.monitoring.drift.local import Reservoir
+from flowship.monitoring.drift.local import Reservoir, RowKeys
 from flowship.monitoring.sources import open_source
 
 
@@ -21,13 +21,13 @@ def test_reservoir_keeps_all_values_until_full_then_a_uniform_sample():
     keys = np.random.default_rng(0)
     sampler = Reservoir(1000)
     values = np.arange(800, dtype=float)
-    sampler.add(values[:500], keys.random(500))
-    sampler.add(values[500:], keys.random(300))
+    sampler.add(values[:500], RowKeys(keys, 500))
+    sampler.add(values[500:], RowKeys(keys, 300))
     np.testing.assert_array_equal(sampler.result(), values)
     rng = np.random.default_rng(1)
     big = Reservoir(1000)
     for _ in range(50):
-        big.add(rng.random(20_000), keys.random(20_000))
+        big.add(rng.random(20_000), RowKeys(keys, 20_000))
     sample = big.result()
     assert sample.size == 1000 and np.all(np.diff(sample) >= 0)
     # Uniform input, uniform sample: a KS test against U(0, 1) does not reject.

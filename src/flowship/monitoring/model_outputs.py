@@ -65,6 +65,7 @@ class ScoredSource:
         if not inputs:
             inputs = [c for c in self.source.columns if c not in self.outputs]
         read = list(dict.fromkeys([*(c for c in columns if c not in self.outputs), *inputs]))
+        options.pop("encoded", None)  # the model reads plain columns, not codes
         for batch in self.source.batches(read, **options):
             scores = self.predictor.predict(batch.to_pandas()).reshape(batch.num_rows, -1)
             arrays = [

@@ -65,6 +65,8 @@ class Source:
     """The Parquet/CSV files read (the Spark engine reads the same)."""
     root: str | None = None
     """The folder hive partitions are relative to (a Parquet folder, a Delta table)."""
+    file_schema: pa.Schema | None = field(default=None, repr=False)
+    """Parquet files that all share one schema: that schema (see ``batches``)."""
 
     @property
     def columns(self) -> list[str]:
@@ -74,9 +76,19 @@ class Source:
         return f"{self.name} where {self.where}" if self.where else self.name
 
     def batches(
-        self, columns: Sequence[str], *, batch_rows: int = BATCH_ROWS
+        self, columns: Sequence[str], *, batch_rows: int = BATCH_ROWS, encoded: bool = False
     ) -> Iterator[pa.RecordBatch]:
-        """The rows (only ``columns``), filtered by ``where``, in batches."""
+        """The rows (only ``columns``), filtered by ``where``, in batches.
+
+        ``encoded``: text columns may come dictionary-encoded (values stored once per
+        batch, rows as integer codes): counting codes is ten times cheaper than
+        hashing strings. Parquet files with no ``where`` and one shared schema holding
+        every column asked for are then read by pyarrow, which keeps Parquet's own
+        dictionaries and decodes columns on all cores (a third of DuckDB's CPU time
+        for text, which DuckDB must turn into strings)."""
+        if encoded and self._readable_directly(columns):
+            yield from self._parquet_batches(columns, batch_rows)
+            return
         con = connect_duckdb()
         try:
             relation = self.relation(con, columns)
@@ -92,6 +104,37 @@ class Source:
                 ) from None
         finally:
             con.close()
+
+    def _readable_directly(self, columns: Sequence[str]) -> bool:
+        schema = self.file_schema
+        return (
+            self.kind == "parquet"
+            and self.where is None
+            and schema is not None
+            and all(c in schema.names for c in columns)
+        )
+
+    def _parquet_batches(self, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
+        assert self.file_schema is not None
+        text = [
+            c
+            for c in columns
+            if pa.types.is_string(self.file_schema.field(c).type)
+            or pa.types.is_large_string(self.file_schema.field(c).type)
+        ]
+        try:
+            for path in self.files:
+                with pq.ParquetFile(path, read_dictionary=text) as parquet:
+                    for batch in parquet.iter_batches(batch_rows, columns=list(columns)):
+                        if batch.num_rows:
+                            yield batch
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInput(
+                f"Reading the {self.role} data ({self.label()}) failed: {_first_line(exc)}",
+                "Check the files.",
+            ) from None
 
     def relation(self, con: Any, columns: Sequence[str] | None = None) -> Any:
         """A DuckDB relation over this source on connection ``con``."""
@@ -346,16 +389,20 @@ def _parquet(
 ) -> Source:
     import pyarrow.parquet as pq
 
-    rows = None
+    rows, schemas = None, set()
     if len(files) <= 2000:  # reading footers of more files costs more than the hint is worth
         try:
-            rows = sum(pq.read_metadata(f).num_rows for f in files)
+            footers = [pq.read_metadata(f) for f in files]
         except (pa.ArrowInvalid, OSError) as exc:
             raise InvalidInput(
                 f"The {role} data {name!r} is not readable as Parquet: {_first_line(exc)}",
                 f"Give {FORMS}; CSV files need a .csv suffix.",
             ) from None
+        rows = sum(footer.num_rows for footer in footers)
+        schemas = {footer.schema.to_arrow_schema().remove_metadata() for footer in footers}
     opened = Source(name, role, pa.schema([]), where, rows, kind="parquet", files=files, root=root)
+    if len(schemas) == 1:
+        opened.file_schema = schemas.pop()
     listed = ", ".join(_literal(f) for f in files)
     opened._from = f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
     return _settle_schema(opened, f"Give {FORMS}; CSV files need a .csv suffix.")

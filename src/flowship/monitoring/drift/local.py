@@ -50,7 +50,7 @@ class LocalEngine:
         rows = 0
         for batch in _batches(source, list(modes)):
             rows += batch.num_rows
-            keys = row_keys(rng, batch.num_rows) if samplers else None
+            keys = RowKeys(rng, batch.num_rows) if samplers else None
             for name, mode in modes.items():
                 column = batch.column(name)
                 if mode == "numeric":
@@ -88,7 +88,7 @@ class LocalEngine:
         rows = 0
         for batch in _batches(source, list(plans)):
             rows += batch.num_rows
-            keys = row_keys(rng, batch.num_rows) if samplers else None
+            keys = RowKeys(rng, batch.num_rows) if samplers else None
             for name, plan in plans.items():
                 _tally(tallies[name], plan, batch.column(name), samplers.get(name), keys)
             if on_rows:
@@ -111,53 +111,80 @@ class LocalEngine:
         }
 
 
+class RowKeys:
+    """One uniform random key per row of a batch, shared by the reservoirs of every
+    column: the keys of a stream do not depend on how it is cut into batches, and
+    columns without missing values, which see the same threshold, share one pick."""
+
+    def __init__(self, rng: np.random.Generator, rows: int) -> None:
+        self.keys = rng.random(rows)
+        self._below: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def below(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """The rows whose key is below ``tau``, and their keys."""
+        if tau not in self._below:
+            rows = np.flatnonzero(self.keys < tau)
+            self._below[tau] = rows, self.keys[rows]
+        return self._below[tau]
+
+
 class Reservoir:
     """A uniform sample without replacement of at most ``k`` values from a stream.
 
-    Bottom-k sampling: every value comes with a uniform random key (``add``'s ``keys``)
-    and the values with the ``k`` smallest keys are kept. Once ``k`` are held, a value
-    whose key is not below the current k-th smallest can never be kept, so a batch
-    costs one comparison per value and a copy of the few that pass. Until more than
-    ``k`` values arrive it keeps them all, so a small column's "sample" is the column.
-    The engines draw one key per row and share it across columns (``row_keys``).
+    Bottom-k sampling: every value comes with its row's uniform random key
+    (``RowKeys``) and the values with the ``k`` smallest keys are kept. After ``seen``
+    values the k-th smallest key is close to ``k / seen``, so values whose key is above
+    ``SLACK * k / seen`` are dropped as they arrive and the exact bottom k are picked
+    once, at the end. The threshold depends on counts only, never on the keys, so what
+    passes is a Bernoulli sample that holds the true bottom k unless 10% fewer keys
+    than expected fall below it (about 30 standard deviations at k = 100,000). Until
+    more than ``k`` values arrive it keeps them all, so a small column's "sample" is
+    the column itself.
     """
+
+    SLACK = 1.1
 
     def __init__(self, k: int) -> None:
         self.k = k
         self.keys: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
         self.size = 0
-        self.tau = 2.0  # no key reaches it: keep everything until k values are held
+        self.seen = 0
+        self.tau = 2.0  # no key reaches it: keep everything until k values are seen
 
-    def add(self, values: np.ndarray, keys: np.ndarray) -> None:
-        if self.tau <= 1.0:
-            keep = keys < self.tau
-            values, keys = values[keep], keys[keep]
+    def add(self, values: np.ndarray, keys: RowKeys, rows: np.ndarray | None = None) -> None:
+        """``values`` came from the batch's ``rows`` (a mask; ``None``: every row)."""
+        self.seen += values.size
+        if self.seen > self.k:
+            self.tau = min(self.tau, self.SLACK * self.k / self.seen)
+        if rows is None and self.tau <= 1.0:
+            picked, picked_keys = keys.below(self.tau)
+            values, own_keys = values.take(picked), picked_keys
+        else:
+            own_keys = keys.keys if rows is None else keys.keys[rows]
+            if self.tau <= 1.0:
+                keep = own_keys < self.tau
+                values, own_keys = values[keep], own_keys[keep]
         if values.size == 0:
             return
         self.vals.append(values)
-        self.keys.append(keys)
+        self.keys.append(own_keys)
         self.size += values.size
         if self.size >= 2 * self.k:
-            self._shrink()
+            self._prune()
 
     def result(self) -> np.ndarray:
-        if self.size > self.k:
-            self._shrink()
-        return np.sort(np.concatenate(self.vals)) if self.vals else np.empty(0)
-
-    def _shrink(self) -> None:
+        if not self.vals:
+            return np.empty(0)
         keys, vals = np.concatenate(self.keys), np.concatenate(self.vals)
-        idx = np.argpartition(keys, self.k - 1)[: self.k]
-        keys, vals = keys[idx], vals[idx]
-        self.keys, self.vals, self.size = [keys], [vals], self.k
-        self.tau = float(keys.max())
+        if vals.size > self.k:
+            vals = vals[np.argpartition(keys, self.k - 1)[: self.k]]
+        return np.sort(vals)
 
-
-def row_keys(rng: np.random.Generator, rows: int) -> np.ndarray:
-    """One uniform key per row for the reservoirs of every column of a batch: the keys
-    of a stream do not depend on how it is cut into batches."""
-    return rng.random(rows)
+    def _prune(self) -> None:
+        keys, vals = np.concatenate(self.keys), np.concatenate(self.vals)
+        keep = keys < self.tau
+        self.keys, self.vals, self.size = [keys[keep]], [vals[keep]], int(keep.sum())
 
 
 def as_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -166,9 +193,13 @@ def as_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         column = column.combine_chunks()
     if column.type != pa.float64():
         column = pc.cast(column, pa.float64(), safe=False)
+    values = _view(column, np.float64)
     if column.null_count:
-        column = pc.fill_null(column, float("nan"))
-    return _view(column, np.float64)
+        # From the validity bitmap: pyarrow's fill_null and scalars import pandas.
+        bits = np.frombuffer(column.buffers()[0], np.uint8)
+        valid = np.unpackbits(bits, bitorder="little")[column.offset :][: len(column)]
+        values = np.where(valid.astype(bool), values, np.nan)
+    return values
 
 
 def _view(array: pa.Array, dtype: type) -> np.ndarray:
@@ -181,9 +212,10 @@ def _view(array: pa.Array, dtype: type) -> np.ndarray:
 
 def present_values(column: pa.Array) -> pa.Array:
     """The non-missing values (NaN counts as missing, as pandas has it)."""
+    present = pc.drop_null(column)
     if pa.types.is_floating(column.type):
-        column = pc.if_else(pc.is_nan(column), None, column)
-    return pc.drop_null(column)
+        present = present.filter(pc.invert(pc.is_nan(present)))
+    return present
 
 
 def value_counts(column: pa.Array) -> tuple[list[Any], np.ndarray, int]:
@@ -191,28 +223,30 @@ def value_counts(column: pa.Array) -> tuple[list[Any], np.ndarray, int]:
     present = present_values(column)
     missing = len(column) - len(present)
     if pa.types.is_dictionary(present.type):
-        present = present.dictionary_decode()
-    counted = pc.value_counts(present)
-    values = counted.field("values").to_pylist()
+        # Count the codes, then name them: a code's first row is its value's first row.
+        counted = pc.value_counts(present.indices)
+        values = present.dictionary.take(counted.field("values")).to_pylist()
+    else:
+        counted = pc.value_counts(present)
+        values = counted.field("values").to_pylist()
     return values, _view(counted.field("counts"), np.int64), missing
 
 
 def _batches(source: Any, columns: list[str]):
     if not columns:
         return iter(())
-    return source.batches(columns)
+    return source.batches(columns, encoded=True)
 
 
-def _profile_numbers(
-    profile: Profile, column: pa.Array, sampler: Reservoir, keys: np.ndarray
-) -> None:
+def _profile_numbers(profile: Profile, column: pa.Array, sampler: Reservoir, keys: RowKeys) -> None:
     x = as_float(column)
     profile.n += x.size
-    finite, finite_keys = x, keys
+    finite, rows = x, None
     if not _all_finite(x):
         n_nan = int(np.count_nonzero(np.isnan(x)))
         profile.missing += n_nan
-        finite, finite_keys = _finite(x, keys)
+        rows = np.isfinite(x)
+        finite = x[rows]
         if finite.size != x.size - n_nan:
             profile.pos_inf += int(np.count_nonzero(x == np.inf))
             profile.neg_inf += int(np.count_nonzero(x == -np.inf))
@@ -228,7 +262,7 @@ def _profile_numbers(
         profile.mean += delta * finite.size / total
         profile.m2 += m2_b + delta * delta * profile.finite * finite.size / total
         profile.finite = total
-        sampler.add(finite, finite_keys)
+        sampler.add(finite, keys, rows)
     if profile.counts is not None:
         # More than MAX_CODES finite values rule codes out: a glance at the first few
         # settles that for most columns without hashing the batch.
@@ -253,11 +287,6 @@ def _all_finite(x: np.ndarray) -> bool:
     return x.size == 0 or bool(np.isfinite(x.min() + x.max()))
 
 
-def _finite(x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask = np.isfinite(x)
-    return x[mask], keys[mask]
-
-
 def _profile_categories(profile: Profile, column: pa.Array) -> None:
     profile.n += len(column)
     values, counts, missing = value_counts(column)
@@ -276,7 +305,7 @@ def _tally(
     plan: Plan,
     column: pa.Array,
     sampler: Reservoir | None,
-    keys: np.ndarray | None,
+    keys: RowKeys | None,
 ) -> None:
     tally.n += len(column)
     if isinstance(plan, NumericBins):
@@ -286,9 +315,10 @@ def _tally(
         tally.counts += counts
         tally.missing += int(counts[-1])
         if sampler is not None and keys is not None:
-            finite, finite_keys = (x, keys) if _all_finite(x) else _finite(x, keys)
+            rows = None if _all_finite(x) else np.isfinite(x)
+            finite = x if rows is None else x[rows]
             tally.finite += finite.size
-            sampler.add(finite, finite_keys)
+            sampler.add(finite, keys, rows)
         return
     if isinstance(plan, Presence):
         tally.missing += len(column) - len(present_values(column))
