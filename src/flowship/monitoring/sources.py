@@ -11,6 +11,11 @@ A source is a string:
 - ``models:/NAME@alias`` (baselines only): the sample attached to that model version
   with ``flowship monitor attach-baseline``.
 
+A Delta table (a path, a URI or ``table:NAME``) is read at its latest version, or as it
+was at an earlier one: ``SOURCE@v12`` (version 12) or ``SOURCE@2026-11-01`` /
+``SOURCE@2026-11-01T06:00:00Z`` (the version current at that time, UTC unless the time
+says otherwise), the suffixes Databricks uses for Delta time travel.
+
 The Python API also takes a pandas DataFrame or an Arrow table.
 
 Local files are read by DuckDB's own Parquet and CSV readers, which decode one row group
@@ -25,8 +30,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +228,8 @@ def open_source(
 
         opened = _parquet(text, [str(download_baseline(text))], role, where)
     elif text.startswith("table:"):
-        opened = _delta(text, get_settings().table_uri(text[6:].strip()), role, where)
+        location, at = split_version(text[6:].strip(), text)
+        opened = _delta(text, get_settings().table_uri(location), role, where, at)
     else:
         opened = _path(text, role, where)
     log.info("Opened %s data %s (%d columns)", role, opened.label(), len(opened.schema))
@@ -283,7 +291,11 @@ def scan(source: str, *, role: str = "data", sql_url: str | None = None) -> Any:
     if text.startswith("sql:"):
         return open_source(text, role=role, sql_url=sql_url).to_table()
     if text.startswith("table:"):
-        return _delta_dataset(get_settings().table_uri(text[6:].strip()), role)
+        location, at = split_version(text[6:].strip(), text)
+        return _delta_dataset(get_settings().table_uri(location), role, at)
+    text, at = split_version(text, text)
+    if at is not None:
+        return _delta_dataset(text, role, at)
     path = Path(text)
     if "://" not in text:
         if not path.exists():
@@ -301,14 +313,13 @@ def scan(source: str, *, role: str = "data", sql_url: str | None = None) -> Any:
     return _delta_dataset(text, role)
 
 
-def _delta_dataset(uri: str, role: str) -> Any:
+def _delta_dataset(uri: str, role: str, at: int | datetime | None = None) -> Any:
     import pyarrow.fs as pafs
-    from deltalake import DeltaTable
 
     if not _is_delta(uri):
         raise NotFound(f"The {role} source {uri!r} is not a Delta table.", f"Give {FORMS}.")
+    table = _delta_table(uri, role, at)
     try:
-        table = DeltaTable(uri)
         # Read through pyarrow's own filesystem: deltalake's default one leaves a Rust
         # thread that aborts the interpreter at exit.
         local = uri if "://" in uri else str(Path(uri).resolve())
@@ -318,6 +329,76 @@ def _delta_dataset(uri: str, role: str) -> Any:
         raise Unavailable(
             f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
         ) from exc
+
+
+_AT = re.compile(
+    r"^(?P<location>.+)@(?:v(?P<version>\d+)"
+    r"|(?P<time>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+    r"(?:Z|[+-]\d{2}:?\d{2})?))$"
+)
+
+
+def split_version(location: str, shown: str) -> tuple[str, int | datetime | None]:
+    """``LOCATION@v12`` -> (LOCATION, 12); ``LOCATION@2026-11-01[T06:00:00Z]`` ->
+    (LOCATION, that time, UTC unless it says otherwise); anything else unchanged. A
+    local path that exists as written is taken as written, ``@`` and all."""
+    found = _AT.match(location)
+    if found is None or ("://" not in location and Path(location).exists()):
+        return location, None
+    if found["version"] is not None:
+        return found["location"], int(found["version"])
+    try:
+        when = datetime.fromisoformat(found["time"].replace(" ", "T"))
+    except ValueError:
+        raise InvalidInput(
+            f"Cannot read the time in {shown!r}.",
+            "Write SOURCE@v12 for a version, or SOURCE@2026-11-01T06:00:00Z for a time.",
+        ) from None
+    return found["location"], when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _delta_table(uri: str, role: str, at: int | datetime | None) -> Any:
+    """The Delta table at ``uri``, at its latest version or at ``at``."""
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(uri)
+    except Exception as exc:  # deltalake raises its own errors
+        raise Unavailable(
+            f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
+        ) from None
+    latest = table.version()
+    if isinstance(at, int) and at != latest:
+        if at > latest:
+            raise InvalidInput(
+                f"The {role} table {uri!r} has no version {at}: its latest is {latest}.",
+                f"Give a version from 0 to {latest} (flowship reads SOURCE@vN).",
+            )
+        try:
+            table.load_as_version(at)
+        except Exception as exc:  # an old version whose log was cleaned up
+            raise InvalidInput(
+                f"The {role} table {uri!r} cannot be read at version {at}: {_first_line(exc)}",
+                "Give a version the table still keeps (see its history).",
+            ) from None
+    elif isinstance(at, datetime):
+        first = min((h["timestamp"] for h in table.history()), default=None)
+        if first is not None and at.timestamp() * 1000 < first:
+            oldest = datetime.fromtimestamp(first / 1000, UTC).isoformat(timespec="seconds")
+            raise InvalidInput(
+                f"The {role} table {uri!r} has no version as old as {at.isoformat()}: "
+                f"its oldest kept version was written at {oldest}.",
+                "Give a later time, or a version as SOURCE@vN.",
+            )
+        try:
+            table.load_as_version(at)
+        except Exception as exc:
+            raise InvalidInput(
+                f"The {role} table {uri!r} cannot be read as of {at.isoformat()}: "
+                f"{_first_line(exc)}",
+                "Give a later time, or a version as SOURCE@vN.",
+            ) from None
+    return table
 
 
 def _is_delta(uri: str) -> bool:
@@ -346,7 +427,18 @@ def _in_memory(data: Any, role: str, where: str | None) -> Source:
     return _settle_schema(opened)
 
 
-def _path(location: str, role: str, where: str | None) -> Source:
+def _path(shown: str, role: str, where: str | None) -> Source:
+    location, at = split_version(shown, shown)
+    if at is not None:
+        if "://" not in location and not Path(location).exists():
+            raise NotFound(f"The {role} table {location!r} does not exist.", f"Give {FORMS}.")
+        if not _is_delta(location):
+            raise InvalidInput(
+                f"The {role} source {location!r} is not a Delta table, so it has no "
+                f"versions ({shown!r}).",
+                "Give @vN or @TIME only on a Delta table; narrow other sources with --where.",
+            )
+        return _delta(shown, location, role, where, at)
     if "://" in location:
         return _delta(location, location, role, where)
     path = Path(location)
@@ -408,13 +500,13 @@ def _parquet(
     return _settle_schema(opened, f"Give {FORMS}; CSV files need a .csv suffix.")
 
 
-def _delta(name: str, uri: str, role: str, where: str | None) -> Source:
-    from deltalake import DeltaTable
-
+def _delta(
+    name: str, uri: str, role: str, where: str | None, at: int | datetime | None = None
+) -> Source:
     if not _is_delta(uri):
         raise NotFound(f"The {role} source {uri!r} is not a Delta table.", f"Give {FORMS}.")
+    table = _delta_table(uri, role, at)
     try:
-        table = DeltaTable(uri)
         files = [u.removeprefix("file://") for u in table.file_uris()]
     except (pa.ArrowInvalid, OSError, Exception) as exc:  # deltalake raises its own errors
         raise Unavailable(
