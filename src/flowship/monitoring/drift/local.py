@@ -232,6 +232,14 @@ def value_counts(column: pa.Array) -> tuple[list[Any], np.ndarray, int]:
     return values, _view(counted.field("counts"), np.int64), missing
 
 
+def _number_counts(x: np.ndarray) -> tuple[list[Any], np.ndarray, int]:
+    """``value_counts`` for numbers as floats (NaN missing), in NumPy."""
+    present = x[~np.isnan(x)]
+    unique, first, counts = np.unique(present, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return unique[order].tolist(), counts[order], x.size - present.size
+
+
 def _batches(source: Any, columns: list[str]):
     if not columns:
         return iter(())
@@ -324,8 +332,9 @@ def _tally(
         tally.missing += len(column) - len(present_values(column))
         return
     if isinstance(plan, ValueSet) and plan.numeric:
-        column = pa.array(as_float(column), from_pandas=True)
-    values, counts, missing = value_counts(column)
+        values, counts, missing = _number_counts(as_float(column))
+    else:
+        values, counts, missing = value_counts(column)
     tally.missing += missing
     if isinstance(plan, CategoricalBins):
         assert tally.counts is not None
