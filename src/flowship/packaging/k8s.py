@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from flowship.errors import UsageError
+from flowship.packaging._k8s_pod import PORT, label_value, pod_template, secret_env
 from flowship.packaging._output import check_folder, write_folder
 from flowship.packaging.credentials import refuse_credentials
+from flowship.packaging.k8s_traffic import PodParts, routes, traffic
 
 KIND = "k8s"
-PORT = 8080
-# Settings read from a Secret when it exists (optional: the server itself needs none,
-# since build-image bakes the model in; batch jobs reach the registry and databases).
-SECRET_KEYS = ("MLFLOW_TRACKING_URI", "FLOWSHIP_DATABASE_URL", "FLOWSHIP_WEBHOOK", "PGPASSWORD")
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"  # the AnalysisTemplate's default
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -141,8 +139,6 @@ def k8s_manifests(
     skipped: dict[str, str] = {}
     warnings = list(served.warnings)
     if served.spec is not None:
-        from flowship.packaging.k8s_traffic import PodParts, traffic
-
         parts = PodParts(image=tag, config_map=f"{app}-config", env=pod_env, labels=labels)
         found = traffic(
             app, served.spec, served.routes, parts, replicas=replicas, prometheus=prometheus
@@ -202,8 +198,8 @@ def _served_ref(ref: str) -> _Served:
         model_name=resolved.model_name,
         model_version=resolved.model_version,
         labels={
-            "flowship.io/model": _label_value(resolved.model_name or "model"),
-            "flowship.io/version": _label_value(resolved.model_version or "none"),
+            "flowship.io/model": label_value(resolved.model_name or "model"),
+            "flowship.io/version": label_value(resolved.model_version or "none"),
         },
     )
 
@@ -215,7 +211,6 @@ _DEPLOYMENT_SECRETS = ("FLOWSHIP_DATABASE_URL", "MLFLOW_TRACKING_URI")
 
 def _served_deployment(name: str, secret: str | None, env: dict[str, str]) -> _Served:
     from flowship.deployments import current
-    from flowship.packaging.k8s_traffic import routes
 
     revision = current(name)  # DeploymentNotFound (exit 2) for an unknown name
     if not secret:
@@ -241,7 +236,7 @@ def _served_deployment(name: str, secret: str | None, env: dict[str, str]) -> _S
         model_name=heaviest.model_name,
         model_version=heaviest.version,
         # No revision label: the pods follow newer revisions by themselves.
-        labels={"flowship.io/deployment": _label_value(name)},
+        labels={"flowship.io/deployment": label_value(name)},
         command=[
             "flowship",
             "serve",
@@ -263,11 +258,6 @@ def _served_deployment(name: str, secret: str | None, env: dict[str, str]) -> _S
 _DNS_HINT = "Use lower-case letters, digits and '-'."
 
 
-def _label_value(text: str) -> str:
-    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63].strip("-._")
-    return value or "none"
-
-
 def _yaml(docs: list[dict[str, Any]], notes: str = "") -> str:
     import yaml
 
@@ -281,83 +271,6 @@ def _config_map(app: str, labels: dict[str, str], env: dict[str, str]) -> dict[s
         "kind": "ConfigMap",
         "metadata": {"name": f"{app}-config", "labels": labels},
         "data": {"FLOWSHIP_HOME": "/tmp/flowship", **dict(sorted(env.items()))},
-    }
-
-
-def secret_env(secret: str | None, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The Secret's keys as ``secretKeyRef`` env entries; ``required`` ones not optional."""
-    if not secret:
-        return []
-    return [
-        {
-            "name": key,
-            "valueFrom": {
-                "secretKeyRef": {"name": secret, "key": key, "optional": key not in required}
-            },
-        }
-        for key in SECRET_KEYS
-    ]
-
-
-def pod_template(
-    app: str,
-    labels: dict[str, str],
-    image: str,
-    env: list[dict[str, Any]],
-    *,
-    command: list[str] | None = None,
-) -> dict[str, Any]:
-    """The hardened model-server pod (the image's CMD unless ``command`` is given)."""
-    from flowship.schedule import CONTAINER_SECURITY, POD_SECURITY
-
-    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
-        return {
-            "httpGet": {"path": path, "port": "http"},
-            "periodSeconds": period,
-            "timeoutSeconds": 2,
-            "failureThreshold": failures,
-        }
-
-    container: dict[str, Any] = {"name": "server", "image": image}
-    if command:
-        container["command"] = command
-    container |= {
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "envFrom": [{"configMapRef": {"name": f"{app}-config"}}],
-        # The first load converts and checks the model: up to 5 minutes before liveness.
-        "startupProbe": probe("/v2/health/ready", 5, 60),
-        "readinessProbe": probe("/v2/health/ready", 5, 3),
-        "livenessProbe": probe("/v2/health/live", 10, 3),
-        "resources": {
-            "requests": {"cpu": "250m", "memory": "512Mi"},
-            "limits": {"memory": "1Gi"},
-        },
-        # The Service stops routing to a terminating pod a little after SIGTERM; keep
-        # serving until it has, then flowship serve drains in-flight requests.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
-        "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if env:
-        container["env"] = env
-    return {
-        "metadata": {
-            "labels": labels,
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(PORT),
-                "prometheus.io/path": "/metrics",
-            },
-        },
-        "spec": {
-            "automountServiceAccountToken": False,
-            # preStop (10 s) + the server's drain must fit in the grace period.
-            "terminationGracePeriodSeconds": 45,
-            "securityContext": POD_SECURITY,
-            "containers": [container],
-            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
-        },
     }
 
 

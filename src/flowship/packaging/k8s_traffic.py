@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowship.deployments.spec import DeploymentSpec
+from flowship.packaging._k8s_pod import PORT, label_value, pod_template
+
+if TYPE_CHECKING:
+    from flowship.deployments.spec import DeploymentSpec
 
 ERROR_RATE = 0.01  # the AnalysisTemplate's bar: at most 1% of requests answered 5xx
 P99_SECONDS = 1.0  # ... and a 99th-percentile latency of at most 1 s
@@ -148,21 +151,17 @@ def _whole(routes: list[Route], what: str) -> None:
 
 def _serve(route: Route, app: str) -> list[str]:
     return [
-        "flowship", "serve", route.uri, "--host", "0.0.0.0", "--port", "8080",
+        "flowship", "serve", route.uri, "--host", "0.0.0.0", "--port", str(PORT),
         "--name", app, "--poll-interval", "0",
     ]  # fmt: skip
 
 
 def _variant_labels(route: Route) -> dict[str, str]:
     return {
-        "flowship.io/variant": _label(route.variant),
-        "flowship.io/model": _label(route.model_name or "model"),
-        "flowship.io/version": _label(route.version or "none"),
+        "flowship.io/variant": label_value(route.variant),
+        "flowship.io/model": label_value(route.model_name or "model"),
+        "flowship.io/version": label_value(route.version or "none"),
     }
-
-
-def _label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63].strip("-._") or "none"
 
 
 def _dns(text: str) -> str:
@@ -209,10 +208,10 @@ def _isvc(app: str, route: Route, pod: PodParts, canary: int | None) -> dict[str
                 "name": "kserve-container",
                 "image": pod.image,
                 "command": _serve(route, app),
-                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "ports": [{"containerPort": PORT, "protocol": "TCP"}],
                 "envFrom": [{"configMapRef": {"name": pod.config_map}}],
                 "env": pod.env,
-                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": PORT}},
                 "resources": {
                     "requests": {"cpu": "250m", "memory": "512Mi"},
                     "limits": {"memory": "1Gi"},
@@ -239,7 +238,7 @@ def _isvc(app: str, route: Route, pod: PodParts, canary: int | None) -> dict[str
                 # Canary rollouts need Knative (KServe's serverless mode).
                 "serving.kserve.io/deploymentMode": "Serverless",
                 "serving.kserve.io/enable-prometheus-scraping": "true",
-                "prometheus.kserve.io/port": "8080",
+                "prometheus.kserve.io/port": str(PORT),
                 "prometheus.kserve.io/path": "/metrics",
             },
         },
@@ -284,8 +283,6 @@ def _rollout(
     steps: list[dict[str, Any]],
     analysis: str | None,
 ) -> dict[str, Any]:
-    from flowship.packaging.k8s import pod_template
-
     canary: dict[str, Any] = {"steps": steps}
     if analysis:
         canary["analysis"] = {
