@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_core_manifests_serve_the_deployment(recorded, cli, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml")) == sorted(
         [*core, "kustomization.yaml", "kserve/1-champion.yaml", "kserve/2-challenger.yaml",
          "argo/1-champion.yaml", "argo/2-challenger.yaml", "argo/analysistemplate.yaml",
-         "seldon/experiment.yaml"]
+         "argo/hpa.yaml", "seldon/experiment.yaml"]
     )  # fmt: skip
 
     if shutil.which("kubectl") is None:
@@ -219,6 +220,12 @@ def test_argo_rollout_and_analysis_validate(recorded, cli, tmp_path, argo_models
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     metrics = {m["name"]: m["provider"]["prometheus"] for m in template["spec"]["metrics"]}
     assert {p["address"] for p in metrics.values()} == {"http://prom.obs:9090"}
+    checked = _validate(out / "argo/hpa.yaml")  # a core kind: kubernetes-validate
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (hpa,) = _docs(out / "argo/hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "churn-ab",
+    }  # fmt: skip
 
     bad = copy.deepcopy(challenger)
     bad["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = "ten"
@@ -390,3 +397,63 @@ def test_a_folder_not_flowships_is_refused(recorded, cli, tmp_path):
     assert "was not written by flowship; nothing was written" in result.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert not any(p.name.startswith(".mine") for p in tmp_path.iterdir())  # no staging left
+
+
+# ------------------------------------------------------- the pods' commands, for real
+
+
+def _run_pod_command(command: list[str], env: dict[str, str], tmp_path: Path, name: str):
+    """``command`` as a pod would run it, with its env only (plus PATH), on loopback:
+    the host and port are the only parts changed."""
+    from tests.serving._server import Server, free_port
+
+    port = free_port()
+    argv = [*command]
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    assert argv[0] == "flowship"
+    argv[0] = str(Path(sys.executable).parent / "flowship")
+    full_env = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1", **env}
+    return Server(argv, env=full_env, log=tmp_path / f"{name}.log", port=port)
+
+
+def test_the_pods_commands_serve_with_only_the_secrets_keys(recorded, cli, tmp_path):
+    """The core Deployment's command serves the recorded deployment, and a KServe pod's
+    command its pinned version, given only the ConfigMap's settings and the Secret's
+    FLOWSHIP_DATABASE_URL and MLFLOW_TRACKING_URI (as the cluster would give them)."""
+    import httpx
+
+    from tests.packaging.conftest import SEED_REQUEST
+
+    out = tmp_path / "k8s"
+    assert _k8s(cli, out).exit_code == 0
+    (config,) = _docs(out / "configmap.yaml")
+    pod_home = tmp_path / "pod-home"
+    settings = {**config["data"], "FLOWSHIP_HOME": str(pod_home)}  # the pod's /tmp/flowship
+    secret = {
+        "FLOWSHIP_DATABASE_URL": f"sqlite:///{os.environ['FLOWSHIP_HOME']}/flowship.db",
+        "MLFLOW_TRACKING_URI": recorded.uri,
+    }
+    (deployment,) = _docs(out / "deployment.yaml")
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    server = _run_pod_command(command, {**settings, **secret}, tmp_path, "core").start()
+    try:
+        rows = {**SEED_REQUEST, "columns": [*SEED_REQUEST["columns"], "customer_id"]}
+        rows["data"] = [[*row, f"c{i}"] for i, row in enumerate(SEED_REQUEST["data"])]
+        answer = httpx.post(server.url + "/invocations", json=rows, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-flowship-deployment"] == "churn-ab"
+        assert answer.headers["x-flowship-revision"] == "1"
+    finally:
+        server.stop()
+
+    (isvc,) = _docs(out / "kserve/2-challenger.yaml")
+    command = isvc["spec"]["predictor"]["containers"][0]["command"]
+    only_registry = {**settings, "MLFLOW_TRACKING_URI": recorded.uri}
+    server = _run_pod_command(command, only_registry, tmp_path, "kserve").start()
+    try:
+        answer = httpx.post(server.url + "/invocations", json=SEED_REQUEST, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-flowship-model-version"] == "2"
+    finally:
+        server.stop()

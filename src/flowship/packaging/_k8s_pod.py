@@ -1,5 +1,6 @@
-"""The model-server pod shared by every workload ``flowship k8s`` writes: the core
-Deployment, and each variant's workload in the KServe and Argo Rollouts files."""
+"""The parts shared by every workload ``flowship k8s`` writes (the core Deployment, and
+each variant's workload in the KServe and Argo Rollouts files): the hardened
+model-server pod, the Secret's env entries, the autoscaler, label values."""
 
 from __future__ import annotations
 
@@ -92,3 +93,33 @@ def pod_template(
 def label_value(text: str) -> str:
     value = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63].strip("-._")
     return value or "none"
+
+
+def hpa(
+    app: str,
+    labels: dict[str, str],
+    low: int,
+    high: int,
+    target: tuple[str, str] = ("apps/v1", "Deployment"),
+) -> dict[str, Any]:
+    """CPU autoscaling of the workload ``app`` (``target``: its apiVersion and kind)."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": app, "labels": labels},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": target[0], "kind": target[1], "name": app},
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flowship.errors import UsageError
-from flowship.packaging._k8s_pod import PORT, label_value, pod_template, secret_env
+from flowship.packaging._k8s_pod import PORT, hpa, label_value, pod_template, secret_env
 from flowship.packaging._output import check_folder, write_folder
 from flowship.packaging.credentials import refuse_credentials
 from flowship.packaging.k8s_traffic import PodParts, routes, traffic
@@ -115,7 +115,7 @@ def k8s_manifests(
             _deployment(app, {**labels, **served.labels}, tag, replicas, pod_env, served.command)
         ],
         "service.yaml": [_service(app, labels)],
-        "hpa.yaml": [_hpa(app, labels, replicas, top)],
+        "hpa.yaml": [hpa(app, labels, replicas, top)],
         "pdb.yaml": [_pdb(app, labels)],
     }
     cron_files: list[str] = []
@@ -141,7 +141,12 @@ def k8s_manifests(
     if served.spec is not None:
         parts = PodParts(image=tag, config_map=f"{app}-config", env=pod_env, labels=labels)
         found = traffic(
-            app, served.spec, served.routes, parts, replicas=replicas, prometheus=prometheus
+            app,
+            served.spec,
+            served.routes,
+            parts,
+            replicas=(replicas, top),
+            prometheus=prometheus,
         )
         extra, skipped = found.files, found.skipped
         warnings += found.warnings
@@ -308,29 +313,6 @@ def _service(app: str, labels: dict[str, str]) -> dict[str, Any]:
             "type": "ClusterIP",
             "selector": {"app.kubernetes.io/name": app},
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-
-
-def _hpa(app: str, labels: dict[str, str], low: int, high: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": app, "labels": labels},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
-            "minReplicas": low,
-            "maxReplicas": high,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
     }
 

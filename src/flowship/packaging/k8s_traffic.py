@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flowship.packaging._k8s_pod import PORT, label_value, pod_template
+from flowship.packaging._k8s_pod import PORT, hpa, label_value, pod_template
 
 if TYPE_CHECKING:
     from flowship.deployments.spec import DeploymentSpec
@@ -91,7 +91,7 @@ def traffic(
     found: list[Route],
     pod: PodParts,
     *,
-    replicas: int,
+    replicas: tuple[int, int],
     prometheus: str,
 ) -> Traffic:
     """The KServe, Argo Rollouts and Seldon files for ``spec`` (each target that can)."""
@@ -254,15 +254,18 @@ def _argo(
     answering: list[Route],
     shadows: list[Route],
     pod: PodParts,
-    replicas: int,
+    replicas: tuple[int, int],
     prometheus: str,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     _two_at_most(answering, "Argo Rollouts", "has one stable and one canary version")
     _whole(answering, "setWeight")
     template = f"{app}-health"
+    low, high = replicas
     files = {
-        "1-champion.yaml": [_rollout(app, answering[0], pod, replicas, [], None)],
+        "1-champion.yaml": [_rollout(app, answering[0], pod, low, [], None)],
         "analysistemplate.yaml": [_analysis_template(template, prometheus)],
+        # The core hpa.yaml scales the Deployment; this one the Rollout.
+        "hpa.yaml": [hpa(app, pod.labels, low, high, ("argoproj.io/v1alpha1", "Rollout"))],
     }
     if len(answering) == 2:
         challenger = answering[1]
@@ -270,7 +273,7 @@ def _argo(
         # with the analysis running in the background from the first step.
         steps = [{"setWeight": int(challenger.weight)}, {"pause": {}}]
         files["2-challenger.yaml"] = [
-            _rollout(app, challenger, pod, replicas, steps, template),
+            _rollout(app, challenger, pod, low, steps, template),
         ]
     return files, _no_shadows(shadows, "a Rollout without a traffic router")
 
