@@ -220,7 +220,16 @@ def test_argo_rollout_and_analysis_validate(recorded, cli, tmp_path, argo_models
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     metrics = {m["name"]: m["provider"]["prometheus"] for m in template["spec"]["metrics"]}
     assert {p["address"] for p in metrics.values()} == {"http://prom.obs:9090"}
-    checked = _validate(out / "argo/hpa.yaml")  # a core kind: kubernetes-validate
+    # The published validators accept unknown fields: the pod template and the HPA are
+    # core kinds, checked strictly by kubernetes-validate (the template in a Deployment).
+    as_deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn-ab"},
+        "spec": {"selector": challenger["spec"]["selector"], "template": pod},
+    }
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(as_deployment))
+    checked = _validate(out / "argo/hpa.yaml", tmp_path / "template.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     (hpa,) = _docs(out / "argo/hpa.yaml")
     assert hpa["spec"]["scaleTargetRef"] == {
