@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowship.errors import UsageError
 from flowship.packaging._k8s_pod import PORT, hpa, label_value, pod_template, secret_env
 from flowship.packaging._output import check_folder, write_folder
 from flowship.packaging.credentials import refuse_credentials
-from flowship.packaging.k8s_traffic import PodParts, routes, traffic
+from flowship.packaging.k8s_traffic import PodParts, Route, routes, traffic
+
+if TYPE_CHECKING:
+    from flowship.deployments.spec import DeploymentSpec
 
 KIND = "k8s"
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"  # the AnalysisTemplate's default
@@ -187,8 +190,8 @@ class _Served:
     labels: dict[str, str]
     command: list[str] | None = None  # None: the image's CMD (build-image's baked model)
     required_secrets: tuple[str, ...] = ()
-    spec: Any = None
-    routes: list[Any] = field(default_factory=list)
+    spec: DeploymentSpec | None = None
+    routes: list[Route] = field(default_factory=list)
     revision: int | None = None
     warnings: list[str] = field(default_factory=list)
 
