@@ -70,7 +70,10 @@ def k8s(
     ] = None,
     secret: Annotated[
         str | None,
-        typer.Option("--secret", help="A Secret whose keys (MLFLOW_TRACKING_URI, ...) to use."),
+        typer.Option(
+            "--secret",
+            help="A Secret whose keys (MLFLOW_TRACKING_URI, ...) to use; needed by --deployment.",
+        ),
     ] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", help="KEY=VALUE setting for the ConfigMap.")
