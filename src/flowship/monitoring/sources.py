@@ -21,7 +21,9 @@ The Python API also takes a pandas DataFrame or an Arrow table.
 Local files are read by DuckDB's own Parquet and CSV readers, which decode one row group
 at a time and read only the columns asked for; ``where`` (``--where``) is a SQL
 condition DuckDB applies while reading (pushed into the Parquet scan, so row groups whose
-statistics rule them out are skipped). Nothing holds a whole input in memory: a source is
+statistics rule them out are skipped). Drift reads Parquet files that need no SQL (no
+``where``, one schema) with pyarrow instead, to keep text dictionary-encoded
+(``Source.batches(encoded=True)``). Nothing holds a whole input in memory: a source is
 opened again for every pass over it.
 """
 
