@@ -108,3 +108,18 @@ def test_cli_engine_spark(cli, spark, tmp_path):
     assert filtered.exit_code == 2 and "no rows matching --where" in filtered.stderr
     sql = cli(*args, "--current", "sql:SELECT 1 AS age", "--columns", "age", "--engine", "spark")
     assert sql.exit_code == 2 and "spark engine reads files and tables" in sql.stderr
+
+
+def test_spark_reads_the_delta_version_asked_for(spark, tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "features")
+    write_deltalake(path, pa.table({"x": rng.normal(0, 1, 800)}))
+    write_deltalake(path, pa.table({"x": rng.normal(3, 1, 600)}), mode="overwrite")
+    old = check_drift(f"{path}@v0", f"{path}@v0", engine="spark")
+    assert (old.n_reference, old.n_current, old.drifted_columns) == (800, 800, [])
+    moved = check_drift(f"{path}@v0", path, engine="spark")
+    assert (moved.n_current, moved.drifted_columns) == (600, ["x"])
