@@ -326,7 +326,7 @@ def _baseline(
     before = None
     if old and old.get("counters"):
         before = srv.deltas(old["counters"], got.counters).get(champion)
-    return {"counters": got.counters, "failed": got.failed, "champion_before": before}
+    return {"counters": got.counters, "champion_before": before}
 
 
 def _champion_window(row: store.RolloutRow) -> tuple[datetime, datetime] | None:
@@ -351,7 +351,7 @@ def _advance(row: store.RolloutRow, values: list, now: datetime) -> dict[str, An
     changes: dict[str, Any] = {"step_started_at": now, "reason": text}
     if baseline is not None:
         changes["metrics_baseline"] = baseline
-    if _act(row, "step", weight, values, text, now, step=step, **changes) is None:
+    if not _act(row, "step", weight, values, text, now, step=step, **changes):
         return _changed(row)
     return {
         "action": "step",
@@ -370,7 +370,7 @@ def _rollback(row: store.RolloutRow, values: list, now: datetime) -> dict[str, A
         f"{b['metric']} {b['value']:.4g} (limit {b['op']} {b['limit']:g})" for b in breached
     )
     text = f"rollback of {row.candidate} at {row.steps[row.step]:g}%: guardrail breached: {why}"
-    if _act(row, "rollback", 0.0, values, text, now, state="rolled_back", reason=text) is None:
+    if not _act(row, "rollback", 0.0, values, text, now, state="rolled_back", reason=text):
         return _changed(row)
     try:
         dispatch(
@@ -402,7 +402,7 @@ def _finish(row: store.RolloutRow, values: list, now: datetime) -> dict[str, Any
         if champion_ref in ("@production", "production") or champion_ref.endswith("@production"):
             text = f"rollout of {row.candidate} complete: {row.champion} serves Production again"
             weight = 0.0
-    if _act(row, "complete", weight, values, text, now, state="completed", reason=text) is None:
+    if not _act(row, "complete", weight, values, text, now, state="completed", reason=text):
         return _changed(row)
     return {"action": "completed", "reason": text, "guardrails": values}
 
@@ -421,7 +421,7 @@ def _promote(row, spec, values, now) -> dict[str, Any] | None:
         promote(name, version, "production", reason=text)
     except GateFailed as failed:
         why = f"promotion of {name} version {version} refused by its gates: {failed.message}"
-        if _act(row, "pause", None, values, why, now, state="paused", reason=why) is None:
+        if not _act(row, "pause", None, values, why, now, state="paused", reason=why):
             return _changed(row)
         return {"action": "paused", "reason": why}
     except IllegalTransition as exc:  # promoted before a restart: the record catches up
@@ -484,18 +484,18 @@ def _act(
     *,
     step: int | None = None,
     **changes: Any,
-) -> int | None:
+) -> bool:
     """The candidate at ``weight`` (None: traffic unchanged), the rollout row's
     ``changes`` and the event, in one transaction, and only if the row is at the version
     this evaluation read and the deployment at the revision the rollout recorded
-    (compare-and-set). The revision now served; None when either changed meanwhile (an
-    abort, a pause, a hand change): nothing was written."""
+    (compare-and-set). False when either changed meanwhile (an abort, a pause, a hand
+    change): nothing was written."""
     from flowship.deployments import set_traffic
 
     with db.transaction() as session:
         db.lock(session, f"rollout:{row.deployment}")
         if store.by_id(session, row.id).version != row.version:
-            return None
+            return False
         revision = None
         if weight is not None:
             try:
@@ -507,14 +507,14 @@ def _act(
                     session=session,
                 ).revision
             except ConcurrentChange:
-                return None
+                return False
             changes["revision"] = revision
         if step is not None:
             changes["step"] = step
         store.change(session, row.id, expect_version=row.version, **changes)
         at = row.step if step is None else step
         _event(session, row.id, action, at, weight, revision, values, text, now)
-    return revision if revision is not None else (row.revision or 0)
+    return True
 
 
 def _changed(row: store.RolloutRow) -> dict[str, Any]:

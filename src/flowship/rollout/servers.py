@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from flowship.errors import UsageError
 
@@ -31,9 +30,6 @@ class Scrape:
 
     counters: dict[str, Counters] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"counters": self.counters, "failed": self.failed}
 
 
 @dataclass
