@@ -144,9 +144,9 @@ def _read(m: Measurement, uri, deployment, candidate, champion, windows, shadows
         duckdb_session,
         output_columns,
     )
-    from flowship.monitoring.sources import scan
+    from flowship.monitoring.sources import open_source
 
-    data = scan(uri, role="prediction log")
+    data = open_source(uri, role="prediction log")
     outputs = output_columns(data.schema, None, None)
     score = outputs.score_sql()
     with duckdb_session() as con:

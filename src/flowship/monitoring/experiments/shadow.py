@@ -16,7 +16,7 @@ from flowship.monitoring.experiments.units import (
     require,
     where,
 )
-from flowship.monitoring.sources import scan
+from flowship.monitoring.sources import open_source
 
 DEFAULT_LOG = "table:prediction_log"
 #: a shadow's answers paired with the primary answer to the same request
@@ -68,7 +68,7 @@ def shadow_report(
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise UsageError(f"--min-agreement {min_agreement} is out of range.", "Use 0 to 1.")
     now = as_of or datetime.now(UTC)
-    data = scan(log, role="prediction log", sql_url=sql_url)
+    data = open_source(log, role="prediction log", sql_url=sql_url)
     schema = data.schema
     require(schema, ["request_id", "role", "variant", "ts"], "prediction log", log)
     require(schema, [score, prediction], "prediction log", log)
