@@ -4,8 +4,6 @@ on them, and a server that cannot be read is "not enough data yet", never a pass
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from flowship import rollout
@@ -46,18 +44,23 @@ def test_a_failing_candidate_is_rolled_back_on_the_servers_counts(
     server = deployment_server(
         "churn", "--poll-interval", "0.3", home=flowship_home, store=store,
         log=tmp_path / "server.log",
-    ).start()  # fmt: skip
+    )  # fmt: skip
     url = server.url + "/metrics"
+    # The rollout begins while its server is down: no counters at the step's start. The
+    # log's own error guardrail is loosened: only the servers' counts can roll it back.
+    view = start(
+        cli, "--metrics-url", url, "--steps", "50,100", "--min-requests", "20",
+        "--guardrail", "error_rate_increase<=1",
+    )  # fmt: skip
+    assert view["metrics_urls"] == [url] and _baseline() == {}
+    server.start()
     try:
-        send(server, store, range(1000, 1100))  # before the rollout: not the step's
-        view = start(cli, "--metrics-url", url, "--steps", "50,100", "--min-requests", "20")
-        assert view["metrics_urls"] == [url]
-        deadline = time.monotonic() + 30
-        while httpx.get(server.url + "/flowship").json()["deployment"]["revision"] != 2:
-            assert time.monotonic() < deadline, "the server did not follow the rollout"
-            time.sleep(0.2)
+        send(server, store, range(1000, 1100))  # before the first good read: not counted
+        first = rollout.tick("churn", owner="a")
+        assert first["action"] == "wait", first
+        assert f"{url} was not read when the step began (counted from now on)" in first["reason"]
         statuses = send(server, store, range(300))
-        # The step's counts: every request since the step began, per variant, and only those.
+        # The step's counts: every request since that read, per variant, and only those.
         counts = servers.to_window(
             servers.deltas(_baseline(), servers.scrape([url], "churn").counters)
         )
@@ -71,7 +74,9 @@ def test_a_failing_candidate_is_rolled_back_on_the_servers_counts(
     assert result["action"] == "rolled_back", result
     rail = next(g for g in result["guardrails"] if g["metric"] == "server_error_rate_increase")
     assert rail["value"] == 1.0 and rail["passed"] is False
-    assert "server_error_rate_increase 1 (limit <= 0.01)" in result["reason"]
+    assert result["reason"].endswith(
+        "guardrail breached: server_error_rate_increase 1 (limit <= 0.01)"
+    )
     assert weights(cli)["challenger"] == 0.0
 
 
@@ -96,6 +101,12 @@ def test_a_server_that_cannot_be_read_is_not_a_pass(cli, deployment, traffic):
     assert f"not enough data yet: cannot read {url} (ConnectError" in result["reason"]
     assert weights(cli)["challenger"] == 10.0
     assert _started(rollout.status("churn")) == _started(view)
+
+
+def test_a_restarted_server_counts_from_zero():
+    before = {"u": {"champion": {"ok": 500.0, "error": 5.0}}}
+    after = {"u": {"champion": {"ok": 40.0, "error": 1.0}}}  # went down: a restart
+    assert servers.deltas(before, after) == {"champion": {"ok": 40.0, "error": 1.0}}
 
 
 def test_p99_from_histogram_buckets_interpolates_like_prometheus():
