@@ -323,7 +323,7 @@ class DeploymentRouter:
     ) -> None:
         """A primary variant that failed is counted, and logged too (status ``error``, no
         output), so the rollout's error-rate guardrails see it; the request still fails."""
-        self.variant_requests.inc(self.name, variant.name, "error")
+        self.metrics.tally.count(self.variant_requests, (self.name, variant.name, "error"))
         predictor = variant.holder.current
         if self.log is None or predictor is None or not self._sampled(routing, request_id):
             return
@@ -429,11 +429,12 @@ class DeploymentRouter:
             [str(p.model_version or "") for *_, p in parts],
         )
         logged = self.log is not None and self._sampled(routing, request_id)
+        tally = self.metrics.tally
         for variant, rows, part_result, predictor in parts:
             count = n_rows if rows is None else len(rows)
-            self.variant_rows.inc(self.name, variant.name, amount=count)
-            self.variant_requests.inc(self.name, variant.name, "ok")
-            self.variant_latency.observe(latency_ms / 1000, self.name, variant.name)
+            tally.count(self.variant_rows, (self.name, variant.name), count)
+            tally.count(self.variant_requests, (self.name, variant.name, "ok"))
+            tally.observe(self.variant_latency, (self.name, variant.name), latency_ms / 1000)
             if logged:
                 self.log.add(  # type: ignore[union-attr]
                     LogEntry(
