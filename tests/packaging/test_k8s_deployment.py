@@ -6,8 +6,8 @@ Core 2 resources, each checked by what its project publishes:
   virtualenv of its own since it pins pandas and protobuf below flowship's;
 - Argo Rollouts: the JSON-schema validators of ``@kubernetes-models/argo-rollouts`` (npm);
 - Seldon Core 2: no package ships its CRDs or SDK models (they live in the project's Go
-  module and Helm chart only), so the Experiment is checked against the CRD's
-  ``openAPIV3Schema`` transcribed below, strict about unknown fields as ``kubectl
+  module and Helm chart only), so the Models and the Experiment are checked against the
+  CRDs' ``openAPIV3Schema`` transcribed below, strict about unknown fields as ``kubectl
   apply`` is.
 """
 
@@ -66,7 +66,10 @@ def test_core_manifests_serve_the_deployment(recorded, cli, tmp_path):
     body = json.loads(result.stdout)
     assert body["app"] == "churn-ab" and body["image"] == "churn:1"  # the champion's image
     assert body["deployment"] == "churn-ab" and body["revision"] == 1
-    assert body["skipped"] == {}
+    # The session store keeps its files on this disk: no Seldon Model could read them.
+    assert list(body["skipped"]) == ["seldon"]
+    assert "variant 'champion' (models:/churn/1) is stored at file:///" in body["skipped"]["seldon"]
+    assert "which a cluster cannot read" in body["skipped"]["seldon"]
     assert "sticky key 'customer_id'" in result.stderr
     assert "prediction log 'prediction_log' would be written inside each pod" in result.stderr
 
@@ -90,7 +93,7 @@ def test_core_manifests_serve_the_deployment(recorded, cli, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml")) == sorted(
         [*core, "kustomization.yaml", "kserve/1-champion.yaml", "kserve/2-challenger.yaml",
          "argo/1-champion.yaml", "argo/2-challenger.yaml", "argo/analysistemplate.yaml",
-         "argo/hpa.yaml", "seldon/experiment.yaml"]
+         "argo/hpa.yaml"]
     )  # fmt: skip
 
     if shutil.which("kubectl") is None:
@@ -273,11 +276,97 @@ def test_analysis_queries_read_flowships_metrics(recorded, cli, tmp_path):
     assert {"model", "version", "le"} <= exposed["flowship_request_duration_seconds_bucket"]
 
 
+def _conditions(out: Path) -> dict[str, str]:
+    (template,) = _docs(out / "argo/analysistemplate.yaml")
+    return {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
+
+
+def test_analysis_thresholds_default_and_can_be_set(recorded, cli, tmp_path):
+    out = tmp_path / "k8s"
+    assert _k8s(cli, out).exit_code == 0
+    assert _conditions(out) == {
+        "error-rate": "len(result) == 0 || isNaN(result[0]) || result[0] <= 0.01",
+        "p99-latency": "len(result) == 0 || isNaN(result[0]) || result[0] <= 1.0",
+    }
+    result = _k8s(cli, out, "--max-error-rate", "0.00001", "--max-p99", "250ms")
+    assert result.exit_code == 0, result.stderr
+    conditions = _conditions(out)
+    assert conditions["error-rate"].endswith("result[0] <= 0.00001")  # no 1e-05 for expr
+    assert conditions["p99-latency"].endswith("result[0] <= 0.25")
+    assert _k8s(cli, out, "--max-error-rate", "1", "--max-p99", "1.5s").exit_code == 0
+    assert _conditions(out)["error-rate"].endswith("<= 1.0")
+    assert _conditions(out)["p99-latency"].endswith("<= 1.5")
+    assert _k8s(cli, out, "--max-p99", "2m").exit_code == 0
+    assert _conditions(out)["p99-latency"].endswith("<= 120.0")
+
+
 # ---------------------------------------------------------------------- Seldon Core 2
 
 # Experiment (mlops.seldon.io/v1alpha1) spec, transcribed from the openAPIV3Schema of
 # Seldon Core 2's CRD (operator/config/crd/bases/mlops.seldon.io_experiments.yaml).
 _INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+_STRING = {"type": "string"}
+
+
+def _strict(properties: dict, required: tuple[str, ...] = ()) -> dict:
+    """An object schema as the API server applies a structural one: unknown fields are
+    errors (kubectl apply's strict field validation)."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+# Model (mlops.seldon.io/v1alpha1) spec, transcribed from the openAPIV3Schema of Seldon
+# Core 2's CRD (operator/config/crd/bases/mlops.seldon.io_models.yaml, SeldonIO/seldon-core
+# at 043fd92, controller-gen v0.18.0): every field of ModelSpec, status left out.
+MODEL_SCHEMA = _strict(
+    {
+        "apiVersion": {"const": "mlops.seldon.io/v1alpha1"},
+        "kind": {"const": "Model"},
+        "metadata": {"type": "object"},
+        "spec": _strict(
+            {
+                "artifactVersion": _INT32,
+                "dataflow": _strict({"cleanTopicsOnDelete": {"type": "boolean"}}),
+                "dedicated": {"type": "boolean"},
+                "explainer": _strict(
+                    {"modelRef": _STRING, "pipelineRef": _STRING, "type": _STRING}
+                ),
+                "llm": _strict({"modelRef": _STRING, "pipelineRef": _STRING}),
+                "logger": _strict({"percent": {"type": "integer"}}),
+                "maxReplicas": _INT32,
+                "memory": {
+                    "anyOf": [
+                        {"type": "integer"},
+                        {
+                            "type": "string",
+                            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)"
+                            r"|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+                        },
+                    ]
+                },
+                "minReplicas": _INT32,
+                "modelType": _STRING,
+                "parameters": {
+                    "type": "array",
+                    "items": _strict({"name": _STRING, "value": _STRING}, ("name", "value")),
+                },
+                "preloaded": {"type": "boolean"},
+                "replicas": _INT32,
+                "requirements": {"type": "array", "items": _STRING},
+                "schemaUri": _STRING,
+                "secretName": _STRING,
+                "server": _STRING,
+                "storageUri": _STRING,
+            },
+            ("storageUri",),
+        ),
+    },
+    ("apiVersion", "kind", "metadata", "spec"),
+)
 EXPERIMENT_SCHEMA = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -317,15 +406,41 @@ EXPERIMENT_SCHEMA = {
 def _seldon_errors(doc: dict) -> list[str]:
     from jsonschema import Draft202012Validator
 
-    return [e.message for e in Draft202012Validator(EXPERIMENT_SCHEMA).iter_errors(doc)]
+    schema = MODEL_SCHEMA if doc.get("kind") == "Model" else EXPERIMENT_SCHEMA
+    return [e.message for e in Draft202012Validator(schema).iter_errors(doc)]
 
 
-def test_seldon_experiment_matches_the_crd(recorded, cli, tmp_path):
+@pytest.fixture
+def in_buckets(store, cli, tmp_path):
+    """SPEC over ``churn-bucket``, whose versions are registry rows with their files in
+    object stores (s3:// and gs://, as a tracking server with a bucket artifact root
+    records them); nothing here reads those files."""
+    from flowship._mlflow import client
+
+    registry = client()
+    if not registry.search_model_versions("name='churn-bucket'"):  # the session store's
+        registry.create_registered_model("churn-bucket")
+        registry.create_model_version("churn-bucket", "s3://models/churn/1")
+        registry.create_model_version("churn-bucket", "gs://models/churn/2")
+        registry.set_registered_model_alias("churn-bucket", "production", "1")
+    _apply(cli, tmp_path, SPEC.replace("model: churn\n", "model: churn-bucket\n"))
+    return store
+
+
+def test_seldon_models_and_experiment_match_the_crds(in_buckets, cli, tmp_path):
     out = tmp_path / "k8s"
-    result = _k8s(cli, out)
-    assert result.exit_code == 0
-    (experiment,) = _docs(out / "seldon/experiment.yaml")
-    assert _seldon_errors(experiment) == []
+    result = _k8s(cli, out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] == {}
+    models = _docs(out / "seldon/1-models.yaml")
+    (experiment,) = _docs(out / "seldon/2-experiment.yaml")
+    assert [_seldon_errors(d) for d in [*models, experiment]] == [[]] * 4
+    assert {m["metadata"]["name"]: m["spec"] for m in models} == {
+        "churn-ab-champion": {"storageUri": "s3://models/churn/1", "requirements": ["mlflow"]},
+        "churn-ab-challenger": {"storageUri": "gs://models/churn/2", "requirements": ["mlflow"]},
+        "churn-ab-candidate": {"storageUri": "gs://models/churn/2", "requirements": ["mlflow"]},
+    }
+    assert models[0]["metadata"]["labels"]["flowship.io/version"] == "1"
     assert experiment["spec"] == {
         "default": "churn-ab-champion",
         "resourceType": "model",
@@ -335,13 +450,22 @@ def test_seldon_experiment_matches_the_crd(recorded, cli, tmp_path):
         ],
         "mirror": {"name": "churn-ab-candidate", "percent": 50},
     }
-    header = (out / "seldon/experiment.yaml").read_text()
-    assert "churn-ab-candidate = models:/churn/2" in header
+    # Every name the Experiment routes to is one of the Models.
+    names = {m["metadata"]["name"] for m in models}
+    routed = [c["name"] for c in experiment["spec"]["candidates"]]
+    assert {experiment["spec"]["default"], *routed, experiment["spec"]["mirror"]["name"]} == names
+    header = (out / "seldon/2-experiment.yaml").read_text()
+    assert "MLServer's MLflow runtime serves each Model" in header
+    assert "create a Seldon Model" not in header and "sticky key" in header
 
     bad = copy.deepcopy(experiment)
     bad["spec"]["candidates"][0]["weight"] = 90.5
     bad["spec"]["mirror"]["percnt"] = 1
     assert len(_seldon_errors(bad)) == 2
+    worse = copy.deepcopy(models[0])
+    worse["spec"]["storageURI"] = worse["spec"].pop("storageUri")
+    worse["spec"]["requirements"] = "mlflow"
+    assert len(_seldon_errors(worse)) == 3  # storageUri missing, storageURI unknown, a list
 
 
 # ------------------------------------------------------------- what cannot be mapped
@@ -379,6 +503,10 @@ def test_splits_a_target_cannot_express_are_skipped_with_the_reason(store, cli, 
     assert "weight 87.5" in skipped["kserve"] and "whole percent" in skipped["argo"]
 
 
+_RATE = ["k8s", "--deployment", "churn-ab", "--secret", "s", "--max-error-rate"]
+_P99 = ["k8s", "--deployment", "churn-ab", "--secret", "s", "--max-p99"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -386,6 +514,17 @@ def test_splits_a_target_cannot_express_are_skipped_with_the_reason(store, cli, 
         (["k8s", "models:/churn/1", "--deployment", "churn-ab"], "not both"),
         (["k8s"], "Give a model ref or --deployment NAME."),
         (["k8s", "--deployment", "churn-ab"], "needs --secret NAME"),
+        (
+            ["k8s", "models:/churn/1", "--max-p99", "1s"],
+            "--max-error-rate and --max-p99 set the Argo canary analysis of --deployment",
+        ),
+        (_RATE + ["0"], "--max-error-rate 0.0 is not a share of requests"),
+        (_RATE + ["1.5"], "--max-error-rate 1.5 is not a share of requests"),
+        (_RATE + ["nan"], "--max-error-rate nan is not a share of requests"),
+        (_P99 + ["fast"], "Cannot read --max-p99 'fast' as a positive duration"),
+        (_P99 + ["0ms"], "Cannot read --max-p99 '0ms'"),
+        (_P99 + ["1"], "Cannot read --max-p99 '1'"),  # seconds or minutes? say it
+        (_P99 + ["-1s"], "Cannot read --max-p99 '-1s'"),
     ],
 )
 def test_bad_input_writes_nothing(recorded, cli, tmp_path, args, message):

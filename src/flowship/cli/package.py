@@ -88,6 +88,16 @@ def k8s(
         str,
         typer.Option("--prometheus", help="Prometheus URL for the Argo AnalysisTemplate."),
     ] = PROMETHEUS,
+    max_error_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--max-error-rate", help="Argo analysis: the canary's largest 5xx share [0.01]."
+        ),
+    ] = None,
+    max_p99: Annotated[
+        str | None,
+        typer.Option("--max-p99", help="Argo analysis: the canary's largest p99 latency [1s]."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write Kubernetes manifests serving the model (or --deployment): Deployment,
@@ -109,6 +119,8 @@ def k8s(
         jobs=jobs,
         cron=cron,
         prometheus=prometheus,
+        max_error_rate=max_error_rate,
+        max_p99=max_p99,
     )
     for warning in result.warnings:
         say(f"warning: {warning}")
@@ -120,6 +132,6 @@ def k8s(
     if targets:
         say(
             f"For a mesh or an operator instead of flowship's router: {', '.join(targets)} "
-            "(in order: 1-champion, then 2-challenger; see docs/packaging.md)."
+            "(apply each folder's numbered files in order; see docs/packaging.md)."
         )
     typer.echo(f"kubectl apply -k {result.path}")

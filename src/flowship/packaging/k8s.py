@@ -18,7 +18,7 @@ from flowship.errors import UsageError
 from flowship.packaging._k8s_pod import PORT, hpa, label_value, pod_template, secret_env
 from flowship.packaging._output import check_folder, write_folder
 from flowship.packaging.credentials import refuse_credentials
-from flowship.packaging.k8s_traffic import PodParts, Route, routes, traffic
+from flowship.packaging.k8s_traffic import PodParts, Route, health, routes, traffic
 
 if TYPE_CHECKING:
     from flowship.deployments.spec import DeploymentSpec
@@ -71,6 +71,8 @@ def k8s_manifests(
     jobs: list[Path] | None = None,
     cron: str | None = None,
     prometheus: str = PROMETHEUS,
+    max_error_rate: float | None = None,
+    max_p99: str | None = None,
 ) -> Manifests:
     """Write the manifests for serving ``ref``, or the recorded ``deployment`` (then
     also its traffic as KServe, Argo Rollouts and Seldon resources), to ``out``."""
@@ -88,6 +90,12 @@ def k8s_manifests(
             "flowship k8s --deployment churn -o deploy/churn --secret churn-secrets",
         )
     check_folder(Path(out), KIND)
+    if deployment is None and (max_error_rate, max_p99) != (None, None):
+        raise UsageError(
+            "--max-error-rate and --max-p99 set the Argo canary analysis of --deployment.",
+            "Drop them, or write a recorded deployment: --deployment NAME.",
+        )
+    bars = health(max_error_rate, max_p99)
     if not 1 <= replicas <= 1000:
         raise UsageError(f"--replicas {replicas} is out of range.", "Use 1 to 1000.")
     top = max_replicas if max_replicas is not None else max(replicas * 4, replicas + 1)
@@ -150,6 +158,7 @@ def k8s_manifests(
             parts,
             replicas=(replicas, top),
             prometheus=prometheus,
+            bars=bars,
         )
         extra, skipped = found.files, found.skipped
         warnings += found.warnings

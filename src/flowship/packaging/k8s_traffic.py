@@ -11,8 +11,9 @@ pinned when the files are written), in a folder per target:
   revision and the new one, so the two files are applied in order).
 - ``argo/``: a Rollout, likewise champion then challenger with ``setWeight`` steps, and
   an AnalysisTemplate whose Prometheus queries read flowship's ``/metrics``.
-- ``seldon/``: an Experiment over Seldon ``Model`` resources named APP-VARIANT, the
-  candidates' weights and a shadow as its ``mirror``.
+- ``seldon/``: a Seldon ``Model`` per variant, named APP-VARIANT, reading the pinned
+  version's files from the object store (MLServer's MLflow runtime serves them), then
+  an Experiment over them: the candidates' weights and a shadow as its ``mirror``.
 
 What a target cannot express is said, never approximated in silence: a target that
 cannot carry the split at all is skipped with the reason, and what it drops (the
@@ -23,18 +24,55 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from flowship.errors import UsageError
 from flowship.packaging._k8s_pod import PORT, hpa, label_value, pod_template
 
 if TYPE_CHECKING:
     from flowship.deployments.spec import DeploymentSpec
 
-ERROR_RATE = 0.01  # the AnalysisTemplate's bar: at most 1% of requests answered 5xx
-P99_SECONDS = 1.0  # ... and a 99th-percentile latency of at most 1 s
 # The metric names are serving/metrics.py's; a test reads them from a live server.
 REQUESTS_METRIC = "flowship_requests_total"
 LATENCY_METRIC = "flowship_request_duration_seconds"
+# Seldon's agents fetch a Model's files with rclone, from the remote named by the URI's
+# scheme (public gs:// works by default; an s3 remote comes from a Secret).
+OBJECT_STORES = ("s3://", "gs://")
+
+
+@dataclass(frozen=True)
+class Health:
+    """The AnalysisTemplate's bars: a canary fails above either."""
+
+    max_error_rate: float = 0.01  # the share of requests answered 5xx
+    max_p99_seconds: float = 1.0  # the 99th-percentile latency
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def health(max_error_rate: float | None, max_p99: str | None) -> Health:
+    """``--max-error-rate`` (a share in (0, 1]) and ``--max-p99`` (500ms, 1s, 2m) read
+    into a :class:`Health`; the defaults for what is not given."""
+    bars = Health()
+    rate = bars.max_error_rate if max_error_rate is None else max_error_rate
+    if not 0 < rate <= 1:  # also refuses NaN
+        raise UsageError(
+            f"--max-error-rate {max_error_rate!r} is not a share of requests.",
+            "Give a number above 0 and at most 1, e.g. 0.01 for 1%.",
+        )
+    seconds = bars.max_p99_seconds
+    if max_p99 is not None:
+        match = _DURATION.match(max_p99)
+        seconds = float(match[1]) * _UNIT[match[2]] if match else 0.0
+        if seconds <= 0:
+            raise UsageError(
+                f"Cannot read --max-p99 {max_p99!r} as a positive duration.",
+                "Write it like 500ms, 1s or 1.5s.",
+            )
+    return Health(max_error_rate=rate, max_p99_seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -48,6 +86,7 @@ class Route:
     weight: float
     shadow: bool
     sample: float
+    storage: str | None  # where the version's files are (the artifact store's URI)
 
 
 @dataclass
@@ -67,10 +106,12 @@ class Unmappable(Exception):
 def routes(spec: DeploymentSpec) -> list[Route]:
     """Every variant of ``spec`` resolved to the version it serves now."""
     from flowship.predict.refs import resolve_ref
+    from flowship.registry.versions import storage_uri
 
     found = []
     for name, variant in spec.variants.items():
         resolved = resolve_ref(spec.uri_of(name))
+        version = resolved.model_version
         found.append(
             Route(
                 variant=name,
@@ -80,6 +121,7 @@ def routes(spec: DeploymentSpec) -> list[Route]:
                 weight=variant.weight,
                 shadow=variant.shadow,
                 sample=variant.sample,
+                storage=storage_uri(resolved.model_name, version) if version else None,
             )
         )
     return found
@@ -93,6 +135,7 @@ def traffic(
     *,
     replicas: tuple[int, int],
     prometheus: str,
+    bars: Health,
 ) -> Traffic:
     """The KServe, Argo Rollouts and Seldon files for ``spec`` (each target that can)."""
     result = Traffic(files={}, skipped={}, warnings=[])
@@ -112,7 +155,7 @@ def traffic(
         common.append(f"weight-0 variants kept warm ({', '.join(idle)}): not deployed")
     targets = {
         "kserve": lambda: _kserve(app, answering, shadows, pod),
-        "argo": lambda: _argo(app, answering, shadows, pod, replicas, prometheus),
+        "argo": lambda: _argo(app, answering, shadows, pod, replicas, prometheus, bars),
         "seldon": lambda: _seldon(app, answering, shadows),
     }
     for target, build in targets.items():
@@ -256,6 +299,7 @@ def _argo(
     pod: PodParts,
     replicas: tuple[int, int],
     prometheus: str,
+    bars: Health,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     _two_at_most(answering, "Argo Rollouts", "has one stable and one canary version")
     _whole(answering, "setWeight")
@@ -263,7 +307,7 @@ def _argo(
     low, high = replicas
     files = {
         "1-champion.yaml": [_rollout(app, answering[0], pod, low, [], None)],
-        "analysistemplate.yaml": [_analysis_template(template, prometheus)],
+        "analysistemplate.yaml": [_analysis_template(template, prometheus, bars)],
         # The core hpa.yaml scales the Deployment; this one the Rollout.
         "hpa.yaml": [hpa(app, pod.labels, low, high, ("argoproj.io/v1alpha1", "Rollout"))],
     }
@@ -311,7 +355,12 @@ def _rollout(
     }
 
 
-def _analysis_template(name: str, prometheus: str) -> dict[str, Any]:
+def _number(value: float) -> str:
+    """``value`` without an exponent (1e-05 -> 0.00001): the condition's expr reads it."""
+    return format(Decimal(repr(value)), "f")
+
+
+def _analysis_template(name: str, prometheus: str, bars: Health) -> dict[str, Any]:
     who = '{model="{{args.model}}",version="{{args.version}}"}'
     errors = '{model="{{args.model}}",version="{{args.version}}",status=~"5.."}'
     window = "[5m]"
@@ -329,7 +378,7 @@ def _analysis_template(name: str, prometheus: str) -> dict[str, Any]:
                     "interval": "1m",
                     "failureLimit": 1,
                     "successCondition": f"len(result) == 0 || isNaN(result[0]) || "
-                    f"result[0] <= {ERROR_RATE}",
+                    f"result[0] <= {_number(bars.max_error_rate)}",
                     "provider": {
                         "prometheus": {
                             "address": prometheus,
@@ -343,7 +392,7 @@ def _analysis_template(name: str, prometheus: str) -> dict[str, Any]:
                     "interval": "1m",
                     "failureLimit": 1,
                     "successCondition": f"len(result) == 0 || isNaN(result[0]) || "
-                    f"result[0] <= {P99_SECONDS}",
+                    f"result[0] <= {_number(bars.max_p99_seconds)}",
                     "provider": {
                         "prometheus": {
                             "address": prometheus,
@@ -387,12 +436,34 @@ def _seldon(
                 "percent is whole"
             )
         spec["mirror"] = {"name": f"{app}-{_dns(shadow.variant)}", "percent": int(percent)}
-    models = [*answering, *shadows]
-    return {"experiment.yaml": [_experiment(app, spec)]}, [
-        "the models themselves: create a Seldon Model per candidate ("
-        + ", ".join(f"{app}-{_dns(r.variant)} = {r.uri}" for r in models)
-        + ")"
+    models = [_model(app, r) for r in [*answering, *shadows]]
+    return {"1-models.yaml": models, "2-experiment.yaml": [_experiment(app, spec)]}, [
+        "flowship's server: MLServer's MLflow runtime serves each Model (the V2 "
+        "protocol only; no /invocations, output mode or flowship metrics)"
     ]
+
+
+def _model(app: str, route: Route) -> dict[str, Any]:
+    where = route.storage or ""
+    if not route.version:
+        raise Unmappable(
+            f"variant {route.variant!r} serves {route.uri}, not a registry version; a "
+            "Seldon Model reads a registered version's files"
+        )
+    if not where.startswith(OBJECT_STORES):
+        raise Unmappable(
+            f"variant {route.variant!r} ({route.uri}) is stored at {where}, which a cluster "
+            f"cannot read; a Seldon Model needs an object store ({', '.join(OBJECT_STORES)})"
+        )
+    return {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {
+            "name": f"{app}-{_dns(route.variant)}",
+            "labels": {"app.kubernetes.io/managed-by": "flowship", **_variant_labels(route)},
+        },
+        "spec": {"storageUri": where, "requirements": ["mlflow"]},
+    }
 
 
 def _experiment(app: str, spec: dict[str, Any]) -> dict[str, Any]:
