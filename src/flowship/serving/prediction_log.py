@@ -1,12 +1,17 @@
 """The prediction log: every scored row of a deployment, appended to a Delta table.
 
 Requests only append a small entry to an in-memory buffer (no I/O on the request path).
-A background thread turns the buffer into one Arrow table and appends it in ONE Delta
-commit every ``flush_interval_s``, or as soon as ``flush_rows`` rows wait. The buffer is
-bounded: when the table cannot keep up, new rows are dropped and counted, never queued
-without bound. ``close()`` (a graceful stop) flushes everything; a killed process loses
-at most the rows of one flush interval. Several workers append to one table at once:
-``batch.sinks.append_delta`` retries lost commit races, so no commit is lost.
+A background thread turns the buffer into one Arrow table every ``flush_interval_s``,
+or as soon as ``flush_rows`` rows wait, and hands it to the log's writer process, which
+appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
+because deltalake holds the GIL for much of it (15-25 ms of CPU), time the event loop
+would otherwise lose; the thread waits for the outcome, so the commits of one worker
+are made one after the other and counted in ``/metrics``. The buffer is bounded: when
+the table cannot keep up, new rows are dropped and counted, never queued without bound.
+``close()`` (a graceful stop) flushes everything; a killed server loses at most the rows
+buffered since the last flush (its writer completes a commit under way, then exits).
+Several workers append to one table at once: ``batch.sinks.append_delta`` retries lost
+commit races, so no commit is lost.
 
 Columns (docs/deployments.md): request_id, client_request_id, ts, date (the partition),
 deployment, revision, variant, role, model_name, model_version, run_id, key, latency_ms,
@@ -18,8 +23,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowship.deployments.spec import LOG_COLUMNS
+from flowship.serving.helper_process import finishing, helper_pool
 from flowship.serving.metrics import Counter, ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -76,7 +85,15 @@ class PredictionLog:
         self.uri, self.deployment = uri, deployment
         self.flush_interval_s, self.flush_rows = flush_interval_s, flush_rows
         self.max_rows = max_rows or max(100_000, 10 * flush_rows)
-        self._table: Any = None  # the open DeltaTable once it exists
+        # Started here, before the deployment is served (a second or two), so that the
+        # first flush does not wait for it: rows of the first seconds are committed as
+        # soon as those of any other second.
+        self._writer: ProcessPoolExecutor | None = helper_pool()
+        try:
+            self._writer.submit(_start_writer).result()
+        except BrokenProcessPool:
+            log.error("Prediction log: the writer process did not start; retrying at the flush.")
+            self._writer = None
         self._entries: list[LogEntry] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -121,6 +138,8 @@ class PredictionLog:
         self._wake.set()
         self._thread.join()
         self.flush()
+        if self._writer is not None:
+            self._writer.shutdown()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -136,23 +155,20 @@ class PredictionLog:
             entries, self._entries, rows, self._rows = self._entries, [], self._rows, 0
         if not entries:
             return 0
-        from flowship.batch.sinks import append_delta
-
         try:
             table = to_arrow(entries, self.deployment)
-            append_delta(self._table or self.uri, table, partition_by=["date"])
-            if self._table is None:
-                from deltalake import DeltaTable
-
-                self._table = DeltaTable(self.uri)
+            del entries
+            if self._writer is None:
+                self._writer = helper_pool()
+            error = self._writer.submit(_append, self.uri, table).result()
+        except BrokenProcessPool:
+            self._writer = None  # a new writer process at the next flush
+            error = "the log writer process died"
         except Exception as exc:  # the log must never take the server down
-            self._table = None  # the next flush re-reads the table rather than trust this handle
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if error is not None:
             log.error(
-                "Prediction log: %d rows could not be written to %s (%s: %s).",
-                rows,
-                self.uri,
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
+                "Prediction log: %d rows could not be written to %s (%s).", rows, self.uri, error
             )
             self.rows.inc(self.deployment, "failed", amount=rows)
             return 0
@@ -161,36 +177,68 @@ class PredictionLog:
         return rows
 
 
+_tables: dict[str, Any] = {}  # in the writer process: the open DeltaTable of each uri
+
+
+def _start_writer() -> None:
+    """In the writer process: import what a commit needs, before the first one."""
+    import deltalake  # noqa: F401
+
+    import flowship.batch.sinks  # noqa: F401
+
+
+def _append(uri: str, table: pa.Table) -> str | None:
+    """In the writer process: ``table`` in one Delta commit; the error, or None."""
+    from flowship.batch.sinks import append_delta
+
+    with finishing():  # a commit the parent's death interrupts is completed first
+        try:
+            append_delta(_tables.get(uri) or uri, table, partition_by=["date"])
+            if uri not in _tables:
+                from deltalake import DeltaTable
+
+                _tables[uri] = DeltaTable(uri)
+        except Exception as exc:
+            _tables.pop(uri, None)  # the next flush re-reads the table, not this handle
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
 def to_arrow(entries: list[LogEntry], deployment: str) -> pa.Table:
-    """The buffered entries as one table (the schema in the module docstring)."""
+    """The buffered entries as one table (the schema in the module docstring). Built
+    column by column with C-level helpers (itemgetter, chain, Arrow's take): this runs in
+    the serving process, where its time is taken from requests."""
     sizes = [e.n_rows for e in entries]
+    spread = None  # an entry's values repeated over its rows (single-row entries: as is)
+    if any(n != 1 for n in sizes):
+        spread = pa.array(np.repeat(np.arange(len(entries)), sizes))
 
-    def repeat(values: list[Any]) -> list[Any]:
-        return list(chain.from_iterable([v] * n for v, n in zip(values, sizes, strict=True)))
+    def per_entry(values: list[Any], kind: pa.DataType) -> pa.Array:
+        array = pa.array(values, kind)
+        return array if spread is None else array.take(spread)
 
-    micros = np.repeat(np.array([e.ts for e in entries]) * 1e6, sizes).astype("int64")
-    ts = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    micros = (np.array([e.ts for e in entries]) * 1e6).astype("int64")
+    ts = per_entry(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     keys = list(
         chain.from_iterable(e.keys if e.keys is not None else [None] * e.n_rows for e in entries)
     )
+    predictors = [e.predictor for e in entries]
     arrays: dict[str, pa.Array] = {
-        "request_id": pa.array(repeat([e.request_id for e in entries]), pa.string()),
-        "client_request_id": pa.array(repeat([e.client_request_id for e in entries]), pa.string()),
+        "request_id": per_entry([e.request_id for e in entries], pa.string()),
+        "client_request_id": per_entry([e.client_request_id for e in entries], pa.string()),
         "ts": ts,
         "date": pc.cast(ts, pa.date32()),
         "deployment": pa.array([deployment] * len(ts), pa.string()),
-        "revision": pa.array(repeat([e.revision for e in entries]), pa.int64()),
-        "variant": pa.array(repeat([e.variant for e in entries]), pa.string()),
-        "role": pa.array(repeat([e.role for e in entries]), pa.string()),
-        "model_name": pa.array(repeat([e.predictor.model_name for e in entries]), pa.string()),
-        "model_version": pa.array(
-            repeat([str(e.predictor.model_version or "") for e in entries]), pa.string()
-        ),
-        "run_id": pa.array(repeat([e.predictor.run_id for e in entries]), pa.string()),
+        "revision": per_entry([e.revision for e in entries], pa.int64()),
+        "variant": per_entry([e.variant for e in entries], pa.string()),
+        "role": per_entry([e.role for e in entries], pa.string()),
+        "model_name": per_entry([p.model_name for p in predictors], pa.string()),
+        "model_version": per_entry([str(p.model_version or "") for p in predictors], pa.string()),
+        "run_id": per_entry([p.run_id for p in predictors], pa.string()),
         "key": pa.array(keys, pa.string()),
-        "latency_ms": pa.array(repeat([e.latency_ms for e in entries]), pa.float64()),
-        "status": pa.array(repeat([e.status for e in entries]), pa.string()),
-        "error": pa.array(repeat([e.error for e in entries]), pa.string()),
+        "latency_ms": per_entry([e.latency_ms for e in entries], pa.float64()),
+        "status": per_entry([e.status for e in entries], pa.string()),
+        "error": per_entry([e.error for e in entries], pa.string()),
         "output": _outputs(entries),
     }
     for name, array in _features(entries).items():
@@ -224,9 +272,24 @@ def _features(entries: list[LogEntry]) -> dict[str, pa.Array]:
             seen.add(id(entry.predictor))
             for column in entry.predictor.input_columns:
                 types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
+    if not types:
+        return {}
+    names = list(types)
+    pick = itemgetter(*names) if len(names) > 1 else lambda columns: (columns[names[0]],)
+    try:  # the common case: every entry has every column (lists, or numpy arrays)
+        by_name = zip(*[pick(e.columns) for e in entries], strict=True)
+        columns = {
+            name: list(chain.from_iterable(parts))
+            for name, parts in zip(names, by_name, strict=True)
+        }
+    except (KeyError, TypeError):  # some entry lacks a column: null for its rows
+        columns = {
+            name: list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
+            for name in names
+        }
     out: dict[str, pa.Array] = {}
     for name, kind in types.items():
-        values = list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
+        values = columns[name]
         try:
             out[name] = pa.array(values, kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
