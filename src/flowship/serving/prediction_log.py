@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -94,7 +94,7 @@ class PredictionLog:
         except BrokenProcessPool:
             log.error("Prediction log: the writer process did not start; retrying at the flush.")
             self._writer = None
-        self._entries: list[LogEntry] = []
+        self._buffer = _Buffer()
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -117,12 +117,12 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, entry: LogEntry) -> None:
-        """Buffer ``entry``; O(1), never blocks on I/O."""
+        """Buffer ``entry``'s rows; a few microseconds, never blocks on I/O."""
         with self._lock:
             if self._rows + entry.n_rows > self.max_rows:
                 self.rows.inc(self.deployment, "dropped", amount=entry.n_rows)
                 return
-            self._entries.append(entry)
+            self._buffer.add(entry)
             self._rows += entry.n_rows
             full = self._rows >= self.flush_rows
         if full:
@@ -152,12 +152,12 @@ class PredictionLog:
     def flush(self) -> int:
         """Commit every buffered row in one Delta commit; returns the rows written."""
         with self._lock:
-            entries, self._entries, rows, self._rows = self._entries, [], self._rows, 0
-        if not entries:
+            buffer, self._buffer, rows, self._rows = self._buffer, _Buffer(), self._rows, 0
+        if not rows:
             return 0
         try:
-            table = to_arrow(entries, self.deployment)
-            del entries
+            table = buffer.to_arrow(self.deployment)
+            del buffer
             if self._writer is None:
                 self._writer = helper_pool()
             error = self._writer.submit(_append, self.uri, table).result()
@@ -204,100 +204,129 @@ def _append(uri: str, table: pa.Table) -> str | None:
     return None
 
 
-def to_arrow(entries: list[LogEntry], deployment: str) -> pa.Table:
-    """The buffered entries as one table (the schema in the module docstring). Built
-    column by column with C-level helpers (itemgetter, chain, Arrow's take): this runs in
-    the serving process, where its time is taken from requests."""
-    sizes = [e.n_rows for e in entries]
-    spread = None  # an entry's values repeated over its rows (single-row entries: as is)
-    if any(n != 1 for n in sizes):
-        spread = pa.array(np.repeat(np.arange(len(entries)), sizes))
-
-    def per_entry(values: list[Any], kind: pa.DataType) -> pa.Array:
-        array = pa.array(values, kind)
-        return array if spread is None else array.take(spread)
-
-    micros = (np.array([e.ts for e in entries]) * 1e6).astype("int64")
-    ts = per_entry(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    keys = list(
-        chain.from_iterable(e.keys if e.keys is not None else [None] * e.n_rows for e in entries)
-    )
-    predictors = [e.predictor for e in entries]
-    arrays: dict[str, pa.Array] = {
-        "request_id": per_entry([e.request_id for e in entries], pa.string()),
-        "client_request_id": per_entry([e.client_request_id for e in entries], pa.string()),
-        "ts": ts,
-        "date": pc.cast(ts, pa.date32()),
-        "deployment": pa.array([deployment] * len(ts), pa.string()),
-        "revision": per_entry([e.revision for e in entries], pa.int64()),
-        "variant": per_entry([e.variant for e in entries], pa.string()),
-        "role": per_entry([e.role for e in entries], pa.string()),
-        "model_name": per_entry([p.model_name for p in predictors], pa.string()),
-        "model_version": per_entry([str(p.model_version or "") for p in predictors], pa.string()),
-        "run_id": per_entry([p.run_id for p in predictors], pa.string()),
-        "key": pa.array(keys, pa.string()),
-        "latency_ms": per_entry([e.latency_ms for e in entries], pa.float64()),
-        "status": per_entry([e.status for e in entries], pa.string()),
-        "error": per_entry([e.error for e in entries], pa.string()),
-        "output": _outputs(entries),
-    }
-    for name, array in _features(entries).items():
-        arrays[f"input_{name}" if name in _RESERVED else name] = array
-    return pa.table(arrays)
+# What LogEntry.add keeps once per entry, in this order.
+_META = (
+    "request_id", "client_request_id", "ts", "revision", "variant", "role", "model_name",
+    "model_version", "run_id", "latency_ms", "status", "error",
+)  # fmt: skip
 
 
-def _outputs(entries: list[LogEntry]) -> pa.Array:
+class _Buffer:
+    """The rows of one flush, kept column by column in plain lists as they arrive.
+
+    Whatever the buffer holds lives for a whole flush interval. Kept as one object per
+    request (an entry, its dict of feature lists), thousands a second, it filled the
+    garbage collector's oldest generation and made its full collections, 100-350 ms
+    pauses of the event loop, frequent. Numbers, strings and tuples of them are not
+    tracked by the collector, so this buffer costs it almost nothing.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.sizes: list[int] = []  # rows per entry
+        self.meta: list[tuple] = []  # per entry: the values shared by its rows
+        self.keys: list[str | None] = []
+        self.outputs: list[np.ndarray | None] = []  # per entry
+        self.features: dict[str, list[Any]] = {}  # name -> one value per row
+        self.types: dict[str, pa.DataType] = {}
+        self._plans: dict[int, tuple] = {}  # id(predictor) -> how its columns are read
+
+    def add(self, e: LogEntry) -> None:
+        n, p = e.n_rows, e.predictor
+        self.sizes.append(n)
+        self.meta.append((
+            e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role,
+            p.model_name, str(p.model_version or ""), p.run_id, e.latency_ms, e.status,
+            e.error,
+        ))  # fmt: skip
+        self.keys.extend(e.keys if e.keys is not None else [None] * n)
+        self.outputs.append(e.output)
+        plan = self._plans.get(id(p))
+        if plan is None or plan[0] is not p:
+            plan = self._plan(p)
+        _, names, pick, targets = plan
+        try:  # lists, or numpy arrays (numpy scalars): extended in one C-level loop
+            deque(map(list.extend, targets, pick(e.columns)), maxlen=0)
+        except (KeyError, TypeError):  # no inputs (a failed request), a column missing
+            for name, target in zip(names, targets, strict=True):
+                del target[self.rows :]
+                values = e.columns.get(name)
+                target.extend([None] * n if values is None else values)
+        self.rows += n
+        if len(targets) != len(self.features):  # another model's inputs: null here
+            for target in self.features.values():
+                if len(target) < self.rows:
+                    target.extend([None] * (self.rows - len(target)))
+
+    def _plan(self, predictor: Any) -> tuple:
+        names = [c.name for c in predictor.input_columns]
+        for column in predictor.input_columns:
+            if column.name not in self.features:
+                self.features[column.name] = [None] * self.rows
+                self.types[column.name] = _FEATURE_TYPES.get(column.type, pa.string())
+        if not names:
+            pick: Any = lambda columns: ()  # noqa: E731
+        elif len(names) == 1:
+            pick = lambda columns: (columns[names[0]],)  # noqa: E731
+        else:
+            pick = itemgetter(*names)
+        plan = (predictor, names, pick, [self.features[name] for name in names])
+        self._plans[id(predictor)] = plan
+        return plan
+
+    def to_arrow(self, deployment: str) -> pa.Table:
+        """The rows as one table (the schema in the module docstring)."""
+        sizes = self.sizes
+        spread = None  # an entry's values repeated over its rows (single-row entries: as is)
+        if any(n != 1 for n in sizes):
+            spread = pa.array(np.repeat(np.arange(len(sizes)), sizes))
+        meta = dict(zip(_META, zip(*self.meta, strict=True), strict=True))
+
+        def per_entry(values: Any, kind: pa.DataType) -> pa.Array:
+            array = pa.array(values, kind)
+            return array if spread is None else array.take(spread)
+
+        micros = (np.array(meta["ts"]) * 1e6).astype("int64")
+        stamps = per_entry(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        arrays: dict[str, pa.Array] = {
+            "request_id": per_entry(meta["request_id"], pa.string()),
+            "client_request_id": per_entry(meta["client_request_id"], pa.string()),
+            "ts": stamps,
+            "date": pc.cast(stamps, pa.date32()),
+            "deployment": pa.array([deployment] * self.rows, pa.string()),
+            "revision": per_entry(meta["revision"], pa.int64()),
+            "variant": per_entry(meta["variant"], pa.string()),
+            "role": per_entry(meta["role"], pa.string()),
+            "model_name": per_entry(meta["model_name"], pa.string()),
+            "model_version": per_entry(meta["model_version"], pa.string()),
+            "run_id": per_entry(meta["run_id"], pa.string()),
+            "key": pa.array(self.keys, pa.string()),
+            "latency_ms": per_entry(meta["latency_ms"], pa.float64()),
+            "status": per_entry(meta["status"], pa.string()),
+            "error": per_entry(meta["error"], pa.string()),
+            "output": _outputs(self.outputs, sizes),
+        }
+        for name, kind in self.types.items():
+            values = self.features[name]
+            try:
+                array = pa.array(values, kind)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                array = pa.array([None if v is None else str(v) for v in values], pa.string())
+            arrays[f"input_{name}" if name in _RESERVED else name] = array
+        return pa.table(arrays)
+
+
+def _outputs(parts: list[np.ndarray | None], sizes: list[int]) -> pa.Array:
     """Numeric predictions as double, probability rows as list<double>, others as text."""
-    parts = [e.output if e.output is not None else None for e in entries]
     shapes = {p.ndim for p in parts if p is not None}
     numeric = all(p is None or p.dtype.kind in "biuf" for p in parts)
     values: list[Any] = []
     if numeric and shapes == {1} and all(p is not None for p in parts):
         return pa.array(np.concatenate(parts).astype("float64", copy=False), pa.float64())
-    for part, entry in zip(parts, entries, strict=True):
-        values.extend([None] * entry.n_rows if part is None else part.tolist())
+    for part, n in zip(parts, sizes, strict=True):
+        values.extend([None] * n if part is None else part.tolist())
     if numeric and shapes == {2}:
         return pa.array(values, pa.list_(pa.float64()))
     if numeric and shapes <= {1}:
         return pa.array(values, pa.float64())
     return pa.array([None if v is None else str(v) for v in values], pa.string())
-
-
-def _features(entries: list[LogEntry]) -> dict[str, pa.Array]:
-    """Each signature input as one column (null for rows of a model without it)."""
-    types: dict[str, pa.DataType] = {}
-    seen: set[int] = set()
-    for entry in entries:  # a handful of distinct models per flush
-        if id(entry.predictor) not in seen:
-            seen.add(id(entry.predictor))
-            for column in entry.predictor.input_columns:
-                types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
-    if not types:
-        return {}
-    names = list(types)
-    pick = itemgetter(*names) if len(names) > 1 else lambda columns: (columns[names[0]],)
-    try:  # the common case: every entry has every column (lists, or numpy arrays)
-        by_name = zip(*[pick(e.columns) for e in entries], strict=True)
-        columns = {
-            name: list(chain.from_iterable(parts))
-            for name, parts in zip(names, by_name, strict=True)
-        }
-    except (KeyError, TypeError):  # some entry lacks a column: null for its rows
-        columns = {
-            name: list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
-            for name in names
-        }
-    out: dict[str, pa.Array] = {}
-    for name, kind in types.items():
-        values = columns[name]
-        try:
-            out[name] = pa.array(values, kind)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            out[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    return out
-
-
-def _rows(column: Any, n_rows: int) -> Any:
-    if column is None:
-        return [None] * n_rows
-    return column.tolist() if isinstance(column, np.ndarray) else column

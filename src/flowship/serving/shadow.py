@@ -113,12 +113,13 @@ class ShadowQueue:
     async def _run(self) -> None:
         assert self._arrived is not None
         while True:
-            await self._arrived.wait()
-            await asyncio.sleep(self.batch_wait_s)  # let the copies of a busy moment gather
-            self._arrived.clear()
-            while self._copies:
-                for (variant, _), copies in self._next_batch().items():
-                    await self._score(variant, copies)
+            if not self._copies:
+                self._arrived.clear()
+                await self._arrived.wait()
+            if self._rows < self.batch_rows:  # let the copies of the next moment gather
+                await asyncio.sleep(self.batch_wait_s)
+            for (variant, _), copies in self._next_batch().items():
+                await self._score(variant, copies)
 
     def _next_batch(self) -> dict[tuple[str, Any], list[ShadowCopy]]:
         """Whole copies up to ``batch_rows`` rows (at least one), by variant, in order."""
