@@ -484,10 +484,12 @@ class DeploymentRouter:
         return {k: v for k, v in columns.items() if k in names}
 
     def _sampled(self, routing: Routing, request_id: str) -> bool:
+        sample = routing.spec.log.sample if routing.spec.log else 0.0
+        if sample >= 1.0:  # the common case: no hash
+            return True
         from flowship.deployments import unit
 
-        sample = routing.spec.log.sample if routing.spec.log else 0.0
-        return sample >= 1.0 or unit(routing.spec.assignment_salt, request_id, "log") < sample
+        return unit(routing.spec.assignment_salt, request_id, "log") < sample
 
     def _headers(
         self, revision: int, names: list[str], predictors: tuple, request_id: str
