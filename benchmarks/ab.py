@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 
@@ -77,7 +78,7 @@ def write_data(root: Path, rows: int, chunk: int = 1_000_000) -> tuple[str, str]
     for lo in range(0, rows, chunk):
         n = min(chunk, rows - lo)
         ids = np.arange(lo, lo + n)
-        keys = pa.compute.utf8_lpad(pa.array(ids).cast(pa.string()), 10, "0")
+        keys = pc.utf8_lpad(pa.array(ids).cast(pa.string()), 10, "0")
         signal = rng.normal(0, 1.2, n)
         truth = 1 / (1 + np.exp(-(signal - 1.0)))
         variant = np.where(rng.random(n) < 0.9, "champion", "challenger")

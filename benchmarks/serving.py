@@ -4,7 +4,10 @@ Registers a 30-feature logistic regression and a 100-tree random forest in a thr
 MLflow store, serves each with both servers (one worker each, one after the other, on
 loopback), drives them with the same wrk load (single-row JSON requests in MLflow's
 ``dataframe_split`` format, concurrency 1 and 8) and prints req/s, p50 and p99 for both
-and the ratios.
+and the ratios, and the server's CPU time per answered request (user + system of the
+server process and its children, from /proc): on a shared machine throughput moves
+with the neighbours' load, while CPU time per request moves far less, so before/after
+comparisons of flowship itself read that column.
 
 Needs wrk (https://github.com/wg/wrk): ``apt-get install -y wrk``.
 
@@ -105,13 +108,34 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def wrk(port: int, script: Path, concurrency: int, duration: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children (the decoder process), from /proc."""
+    total = 0.0
+    for task in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited
+        total += int(fields[11]) + int(fields[12])  # utime, stime (in clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(c) for c in path.read_text().split()]
+    return found
+
+
+def wrk(port: int, script: Path, concurrency: int, duration: int, pid: int) -> dict[str, float]:
     threads = min(concurrency, 2)
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}/invocations"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu = cpu_seconds(pid) - cpu_before
     if "Non-2xx" in out:
         raise SystemExit(f"the server answered errors under load:\n{out}")
 
@@ -120,7 +144,13 @@ def wrk(port: int, script: Path, concurrency: int, duration: int) -> dict[str, f
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99")}
+    answered = int(re.search(r"(\d+) requests in", out).group(1))
+    return {
+        "rps": rps,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "cpu_us": cpu / answered * 1e6,
+    }
 
 
 def main() -> None:
@@ -167,20 +197,24 @@ def main() -> None:
                                    headers={"Content-Type": "application/json"})  # fmt: skip
                 if check.status_code != 200:
                     raise SystemExit(f"{server} answered {check.status_code}: {check.text}")
-                wrk(port, script, 2, 2)  # warm-up
+                wrk(port, script, 2, 2, proc.pid)  # warm-up
                 for concurrency in (1, 8):
                     key = f"{model} c={concurrency}"
                     results.setdefault(key, {})[server] = wrk(
-                        port, script, concurrency, args.duration
+                        port, script, concurrency, args.duration, proc.pid
                     )
                     print(f"{key:8} {server:8} {results[key][server]}", file=sys.stderr)
             finally:
                 stop(proc)
 
-    print(f"\n{'load':10} {'server':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    header = f"{'load':10} {'server':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
+    print(f"\n{header}")
     for key, by_server in results.items():
         for server, r in by_server.items():
-            print(f"{key:10} {server:9} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}")
+            print(
+                f"{key:10} {server:9} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+                f" {r['cpu_us']:11.1f}"
+            )
         if len(by_server) < 2:
             continue
         ours, theirs = by_server["flowship"], by_server["mlflow"]

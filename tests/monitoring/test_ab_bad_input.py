@@ -48,7 +48,7 @@ CASES = [
     ({"actuals": "other_ids.parquet"}, (), "None of the", "--fill-missing"),
     ({"actuals": "not_binary.parquet"}, (), "other than 0 or 1", "--metric mean"),
     ({"actuals": "missing.parquet"}, (), "does not exist", "table:NAME"),
-    ({"actuals": "empty.parquet"}, (), "not readable as Parquet", None),
+    ({"actuals": "empty.parquet"}, (), "is empty", "Point it at a sample"),
     ({"log": "bad_scores"}, (), "outside [0, 1]", "--score"),
     ({"log": "one_variant"}, (), "only one variant", None),
     ({"log": "three"}, (), "which is the candidate?", "--candidate"),

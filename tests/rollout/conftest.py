@@ -50,26 +50,30 @@ def deployment(cli, store, tmp_path):
 @pytest.fixture
 def traffic(flowship_home):
     """``traffic(variant, n, start, end, errors=0.0, latency=5.0, output=0.3)`` appends
-    ``n`` answered requests of ``variant`` spread over [start, end) to the log."""
+    ``n`` answered requests of ``variant`` spread over [start, end) to the log and returns
+    their request ids; ``role="shadow", ids=...``: a shadow's answers to those requests."""
     from deltalake import write_deltalake
 
     uri = str(flowship_home / "tables" / "prediction_log")
     rng = np.random.default_rng(0)
 
-    def run(variant, n, start: datetime, end: datetime, *, errors=0.0, latency=5.0, output=0.3):
+    def run(
+        variant, n, start: datetime, end: datetime, *, errors=0.0, latency=5.0, output=0.3,
+        role="primary", ids=None,
+    ):  # fmt: skip
         span = (end - start).total_seconds()
         ts = [start + timedelta(seconds=float(s)) for s in np.sort(rng.random(n) * span)]
         failed = rng.random(n) < errors
         table = pa.table(
             {
-                "request_id": [f"r{variant}{i}{rng.integers(1 << 40)}" for i in range(n)],
+                "request_id": ids or [f"r{variant}{i}{rng.integers(1 << 40)}" for i in range(n)],
                 "client_request_id": pa.nulls(n, pa.string()),
                 "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
                 "date": pa.array([t.date() for t in ts], pa.date32()),
                 "deployment": ["churn"] * n,
                 "revision": pa.array([1] * n, pa.int64()),
                 "variant": [variant] * n,
-                "role": ["primary"] * n,
+                "role": [role] * n,
                 "model_name": ["churn"] * n,
                 "model_version": ["1" if variant == "champion" else "2"] * n,
                 "run_id": ["r"] * n,
@@ -81,5 +85,6 @@ def traffic(flowship_home):
             }
         )
         write_deltalake(uri, table, partition_by=["date"], mode="append")
+        return table["request_id"].to_pylist()
 
     return run

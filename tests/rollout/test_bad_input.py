@@ -19,6 +19,12 @@ ARGS = ("rollout", "start", "churn", "--candidate")
         ((*ARGS, "challenger", "--guardrail", "latency is fine"), "Cannot read guardrail"),
         ((*ARGS, "challenger", "--guardrail", "cpu<=3"), "Unknown guardrail metric 'cpu'"),
         ((*ARGS, "challenger", "--guardrail", "error_rate<=-1"), "not a number >= 0"),
+        ((*ARGS, "challenger", "--guardrail", "shadow_agreement>=1.5"), "is a share: 0 to 1"),
+        (
+            (*ARGS, "challenger", "--guardrail", "server_p99_latency_ratio<=2"),
+            "reads the servers' /metrics, and none are given",
+        ),
+        ((*ARGS, "challenger", "--metrics-url", "localhost:9"), "is not an http(s) URL"),
         ((*ARGS, "challenger", "--bake", "soon"), "Cannot read --bake 'soon'"),
         ((*ARGS, "challenger", "--min-requests", "0"), "--min-requests 0 is out of range"),
         ((*ARGS, "challenger", "--webhook", "ftp://x"), "is not an http(s) URL"),

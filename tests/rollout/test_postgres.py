@@ -37,3 +37,9 @@ def test_lease_steps_and_rollback_on_postgres(cli, pg_deployment, traffic):
     done = rollout.tick("churn", owner="a", now=t0 + timedelta(minutes=6))
     assert done["action"] == "rolled_back", done
     assert rollout.status("churn")["state"] == "rolled_back"
+
+
+def test_an_abort_during_an_evaluation_is_not_overwritten_on_postgres(cli, pg_deployment, traffic):
+    from tests.rollout.test_race import abort_during_a_step
+
+    abort_during_a_step(cli, traffic)

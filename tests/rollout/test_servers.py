@@ -123,7 +123,10 @@ def twin(store):
 def test_healthy_candidate_reaches_100_and_production_even_if_the_controller_is_killed(
     cli, twin, served, store, flowship_home, tmp_path
 ):
-    start(cli)
+    # The servers' /metrics are read too (at 100%, against the champion's 50% window).
+    start(
+        cli, "--metrics-url", served.url + "/metrics", "--guardrail", "server_p99_latency_ratio<=20"
+    )
     with Traffic(served.url, store):
         first = controller(store, flowship_home, tmp_path, "controller-1")
         try:
@@ -140,6 +143,9 @@ def test_healthy_candidate_reaches_100_and_production_even_if_the_controller_is_
     assert view["state"] == "completed", view
     steps = [e["step"] for e in view["events"] if e["action"] in ("start", "step")]
     assert steps == [1, 2, 3]  # every step exactly once, none skipped
+    for event in [e for e in view["events"] if e["action"] in ("step", "complete")]:
+        rail = next(g for g in event["guardrails"] if g["metric"] == "server_error_rate_increase")
+        assert rail["passed"] is True and rail["value"] == 0.0, event
     versions = json.loads(cli("versions", "churn", "--json").stdout)
     assert {v["version"]: v["stage"] for v in versions}["4"] == "Production"
     shown = json.loads(cli("deployment", "show", "churn", "--json").stdout)

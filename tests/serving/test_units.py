@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from flowship.errors import (
@@ -99,6 +101,33 @@ def test_metrics_render_prometheus_text():
     assert metric(text, "flowship_request_duration_seconds_bucket", **labels, le="+Inf") == 2
     assert 'model="we\\"ird"' in text
     assert m.latency.count("churn", "1", "onnx", "mlflow") == 2
+
+
+def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
+    """Requests answered in one loop turn reach the metrics together, after the turn; a
+    scrape in the same turn still sees them all (render flushes first)."""
+    m = ServingMetrics()
+    labels = {"model": "churn", "version": "1", "backend": "onnx", "protocol": "mlflow"}
+
+    async def turn() -> tuple[float, str, float]:
+        for seconds in (0.0002, 0.0003, 0.02):
+            m.tally.request(("churn", "1", "onnx"), "mlflow", 200, seconds)
+        m.tally.request(("churn", "1", "onnx"), "mlflow", 400, 0.0001)
+        m.tally.queue_depth(5)
+        before = m.requests.value("churn", "1", "onnx", "mlflow", "200")
+        scraped = m.render().decode()
+        m.tally.request(("churn", "1", "onnx"), "mlflow", 200, 0.0004)
+        await asyncio.sleep(0)  # the next turn writes the last one
+        return before, scraped, m.requests.value("churn", "1", "onnx", "mlflow", "200")
+
+    before, scraped, after = asyncio.run(turn())
+    assert before == 0  # nothing written during the turn
+    assert metric(scraped, "flowship_requests_total", **labels, status="200") == 3
+    assert metric(scraped, "flowship_requests_total", **labels, status="400") == 1
+    assert metric(scraped, "flowship_request_duration_seconds_bucket", **labels, le="0.0005") == 3
+    assert metric(scraped, "flowship_request_duration_seconds_count", **labels) == 4
+    assert metric(scraped, "flowship_queue_depth") == 5
+    assert after == 4
 
 
 def test_counters_are_printed_exactly():

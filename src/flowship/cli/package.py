@@ -10,6 +10,7 @@ import typer
 
 from flowship.cli._app import app
 from flowship.cli._render import print_json, say
+from flowship.packaging.k8s import PROMETHEUS
 
 RefArg = Annotated[str, typer.Argument(help="models:/NAME@alias, models:/NAME/3, a dir, ...")]
 OutDir = Annotated[
@@ -46,8 +47,18 @@ def build_image(
 
 @app.command("k8s")
 def k8s(
-    ref: RefArg,
     out: OutDir,
+    ref: Annotated[
+        str | None, typer.Argument(help="models:/NAME@alias, models:/NAME/3, a dir, ...")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            help="A recorded deployment (flowship deployment apply) instead of REF; also "
+            "writes its traffic for KServe, Argo Rollouts and Seldon Core 2.",
+        ),
+    ] = None,
     image: Annotated[
         str | None, typer.Option("--image", help="Container image [name:version, as build-image].")
     ] = None,
@@ -59,7 +70,10 @@ def k8s(
     ] = None,
     secret: Annotated[
         str | None,
-        typer.Option("--secret", help="A Secret whose keys (MLFLOW_TRACKING_URI, ...) to use."),
+        typer.Option(
+            "--secret",
+            help="A Secret whose keys (MLFLOW_TRACKING_URI, ...) to use; needed by --deployment.",
+        ),
     ] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", help="KEY=VALUE setting for the ConfigMap.")
@@ -70,16 +84,31 @@ def k8s(
     cron: Annotated[
         str | None, typer.Option("--cron", help="Schedule for --job files [their schedule:].")
     ] = None,
+    prometheus: Annotated[
+        str,
+        typer.Option("--prometheus", help="Prometheus URL for the Argo AnalysisTemplate."),
+    ] = PROMETHEUS,
+    max_error_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--max-error-rate", help="Argo analysis: the canary's largest 5xx share [0.01]."
+        ),
+    ] = None,
+    max_p99: Annotated[
+        str | None,
+        typer.Option("--max-p99", help="Argo analysis: the canary's largest p99 latency [1s]."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Write Kubernetes manifests serving the model: Deployment, Service, HPA, PDB,
-    ConfigMap, CronJobs for --job files, and kustomization.yaml."""
+    """Write Kubernetes manifests serving the model (or --deployment): Deployment,
+    Service, HPA, PDB, ConfigMap, CronJobs for --job files, and kustomization.yaml."""
     from flowship.cli._options import env_pairs
     from flowship.packaging.k8s import k8s_manifests
 
     result = k8s_manifests(
         ref,
         out,
+        deployment=deployment,
         image=image,
         name=name,
         namespace=namespace,
@@ -89,9 +118,20 @@ def k8s(
         env=env_pairs(env),
         jobs=jobs,
         cron=cron,
+        prometheus=prometheus,
+        max_error_rate=max_error_rate,
+        max_p99=max_p99,
     )
+    for warning in result.warnings:
+        say(f"warning: {warning}")
     if as_json:
         print_json(vars(result))
         return
     say(f"Wrote {len(result.files)} manifests for {result.app} ({result.image}) to {result.path}.")
+    targets = sorted({f.split("/")[0] for f in result.files if "/" in f})
+    if targets:
+        say(
+            f"For a mesh or an operator instead of flowship's router: {', '.join(targets)} "
+            "(apply each folder's numbered files in order; see docs/packaging.md)."
+        )
     typer.echo(f"kubectl apply -k {result.path}")

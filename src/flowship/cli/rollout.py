@@ -41,6 +41,13 @@ def start(
         str | None,
         typer.Option("--webhook", envvar="FLOWSHIP_WEBHOOK", help="Slack/Teams URL for alerts."),
     ] = None,
+    metrics_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metrics-url",
+            help="A server's /metrics, for the server_* guardrails (repeat per server).",
+        ),
+    ] = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,6 +65,7 @@ def start(
             champion=champion,
             webhook=webhook,
             reason=reason,
+            metrics_url=metrics_url,
         ),
         as_json,
     )

@@ -83,46 +83,61 @@ def set_traffic(
     *,
     reason: str | None = None,
     expect_revision: int | None = None,
+    session: Any = None,
 ) -> Revision:
-    """A new revision with ``weights`` (variants not named keep theirs)."""
+    """A new revision with ``weights`` (variants not named keep theirs). ``session``:
+    record it in the caller's transaction (a rollout writes the revision and its own
+    record together, or neither)."""
     if not weights:
         raise UsageError(
             "No weights given.", f"Example: flowship traffic {name} champion=50 challenger=50"
         )
-    with db.transaction() as session:
-        db.lock(session, f"deployment:{name}")
-        current = _latest(session, name)
-        _expect(name, current, expect_revision)
-        spec = DeploymentSpec.model_validate(current.spec)
-        for variant, weight in weights.items():
-            if variant not in spec.variants:
-                raise UsageError(
-                    f"Deployment {name!r} has no variant {variant!r}.",
-                    f"Its variants: {', '.join(spec.variants)}. Add one with flowship "
-                    "deployment apply FILE.",
-                )
-            if spec.variants[variant].shadow and weight > 0:
-                raise UsageError(
-                    f"Variant {variant!r} of {name!r} is a shadow: it never answers, so it "
-                    "cannot take traffic.",
-                    "Make it a primary variant in the deployment file (drop shadow: true).",
-                )
-        new_weights = {**spec.weights, **weights}
-        total = sum(new_weights.values())
-        if abs(total - 100) > 1e-6:
+    if session is not None:
+        return _set_traffic(session, name, weights, reason, expect_revision)
+    with db.transaction() as own:
+        return _set_traffic(own, name, weights, reason, expect_revision)
+
+
+def _set_traffic(
+    session: Any,
+    name: str,
+    weights: dict[str, float],
+    reason: str | None,
+    expect_revision: int | None,
+) -> Revision:
+    db.lock(session, f"deployment:{name}")
+    current = _latest(session, name)
+    _expect(name, current, expect_revision)
+    spec = DeploymentSpec.model_validate(current.spec)
+    for variant, weight in weights.items():
+        if variant not in spec.variants:
             raise UsageError(
-                f"The weights of {name!r} would sum to {total:g}, not 100 "
-                f"({weights_text(new_weights)}).",
-                "Give weights that add up to 100.",
+                f"Deployment {name!r} has no variant {variant!r}.",
+                f"Its variants: {', '.join(spec.variants)}. Add one with flowship "
+                "deployment apply FILE.",
             )
-        variants = {
-            n: v.model_copy(update={"weight": new_weights[n]}) if n in new_weights else v
-            for n, v in spec.variants.items()
-        }
-        new = DeploymentSpec.model_validate({**spec.to_dict(), "variants": variants})
-        if new == spec:
-            return _revision(current, current.spec)  # no changes: nothing recorded
-        return _record(session, new, current, "traffic", reason)
+        if spec.variants[variant].shadow and weight > 0:
+            raise UsageError(
+                f"Variant {variant!r} of {name!r} is a shadow: it never answers, so it "
+                "cannot take traffic.",
+                "Make it a primary variant in the deployment file (drop shadow: true).",
+            )
+    new_weights = {**spec.weights, **weights}
+    total = sum(new_weights.values())
+    if abs(total - 100) > 1e-6:
+        raise UsageError(
+            f"The weights of {name!r} would sum to {total:g}, not 100 "
+            f"({weights_text(new_weights)}).",
+            "Give weights that add up to 100.",
+        )
+    variants = {
+        n: v.model_copy(update={"weight": new_weights[n]}) if n in new_weights else v
+        for n, v in spec.variants.items()
+    }
+    new = DeploymentSpec.model_validate({**spec.to_dict(), "variants": variants})
+    if new == spec:
+        return _revision(current, current.spec)  # no changes: nothing recorded
+    return _record(session, new, current, "traffic", reason)
 
 
 def undo(name: str, *, reason: str | None = None) -> Revision:

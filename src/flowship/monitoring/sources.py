@@ -224,59 +224,6 @@ def quote_name(name: str) -> str:
     return _quote(name)
 
 
-def scan(source: str, *, role: str = "data", sql_url: str | None = None) -> Any:
-    """``source`` as a lazy pyarrow dataset (files, Delta, ``table:NAME``), for readers
-    such as DuckDB that stream only the columns and rows they need; ``sql:`` and CSV
-    sources come whole, as a pyarrow table (the A/B and shadow reports use this)."""
-    import pyarrow.dataset as pds
-
-    text = (source or "").strip()
-    if not text:
-        raise InvalidInput(f"No {role} source given.", f"Give {FORMS}.")
-    if text.startswith("models:/"):
-        raise InvalidInput(
-            f"The {role} source {text!r} is a baseline, not a table.", f"Give {FORMS}."
-        )
-    if text.startswith("sql:"):
-        return open_source(text, role=role, sql_url=sql_url).to_table()
-    if text.startswith("table:"):
-        return _delta_dataset(get_settings().table_uri(text[6:].strip()), role)
-    path = Path(text)
-    if "://" not in text:
-        if not path.exists():
-            raise NotFound(f"The {role} file {text!r} does not exist.", f"Give {FORMS}.")
-        if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
-            return open_source(text, role=role).to_table()
-        if path.is_file() or not (path / "_delta_log").is_dir():
-            try:
-                return pds.dataset(text, format="parquet", partitioning="hive")
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise InvalidInput(
-                    f"The {role} data {text!r} is not readable as Parquet: {_first_line(exc)}",
-                    f"Give {FORMS}; CSV files need a .csv suffix.",
-                ) from exc
-    return _delta_dataset(text, role)
-
-
-def _delta_dataset(uri: str, role: str) -> Any:
-    import pyarrow.fs as pafs
-    from deltalake import DeltaTable
-
-    if not _is_delta(uri):
-        raise NotFound(f"The {role} source {uri!r} is not a Delta table.", f"Give {FORMS}.")
-    try:
-        table = DeltaTable(uri)
-        # Read through pyarrow's own filesystem: deltalake's default one leaves a Rust
-        # thread that aborts the interpreter at exit.
-        local = uri if "://" in uri else str(Path(uri).resolve())
-        fs, root = pafs.FileSystem.from_uri(local if "://" in local else f"file://{local}")
-        return table.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(root, fs))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise Unavailable(
-            f"Cannot read the Delta table {uri!r}: {_first_line(exc)}", "Check the table."
-        ) from exc
-
-
 def _is_delta(uri: str) -> bool:
     from deltalake import DeltaTable
 

@@ -36,6 +36,14 @@ def get_version(name: str, version: str | int) -> VersionInfo:
         return _info(state, version)
 
 
+def storage_uri(name: str, version: str | int) -> str:
+    """Where version ``version`` of ``name`` keeps its files: the artifact store's URI
+    (``s3://...``, a local path, ...), not the registry's ``source`` (MLflow 3 records
+    a ``models:/m-...`` logged-model id there)."""
+    with mlflow_errors(name, str(version)):
+        return mlflow_client().get_model_version_download_uri(name, str(version))
+
+
 def list_models() -> list[ModelInfo]:
     """Every registered model with its newest version and its stage holders."""
     client = mlflow_client()

@@ -2,15 +2,19 @@
 (``tick``, once or in a loop) reads the prediction log and acts.
 
 Each action is a new deployment revision (``deployments.set_traffic``, with the guardrail
-values that allowed it in its reason) and then a rollout event. A controller killed
-between the two finds on restart a deployment one step ahead of its record and records
-that step instead of taking it again (``_reconcile``), so no step is skipped or repeated.
-Two controllers on one deployment: a lease in the database (one compare-and-swap UPDATE)
-lets one act while the other waits.
+values that allowed it in its reason) and its rollout record, written in one transaction
+and only if neither the rollout row (its ``version``) nor the deployment changed since
+the evaluation read them: an abort or a pause that lands while an evaluation is in
+flight wins, and the evaluation writes nothing (``_act``). A deployment changed by hand,
+or one step ahead of the record (written by an older controller), is reconciled on the
+next evaluation (``_reconcile``), so no step is skipped or repeated. Two controllers on
+one deployment: a lease in the database (one compare-and-swap UPDATE) lets one act while
+the other waits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -51,14 +55,19 @@ def start(
     champion: str | None = None,
     webhook: str | None = None,
     reason: str | None = None,
+    metrics_url: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Record a rollout and send the first step's traffic to ``candidate``."""
+    """Record a rollout and send the first step's traffic to ``candidate``.
+    ``metrics_url``: the deployment's servers' /metrics, read by the ``server_*``
+    guardrails."""
     from flowship.deployments import current, set_traffic
     from flowship.monitoring.alerts import check_webhook
+    from flowship.rollout.servers import check_urls
 
     plan_steps = parse_steps(steps)
     bake_seconds = parse_bake(bake)
-    rails = guardrails(guardrail)
+    urls = check_urls(metrics_url)
+    rails = guardrails(guardrail, servers=bool(urls))
     webhook = check_webhook(webhook)
     if not 1 <= min_requests <= 10_000_000:
         raise UsageError(f"--min-requests {min_requests} is out of range.", "Use 1 to 10000000.")
@@ -88,6 +97,10 @@ def start(
             f"Variant(s) {', '.join(busy)} of {deployment!r} still take traffic.",
             f"Set them to 0 first: flowship traffic {deployment} {busy[0]}=0 ...",
         )
+    first = plan_steps[0]
+    text = reason or f"rollout of {candidate}: step 1/{len(plan_steps)}, {first:g}%"
+    baseline = _baseline(urls, deployment, None, champion)
+    now = _now()
     with db.transaction() as session:
         db.lock(session, f"rollout:{deployment}")
         running = store.active(session, deployment)
@@ -98,22 +111,13 @@ def start(
                 f"See it with: flowship rollout status {deployment}; end it with "
                 f"flowship rollout abort {deployment}.",
             )
-    first = plan_steps[0]
-    text = reason or f"rollout of {candidate}: step 1/{len(plan_steps)}, {first:g}%"
-    changed = set_traffic(
-        deployment,
-        {candidate: first, champion: 100 - first},
-        reason=text,
-        expect_revision=revision.revision,
-    )
-    now = _now()
-    with db.transaction() as session:
-        db.lock(session, f"rollout:{deployment}")
-        if store.active(session, deployment) is not None:
-            raise ConcurrentChange(
-                f"Another rollout of {deployment!r} started at the same moment.",
-                f"See it with: flowship rollout status {deployment}",
-            )
+        changed = set_traffic(
+            deployment,
+            {candidate: first, champion: 100 - first},
+            reason=text,
+            expect_revision=revision.revision,
+            session=session,
+        )
         rollout_id = store.insert(
             session,
             {
@@ -130,6 +134,8 @@ def start(
                 "revision": changed.revision,
                 "step_started_at": now,
                 "reason": text,
+                "metrics_urls": urls or None,
+                "metrics_baseline": baseline,
             },
         )
         _event(session, rollout_id, "start", 0, first, changed.revision, None, text, now)
@@ -160,11 +166,20 @@ def resume(deployment: str, *, reason: str | None = None) -> dict[str, Any]:
 
 
 def abort(deployment: str, *, reason: str | None = None) -> dict[str, Any]:
-    """Stop the rollout and send all traffic back to the champion."""
-    row = _active(deployment)
+    """Stop the rollout and send all traffic back to the champion (in one transaction,
+    so an evaluation in flight cannot undo it: it finds the row changed)."""
+    from flowship.deployments import set_traffic
+
     text = reason or "aborted by the operator"
-    revision = _traffic(row, 0.0, f"rollout of {row.candidate} aborted: {text}")
     with db.transaction() as session:
+        db.lock(session, f"rollout:{deployment}")
+        row = _active(session, deployment)
+        revision = set_traffic(
+            deployment,
+            {row.candidate: 0.0, row.champion: 100.0},
+            reason=f"rollout of {row.candidate} aborted: {text}"[:2000],
+            session=session,
+        ).revision
         store.change(session, row.id, state="aborted", revision=revision, reason=text)
         _event(session, row.id, "abort", row.step, 0.0, revision, None, text, _now())
     return status(deployment)
@@ -231,6 +246,7 @@ def _evaluate(row: store.RolloutRow, now: datetime) -> dict[str, Any]:
     rails = [Guardrail(**g) for g in row.guardrails]
     if uri is None:
         return _wait(row, "the deployment writes no prediction log: add log: to its file", [])
+    row, servers = _servers(row)
     m = measure(
         uri,
         row.deployment,
@@ -241,22 +257,76 @@ def _evaluate(row: store.RolloutRow, now: datetime) -> dict[str, Any]:
         guardrails=rails,
         min_requests=row.min_requests,
         champion_window=_champion_window(row),
+        shadows=_shadows_of(spec, row.candidate),
+        servers=servers,
     )
     values = m.results
     if m.breached:
         return _rollback(row, values, now)
     baked = (now - row.step_started_at).total_seconds() >= row.bake_seconds
     if m.waiting:
-        counts = ", ".join(f"{v} {n}" for v, n in m.requests.items())
-        return _wait(
-            row, f"not enough data yet: {counts} request(s), {row.min_requests} needed", values
-        )
+        whys = list(dict.fromkeys(r["why"] for r in m.waiting))
+        return _wait(row, "not enough data yet: " + "; ".join(whys), values)
     if not baked:
         left = row.bake_seconds - (now - row.step_started_at).total_seconds()
         return _wait(row, f"guardrails pass; baking {left:.0f}s more", values)
     if row.step + 1 < len(row.steps):
         return _advance(row, values, now)
     return _finish(row, values, now)
+
+
+def _shadows_of(spec: Any, candidate: str) -> list[str]:
+    """Shadow variants that run the candidate's model: their answers, paired with the
+    champion's, are the ``shadow_agreement`` guardrail."""
+    model = spec.uri_of(candidate)
+    return [name for name in spec.shadows if spec.uri_of(name) == model]
+
+
+def _servers(row: store.RolloutRow) -> tuple[store.RolloutRow, Any]:
+    """The servers' counts since the step began (a ``servers.Window``), or why there are
+    none; None when the rollout names no servers. A server not read when the step began
+    is read now, and counted from now on."""
+    from flowship.rollout import servers as srv
+
+    if not row.metrics_urls:
+        return row, None
+    got = srv.scrape(row.metrics_urls, row.deployment)
+    base = dict(row.metrics_baseline or {})
+    counters = dict(base.get("counters") or {})
+    late = [u for u in got.counters if u not in counters]
+    if late:
+        counters.update({u: got.counters[u] for u in late})
+        base["counters"] = counters
+        with db.transaction() as session:
+            if store.change(session, row.id, expect_version=row.version, metrics_baseline=base):
+                row = dataclasses.replace(row, version=row.version + 1, metrics_baseline=base)
+    problems = [f"cannot read {u} ({why})" for u, why in got.failed.items()]
+    problems += [f"{u} was not read when the step began (counted from now on)" for u in late]
+    if problems:
+        return row, "; ".join(problems)
+    totals = srv.deltas(counters, got.counters)
+    if row.steps[row.step] >= 100:  # the champion answers nothing now: its last window
+        before = base.get("champion_before")
+        if not before:
+            return row, "the servers' /metrics hold no window of the champion before 100%"
+        totals[row.champion] = before
+    return row, srv.to_window(totals)
+
+
+def _baseline(
+    urls: list[str] | None, deployment: str, old: dict[str, Any] | None, champion: str
+) -> dict[str, Any] | None:
+    """The servers' counters as a step begins; the champion's counts over the step that
+    ends (the baseline of a 100% step, where the champion answers nothing)."""
+    from flowship.rollout import servers as srv
+
+    if not urls:
+        return None
+    got = srv.scrape(urls, deployment)
+    before = None
+    if old and old.get("counters"):
+        before = srv.deltas(old["counters"], got.counters).get(champion)
+    return {"counters": got.counters, "champion_before": before}
 
 
 def _champion_window(row: store.RolloutRow) -> tuple[datetime, datetime] | None:
@@ -277,12 +347,12 @@ def _advance(row: store.RolloutRow, values: list, now: datetime) -> dict[str, An
     text = f"rollout of {row.candidate}: step {step + 1}/{len(row.steps)}, {weight:g}%; " + _shown(
         values
     )
-    revision = _traffic(row, weight, text)
-    with db.transaction() as session:
-        store.change(
-            session, row.id, step=step, revision=revision, step_started_at=now, reason=text
-        )
-        _event(session, row.id, "step", step, weight, revision, values, text, now)
+    baseline = _baseline(row.metrics_urls, row.deployment, row.metrics_baseline, row.champion)
+    changes: dict[str, Any] = {"step_started_at": now, "reason": text}
+    if baseline is not None:
+        changes["metrics_baseline"] = baseline
+    if not _act(row, "step", weight, values, text, now, step=step, **changes):
+        return _changed(row)
     return {
         "action": "step",
         "step": step + 1,
@@ -300,10 +370,8 @@ def _rollback(row: store.RolloutRow, values: list, now: datetime) -> dict[str, A
         f"{b['metric']} {b['value']:.4g} (limit {b['op']} {b['limit']:g})" for b in breached
     )
     text = f"rollback of {row.candidate} at {row.steps[row.step]:g}%: guardrail breached: {why}"
-    revision = _traffic(row, 0.0, text)
-    with db.transaction() as session:
-        store.change(session, row.id, state="rolled_back", revision=revision, reason=text)
-        _event(session, row.id, "rollback", row.step, 0.0, revision, values, text, now)
+    if not _act(row, "rollback", 0.0, values, text, now, state="rolled_back", reason=text):
+        return _changed(row)
     try:
         dispatch(
             f"rollout:{row.deployment}",
@@ -322,22 +390,20 @@ def _finish(row: store.RolloutRow, values: list, now: datetime) -> dict[str, Any
     from flowship.deployments import current
 
     spec = current(row.deployment).spec
-    notes = []
+    weight = None
+    text = f"rollout of {row.candidate} complete at {row.steps[-1]:g}%"
     if row.steps[-1] >= 100:
+        if _version(row) != row.version:  # the promotion cannot be undone: check just before
+            return _changed(row)
         promoted = _promote(row, spec, values, now)
         if promoted is not None:
             return promoted
         champion_ref = spec.variants[row.champion].ref.strip().lower()
         if champion_ref in ("@production", "production") or champion_ref.endswith("@production"):
             text = f"rollout of {row.candidate} complete: {row.champion} serves Production again"
-            revision = _traffic(row, 0.0, text)
-            notes.append(text)
-            with db.transaction() as session:
-                store.change(session, row.id, revision=revision)
-    text = "; ".join(notes) or f"rollout of {row.candidate} complete at {row.steps[-1]:g}%"
-    with db.transaction() as session:
-        store.change(session, row.id, state="completed", reason=text)
-        _event(session, row.id, "complete", row.step, row.steps[-1], None, values, text, now)
+            weight = 0.0
+    if not _act(row, "complete", weight, values, text, now, state="completed", reason=text):
+        return _changed(row)
     return {"action": "completed", "reason": text, "guardrails": values}
 
 
@@ -355,9 +421,8 @@ def _promote(row, spec, values, now) -> dict[str, Any] | None:
         promote(name, version, "production", reason=text)
     except GateFailed as failed:
         why = f"promotion of {name} version {version} refused by its gates: {failed.message}"
-        with db.transaction() as session:
-            store.change(session, row.id, state="paused", reason=why)
-            _event(session, row.id, "pause", row.step, None, None, values, why, now)
+        if not _act(row, "pause", None, values, why, now, state="paused", reason=why):
+            return _changed(row)
         return {"action": "paused", "reason": why}
     except IllegalTransition as exc:  # promoted before a restart: the record catches up
         if "already in production" not in exc.message.lower():
@@ -369,7 +434,7 @@ def _promote(row, spec, values, now) -> dict[str, Any] | None:
 
 def _reconcile(row: store.RolloutRow, now: datetime) -> store.RolloutRow:
     """Make the record agree with the deployment after a crash between the two writes
-    (or a change made by hand): never take a step twice."""
+    of an older controller, or a change made by hand: never take a step twice."""
     from flowship.deployments import current
 
     revision = current(row.deployment)
@@ -377,12 +442,21 @@ def _reconcile(row: store.RolloutRow, now: datetime) -> store.RolloutRow:
         return row
     weight = revision.spec.weights.get(row.candidate, 0.0)
     step = row.step + 1
+    took_step = step < len(row.steps) and abs(weight - row.steps[step]) < 1e-9
+    baseline = None
+    if took_step:
+        baseline = _baseline(row.metrics_urls, row.deployment, row.metrics_baseline, row.champion)
     with db.transaction() as session:
-        if step < len(row.steps) and abs(weight - row.steps[step]) < 1e-9:
+        db.lock(session, f"rollout:{row.deployment}")
+        if store.by_id(session, row.id).version != row.version:
+            return store.by_id(session, row.id)  # changed meanwhile: the next tick looks again
+        if took_step:
             text = f"step {step + 1} was taken (revision {revision.revision}) before a restart"
+            extra = {"metrics_baseline": baseline} if baseline is not None else {}
             store.change(
-                session, row.id, step=step, revision=revision.revision, step_started_at=now
-            )
+                session, row.id, step=step, revision=revision.revision, step_started_at=now,
+                **extra,
+            )  # fmt: skip
             _event(session, row.id, "step", step, weight, revision.revision, None, text, now)
         elif weight == 0:
             text = f"the candidate's weight is 0 (revision {revision.revision}): rolled back"
@@ -397,22 +471,65 @@ def _reconcile(row: store.RolloutRow, now: datetime) -> store.RolloutRow:
             )
             store.change(session, row.id, state="paused", revision=revision.revision, reason=text)
             _event(session, row.id, "pause", row.step, weight, revision.revision, None, text, now)
-        return store.active(session, row.deployment) or store.latest(session, row.deployment)
+        return store.by_id(session, row.id)
 
 
-def _traffic(row: store.RolloutRow, weight: float, reason: str) -> int:
-    """The candidate at ``weight``, the champion at the rest: a new deployment revision,
-    compare-and-swap on the one the rollout recorded."""
-    from flowship.deployments import current, set_traffic
+def _act(
+    row: store.RolloutRow,
+    action: str,
+    weight: float | None,
+    values: list | None,
+    text: str,
+    now: datetime,
+    *,
+    step: int | None = None,
+    **changes: Any,
+) -> bool:
+    """The candidate at ``weight`` (None: traffic unchanged), the rollout row's
+    ``changes`` and the event, in one transaction, and only if the row is at the version
+    this evaluation read and the deployment at the revision the rollout recorded
+    (compare-and-set). False when either changed meanwhile (an abort, a pause, a hand
+    change): nothing was written."""
+    from flowship.deployments import set_traffic
 
-    now_rev = current(row.deployment).revision
-    changed = set_traffic(
-        row.deployment,
-        {row.candidate: weight, row.champion: 100.0 - weight},
-        reason=reason[:2000],
-        expect_revision=now_rev,
-    )
-    return changed.revision
+    with db.transaction() as session:
+        db.lock(session, f"rollout:{row.deployment}")
+        if store.by_id(session, row.id).version != row.version:
+            return False
+        revision = None
+        if weight is not None:
+            try:
+                revision = set_traffic(
+                    row.deployment,
+                    {row.candidate: weight, row.champion: 100.0 - weight},
+                    reason=text[:2000],
+                    expect_revision=row.revision,
+                    session=session,
+                ).revision
+            except ConcurrentChange:
+                return False
+            changes["revision"] = revision
+        if step is not None:
+            changes["step"] = step
+        store.change(session, row.id, expect_version=row.version, **changes)
+        at = row.step if step is None else step
+        _event(session, row.id, action, at, weight, revision, values, text, now)
+    return True
+
+
+def _changed(row: store.RolloutRow) -> dict[str, Any]:
+    """What an evaluation reports when its write lost to a change made meanwhile."""
+    with db.transaction() as session:
+        now = store.by_id(session, row.id)
+    why = f"the rollout changed during this evaluation ({now.state}: {now.reason})"
+    if now.state == "running":
+        return {"action": "wait", "step": now.step + 1, "reason": why + "; the next one decides"}
+    return {"action": now.state, "reason": why}
+
+
+def _version(row: store.RolloutRow) -> int:
+    with db.transaction() as session:
+        return store.by_id(session, row.id).version
 
 
 def _wait(row: store.RolloutRow, why: str, values: list) -> dict[str, Any]:
@@ -420,26 +537,32 @@ def _wait(row: store.RolloutRow, why: str, values: list) -> dict[str, Any]:
 
 
 def _set_state(deployment: str, action: str, want: str, new: str, reason: str | None) -> dict:
-    row = _active(deployment)
-    if row.state != want:
-        raise UsageError(
-            f"The rollout of {deployment!r} is {row.state}, not {want}.",
-            f"See it with: flowship rollout status {deployment}",
-        )
     now = _now()
     text = reason or f"{action}d by the operator"
+    values: dict[str, Any] = {"state": new, "reason": text}
     with db.transaction() as session:
-        values: dict[str, Any] = {"state": new, "reason": text}
-        if new == "running":
-            values["step_started_at"] = now
+        row = _active(session, deployment)
+    if new == "running":  # the step bakes again from now: so do the servers' counts
+        values["step_started_at"] = now
+        baseline = _baseline(row.metrics_urls, deployment, None, row.champion)
+        if baseline is not None:
+            old = row.metrics_baseline or {}
+            values["metrics_baseline"] = {**baseline, "champion_before": old.get("champion_before")}
+    with db.transaction() as session:
+        db.lock(session, f"rollout:{deployment}")
+        row = _active(session, deployment)
+        if row.state != want:
+            raise UsageError(
+                f"The rollout of {deployment!r} is {row.state}, not {want}.",
+                f"See it with: flowship rollout status {deployment}",
+            )
         store.change(session, row.id, **values)
         _event(session, row.id, action, row.step, None, None, None, text, now)
     return status(deployment)
 
 
-def _active(deployment: str) -> store.RolloutRow:
-    with db.transaction() as session:
-        row = store.active(session, deployment)
+def _active(session: Any, deployment: str) -> store.RolloutRow:
+    row = store.active(session, deployment)
     if row is None:
         raise UsageError(
             f"Deployment {deployment!r} has no active rollout.",
@@ -483,6 +606,7 @@ def _view(row: store.RolloutRow, events: list[store.EventRow]) -> dict[str, Any]
         "step_started_at": row.step_started_at.isoformat(),
         "reason": row.reason,
         "lease_owner": row.lease_owner,
+        "metrics_urls": row.metrics_urls or [],
         "events": [
             {
                 "at": e.at.isoformat(),

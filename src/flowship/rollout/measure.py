@@ -1,5 +1,6 @@
 """The guardrails' values for one step: candidate against champion over the step's
-window, read from the prediction log (DuckDB over the Delta table's files)."""
+window, read from the prediction log (DuckDB over the Delta table's files) and, when the
+rollout names them, from the servers' ``/metrics`` (``rollout.servers``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flowship.rollout.plan import Guardrail
+from flowship.rollout.plan import SERVER_GUARDRAILS, Guardrail
+from flowship.rollout.servers import Window
 
 #: outputs sampled per variant for the output-drift guardrail
 OUTPUT_SAMPLE = 20_000
 #: a p99 from fewer answered requests is little more than the slowest one: no verdict
 MIN_LATENCY_SAMPLES = 100
+#: guardrails on the log's per-variant requests: no verdict under ``min_requests`` each
+LOG_GUARDRAILS = (
+    "error_rate",
+    "error_rate_increase",
+    "p99_latency_ms",
+    "p99_latency_ratio",
+    "output_psi",
+)
 
 
 @dataclass
@@ -24,6 +34,10 @@ class Measurement:
     errors: dict[str, int] = field(default_factory=dict)
     p99_ms: dict[str, float | None] = field(default_factory=dict)
     values: dict[str, float | None] = field(default_factory=dict)
+    #: guardrail -> why it has no verdict yet ("not enough data yet")
+    pending: dict[str, str] = field(default_factory=dict)
+    #: guardrail -> why it does not apply to this rollout (no shadow of the candidate)
+    skipped: dict[str, str] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -32,7 +46,7 @@ class Measurement:
 
     @property
     def waiting(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["passed"] is None]
+        return [r for r in self.results if r["passed"] is None and r["applies"]]
 
 
 def log_uri(spec: Any) -> str | None:
@@ -51,44 +65,97 @@ def measure(
     guardrails: list[Guardrail],
     min_requests: int,
     champion_window: tuple[datetime, datetime] | None = None,
+    shadows: list[str] | None = None,
+    servers: Window | str | None = None,
 ) -> Measurement:
-    """Every guardrail is ``passed`` True/False, or None ("not enough data yet") when
-    either variant has fewer than ``min_requests`` requests in the window: a step never
-    passes by default. ``champion_window``: read the champion over another window (at
-    100% it answers nothing now; its last window is the baseline)."""
+    """Every guardrail is ``passed`` True/False, or None ("not enough data yet", with
+    the reason in ``why``) when its numbers are too few: fewer than ``min_requests``
+    requests of either variant, or paired shadow answers; a step never passes by
+    default. ``champion_window``: read the champion over another window (at 100% it
+    answers nothing now; its last window is the baseline). ``shadows``: the shadow
+    variants that run the candidate's model (none: ``shadow_agreement`` does not apply).
+    ``servers``: the counts from the servers' /metrics over the step, or why there are
+    none (their guardrails wait)."""
     from deltalake import DeltaTable
 
     m = Measurement()
     for v in (candidate, champion):
         m.requests[v], m.errors[v], m.p99_ms[v] = 0, 0, None
+    windows = {candidate: (since, until), champion: champion_window or (since, until)}
     if DeltaTable.is_deltatable(uri):
-        windows = {candidate: (since, until), champion: champion_window or (since, until)}
-        _read(m, uri, deployment, candidate, champion, windows)
-    enough = all(m.requests[v] >= min_requests for v in (candidate, champion))
+        _read(m, uri, deployment, candidate, champion, windows, shadows or [], min_requests)
+    else:
+        m.skipped.update(shadow_agreement="no shadow of the candidate ran")
+    low = [v for v in (candidate, champion) if m.requests[v] < min_requests]
+    if low:
+        counts = ", ".join(f"{v} {m.requests[v]}" for v in (candidate, champion))
+        for metric in LOG_GUARDRAILS:
+            m.pending[metric] = f"{counts} request(s) in the log, {min_requests} needed"
+    _servers(m, servers, candidate, champion, min_requests)
     for g in guardrails:
         value = m.values.get(g.metric)
-        passed = None if not enough or value is None else g.holds(value)
-        m.results.append({**g.to_dict(), "name": g.text, "value": value, "passed": passed})
+        why = m.skipped.get(g.metric) or m.pending.get(g.metric)
+        if why is None and value is None:
+            why = "not measured yet"
+        passed = None if why is not None else g.holds(value)  # type: ignore[arg-type]
+        m.results.append(
+            {
+                **g.to_dict(),
+                "name": g.text,
+                "value": value,
+                "passed": passed,
+                "applies": g.metric not in m.skipped,
+                "why": why,
+            }
+        )
     return m
 
 
-def _read(m: Measurement, uri, deployment, candidate, champion, windows) -> None:
+def _servers(m: Measurement, servers, candidate: str, champion: str, min_requests: int) -> None:
+    if servers is None:
+        return
+    if isinstance(servers, str):
+        for metric in SERVER_GUARDRAILS:
+            m.pending[metric] = servers
+        return
+    n = {v: servers.requests.get(v, 0.0) for v in (candidate, champion)}
+    if any(n[v] < min_requests for v in n):
+        counts = ", ".join(f"{v} {n[v]:g}" for v in n)
+        for metric in SERVER_GUARDRAILS:
+            m.pending[metric] = (
+                f"{counts} request(s) in the servers' /metrics, {min_requests} needed"
+            )
+        return
+    rate = {v: servers.errors.get(v, 0.0) / n[v] for v in n}
+    m.values["server_error_rate_increase"] = rate[candidate] - rate[champion]
+    if all(servers.answered(v) >= MIN_LATENCY_SAMPLES for v in n):
+        a, b = servers.p99(candidate), servers.p99(champion)
+        if a is not None and b:
+            m.values["server_p99_latency_ratio"] = a / b
+    else:
+        m.pending["server_p99_latency_ratio"] = (
+            f"fewer than {MIN_LATENCY_SAMPLES} answered requests per variant for a p99"
+        )
+
+
+def _read(m: Measurement, uri, deployment, candidate, champion, windows, shadows, least) -> None:
     from flowship.monitoring.experiments.units import (
         attach,
         duckdb_session,
         output_columns,
     )
-    from flowship.monitoring.sources import scan
+    from flowship.monitoring.sources import open_source
 
-    data = scan(uri, role="prediction log")
-    score = output_columns(data.schema, None, None).score_sql()
+    data = open_source(uri, role="prediction log")
+    outputs = output_columns(data.schema, None, None)
+    score = outputs.score_sql()
     with duckdb_session() as con:
         attach(con, "log_src", data)
         window = (
             "deployment = ? AND role = 'primary' AND variant = ? "
             "AND epoch(ts) >= ? AND epoch(ts) < ?"
         )
-        outputs = {}
+        outputs_of = {}
         for variant in (candidate, champion):
             start, end = windows[variant]
             params = [deployment, variant, start.timestamp(), end.timestamp()]
@@ -106,7 +173,8 @@ def _read(m: Measurement, uri, deployment, candidate, champion, windows) -> None
                     AND {score} IS NOT NULL USING SAMPLE {OUTPUT_SAMPLE} ROWS""",
                     params,
                 ).fetchnumpy()
-                outputs[variant] = got["s"]
+                outputs_of[variant] = got["s"]
+        _agreement(m, con, data.schema, outputs, deployment, champion, windows, shadows, least)
     rate = {v: m.errors[v] / m.requests[v] if m.requests[v] else None for v in m.requests}
     m.values["error_rate"] = rate[candidate]
     if rate[candidate] is not None and rate[champion] is not None:
@@ -115,7 +183,41 @@ def _read(m: Measurement, uri, deployment, candidate, champion, windows) -> None
     a, b = m.p99_ms[candidate], m.p99_ms[champion]
     if a is not None and b:
         m.values["p99_latency_ratio"] = a / b
-    m.values["output_psi"] = _output_psi(outputs, candidate, champion)
+    m.values["output_psi"] = _output_psi(outputs_of, candidate, champion)
+
+
+def _agreement(m, con, schema, outputs, deployment, champion, windows, shadows, least) -> None:
+    """The candidate's model as a shadow against the champion's answers to the same
+    requests, over the champion's window (the shadow report's definition: ``compare``)."""
+    from flowship.monitoring.experiments.shadow import compare, rows_view
+
+    if not shadows or "request_id" not in schema.names:
+        m.skipped["shadow_agreement"] = "no shadow of the candidate ran"
+        return
+    if outputs.score is None and outputs.prediction is None:
+        m.skipped["shadow_agreement"] = "the log has no model output to compare"
+        return
+    start, end = windows[champion]
+    name = deployment.replace("'", "''")
+    rows_view(
+        con,
+        schema,
+        outputs,
+        [
+            f"deployment = '{name}'",
+            f"epoch(ts) >= {start.timestamp()!r}",
+            f"epoch(ts) < {end.timestamp()!r}",
+        ],
+    )
+    found = {s: compare(con, s, champion) for s in shadows}
+    few = {s: c["paired"] for s, c in found.items() if c["paired"] < least}
+    if few:
+        counts = ", ".join(f"{s} {n}" for s, n in few.items())
+        m.pending["shadow_agreement"] = (
+            f"{counts} shadow answer(s) paired with the champion's, {least} needed"
+        )
+        return
+    m.values["shadow_agreement"] = min(c["agreement"] for c in found.values())
 
 
 def _output_psi(outputs: dict, candidate: str, champion: str) -> float | None:

@@ -21,10 +21,27 @@ GUARDRAILS: dict[str, tuple[str, str]] = {
         "PSI of the candidate's outputs against the champion's (the drift rule's bins)",
         "output_psi<=0.25",
     ),
+    "shadow_agreement": (
+        "share of requests on which a shadow of the candidate (a shadow variant with the "
+        "candidate's model) agreed with the champion's answer, as the shadow report counts it",
+        "shadow_agreement>=0.9",
+    ),
+    "server_error_rate_increase": (
+        "error_rate_increase from the servers' /metrics (every request, not a log sample)",
+        "server_error_rate_increase<=0.01",
+    ),
+    "server_p99_latency_ratio": (
+        "p99_latency_ratio from the servers' /metrics latency histograms",
+        "server_p99_latency_ratio<=1.5",
+    ),
     "error_rate": ("candidate's share of failed requests", ""),
     "p99_latency_ms": ("candidate's p99 latency in ms", ""),
 }
 DEFAULT_GUARDRAILS = tuple(g[1] for g in GUARDRAILS.values() if g[1])
+#: guardrails read from the servers' /metrics: they apply when a rollout names servers
+SERVER_GUARDRAILS = ("server_error_rate_increase", "server_p99_latency_ratio")
+#: guardrails whose value is a share, so a limit above 1 is a typo
+SHARES = ("shadow_agreement",)
 _OPS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b}
 _EXPR = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<)\s*([-+0-9.eE]+)\s*$")
 
@@ -68,14 +85,25 @@ def parse_guardrail(text: str) -> Guardrail:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"The limit in guardrail {text!r} is not a number >= 0.", "E.g. 0.01.")
+    if metric in SHARES and value > 1:
+        raise UsageError(f"The limit in guardrail {text!r} is a share: 0 to 1.", "E.g. 0.9.")
     return Guardrail(metric, op, value)
 
 
-def guardrails(texts: list[str] | None) -> list[Guardrail]:
-    """The given guardrails replace the default of the same metric; the others stay."""
+def guardrails(texts: list[str] | None, *, servers: bool = False) -> list[Guardrail]:
+    """The given guardrails replace the default of the same metric; the others stay.
+    ``servers``: the rollout reads servers' /metrics, so their guardrails apply."""
     given = [parse_guardrail(t) for t in texts or []]
+    if not servers:
+        wanted = [g.text for g in given if g.metric in SERVER_GUARDRAILS]
+        if wanted:
+            raise UsageError(
+                f"Guardrail {wanted[0]!r} reads the servers' /metrics, and none are given.",
+                "Add --metrics-url http://HOST:PORT/metrics for each server of the deployment.",
+            )
     named = {g.metric for g in given}
     defaults = [parse_guardrail(t) for t in DEFAULT_GUARDRAILS]
+    defaults = [g for g in defaults if servers or g.metric not in SERVER_GUARDRAILS]
     return [g for g in defaults if g.metric not in named] + given
 
 

@@ -284,8 +284,7 @@ class ServingApp:
         return {k: v for k, v in columns.items() if k in names}
 
     def observe(self, labels: tuple[str, str, str], protocol: str, status: int, start: float):
-        self.metrics.requests.inc(*labels, protocol, str(status))
-        self.metrics.latency.observe(time.perf_counter() - start, *labels, protocol)
+        self.metrics.tally.request(labels, protocol, status, time.perf_counter() - start)
 
     def served_name(self) -> str:
         predictor = self.holder.current

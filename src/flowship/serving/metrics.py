@@ -8,12 +8,20 @@ and ``flowship_model_info`` keeps one sample per live worker (``pid`` label), si
 workers may serve different versions for up to one poll interval. A single process keeps
 its numbers in memory. Values are printed exactly (``repr`` of the float), not rounded.
 
-The per-request cost is a dict lookup (children are cached per label tuple) and an add
-under a lock; in multiprocess mode the add also writes 8 bytes to the mapped file.
+The hot path (a request's status and latency, the queue depth) goes through
+:class:`LoopTally`: a request only adds to plain counters, and the tally writes them to
+the metrics once per turn of the event loop, when every request answered in that turn
+(a micro-batch, under load) is in. prometheus_client takes a lock (and, in
+multiprocess mode, writes a mapped file) on every update: five updates a request cost
+about 5 us of the 40 us a single-row request spends in the app. Counters and the gauge
+are now written once a turn, and only the latency histograms (the server's, and the
+deployment router's per variant) still take one update a request (prometheus_client has
+no public way to add many observations at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -167,6 +175,8 @@ class ServingMetrics:
             )
         )
 
+        self.tally = LoopTally(self)
+
     def register(self, family: F) -> F:
         """Expose ``family`` on /metrics (optional parts, such as the router, add theirs)."""
         self.registry.register(family.metric)
@@ -174,6 +184,7 @@ class ServingMetrics:
 
     def render(self) -> bytes:
         """The whole server's metrics (every worker's, in multiprocess mode)."""
+        self.tally.flush()
         if multiprocess():
             from prometheus_client import multiprocess as mp
 
@@ -189,3 +200,85 @@ class ServingMetrics:
             from prometheus_client import multiprocess as mp
 
             mp.mark_process_dead(pid or os.getpid())
+
+
+class LoopTally:
+    """Counts, observations and the queue depth, gathered on the event loop thread and
+    written to the metrics once per loop turn (see the module docstring): the request
+    counts and latencies of every server, and the deployment router's per-variant ones."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self._metrics = metrics
+        self._requests: dict[tuple[str, ...], int] = {}
+        self._latencies: dict[tuple[str, ...], list[float]] = {}
+        self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
+        self._observed: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+        self._depth: int | None = None
+        self._scheduled = False
+
+    def request(self, labels: tuple[str, str, str], protocol: str, status: int, seconds: float):
+        # Every request of every server comes here: flat keys, no generic lookups (a
+        # microsecond a request less than count + observe).
+        key = (*labels, protocol)
+        counted = (*key, str(status))
+        self._requests[counted] = self._requests.get(counted, 0) + 1
+        latencies = self._latencies.get(key)
+        if latencies is None:
+            self._latencies[key] = [seconds]
+        else:
+            latencies.append(seconds)
+        if not self._scheduled:
+            self._schedule()
+
+    def count(self, counter: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0.0) + amount
+        if not self._scheduled:
+            self._schedule()
+
+    def observe(self, histogram: Histogram, labels: tuple[str, ...], value: float) -> None:
+        key = (histogram, labels)
+        values = self._observed.get(key)
+        if values is None:
+            self._observed[key] = [value]
+        else:
+            values.append(value)
+        if not self._scheduled:
+            self._schedule()
+
+    def queue_depth(self, value: int) -> None:
+        self._depth = value
+        if not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the server's loop (a test, a script)
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        requests, self._requests = self._requests, {}
+        latencies, self._latencies = self._latencies, {}
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        depth, self._depth = self._depth, None
+        metrics = self._metrics
+        for labels, count in requests.items():
+            metrics.requests.inc(*labels, amount=count)
+        for labels, values in latencies.items():
+            observe = metrics.latency.child(labels).observe
+            for seconds in values:
+                observe(seconds)
+        for (counter, labels), amount in counts.items():
+            counter.inc(*labels, amount=amount)
+        for (histogram, labels), values in observed.items():
+            observe = histogram.child(labels).observe
+            for value in values:
+                observe(value)
+        if depth is not None:
+            metrics.queue_depth.set(value=depth)

@@ -32,7 +32,7 @@ from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
 from flowship.serving.follow import ModelHolder, labels_of
-from flowship.serving.metrics import Counter, Gauge, ServingMetrics
+from flowship.serving.metrics import LATENCY_BUCKETS, Counter, Gauge, Histogram, ServingMetrics
 from flowship.serving.prediction_log import LogEntry, PredictionLog
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
 
@@ -54,7 +54,6 @@ class _Variant:
     weight: float
     shadow: bool
     sample: float
-    rows: Any = None  # its child of flowship_variant_rows_total (primaries)
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,23 @@ class DeploymentRouter:
                 "flowship_variant_rows_total",
                 "Rows answered by each primary variant.",
                 ("deployment", "variant"),
+            )
+        )
+        # Per variant, for the rollout's server_* guardrails (flowship.rollout.servers):
+        # a request whose rows two variants answered counts once for each.
+        self.variant_requests = metrics.register(
+            Counter(
+                "flowship_variant_requests_total",
+                "Requests answered (outcome ok) or failed (error) by each primary variant.",
+                ("deployment", "variant", "outcome"),
+            )
+        )
+        self.variant_latency = metrics.register(
+            Histogram(
+                "flowship_variant_request_duration_seconds",
+                "Time from request received to answer, per primary variant (answered only).",
+                ("deployment", "variant"),
+                LATENCY_BUCKETS,
             )
         )
 
@@ -231,9 +247,8 @@ class DeploymentRouter:
                     return False
                 pooled = (holder, self._batcher(holder))
             variants[name] = _Variant(
-                name, uri, pooled[0], pooled[1], variant.weight, variant.shadow, variant.sample,
-                None if variant.shadow else self.variant_rows.child((self.name, name)),
-            )  # fmt: skip
+                name, uri, pooled[0], pooled[1], variant.weight, variant.shadow, variant.sample
+            )
         self._pool.update({v.uri: (v.holder, v.batcher) for v in variants.values() if v.batcher})
         self._configure_log(spec)
         old = self._routing
@@ -312,8 +327,9 @@ class DeploymentRouter:
     def _log_failure(
         self, routing, request_id, headers, variant, keys, n_rows, start, error
     ) -> None:
-        """A primary variant that failed is logged too (status ``error``, no output), so
-        the rollout's error-rate guardrail sees it; the request still fails."""
+        """A primary variant that failed is counted, and logged too (status ``error``, no
+        output), so the rollout's error-rate guardrails see it; the request still fails."""
+        self.metrics.tally.count(self.variant_requests, (self.name, variant.name, "error"))
         predictor = variant.holder.current
         if self.log is None or predictor is None or not self._sampled(routing, request_id):
             return
@@ -422,9 +438,12 @@ class DeploymentRouter:
             self._headers(routing.revision, names, predictors, request_id),
         )
         logged = self.log is not None and self._sampled(routing, request_id)
+        tally = self.metrics.tally
         for variant, rows, part_result, predictor in parts:
             count = n_rows if rows is None else len(rows)
-            variant.rows.inc(count)
+            tally.count(self.variant_rows, (self.name, variant.name), count)
+            tally.count(self.variant_requests, (self.name, variant.name, "ok"))
+            tally.observe(self.variant_latency, (self.name, variant.name), latency_ms / 1000)
             if logged:
                 self.log.add(  # type: ignore[union-attr]
                     LogEntry(

@@ -54,7 +54,7 @@ HEADS = frozenset(
         "0006_event_intent",
         "0007_alert_delivery",
         "0008_run_lease",
-        "0009_rollouts",
+        "0011_rollout_version",
         "0010_promotion_requests",
     }
 )

@@ -37,6 +37,13 @@ rollouts = Table(
     Column("reason", Text, nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_until", UTCDateTime(), nullable=True),
+    # bumped by every change of the row (not by the lease): the controller's
+    # compare-and-set, so an abort that lands mid-evaluation is never overwritten
+    Column("version", Integer, nullable=False, server_default="1"),
+    # the servers' Prometheus /metrics the guardrails also read, and their counters
+    # when the current step began (counters are cumulative: the step's share is a delta)
+    Column("metrics_urls", JSON, nullable=True),
+    Column("metrics_baseline", JSON, nullable=True),
 )
 
 rollout_events = Table(
@@ -75,6 +82,9 @@ class RolloutRow:
     reason: str | None
     lease_owner: str | None
     lease_until: datetime | None
+    version: int
+    metrics_urls: list[str] | None
+    metrics_baseline: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,11 @@ def active(session: Session, deployment: str) -> RolloutRow | None:
     return RolloutRow(**{c: found[c] for c in _ROLLOUT}) if found else None
 
 
+def by_id(session: Session, rollout_id: int) -> RolloutRow:
+    found = session.execute(select(rollouts).where(rollouts.c.id == rollout_id)).mappings().one()
+    return RolloutRow(**{c: found[c] for c in _ROLLOUT})
+
+
 def latest(session: Session, deployment: str) -> RolloutRow | None:
     t = rollouts
     query = select(t).where(t.c.deployment == deployment).order_by(t.c.id.desc()).limit(1)
@@ -118,10 +133,17 @@ def latest(session: Session, deployment: str) -> RolloutRow | None:
     return RolloutRow(**{c: found[c] for c in _ROLLOUT}) if found else None
 
 
-def change(session: Session, rollout_id: int, **values: Any) -> None:
-    session.execute(
-        update(rollouts).where(rollouts.c.id == rollout_id).values(**values, updated_at=utcnow())
-    )
+def change(
+    session: Session, rollout_id: int, *, expect_version: int | None = None, **values: Any
+) -> bool:
+    """Change the row and bump its version; with ``expect_version``, only if the row is
+    still at that version (one UPDATE: a compare-and-set). True if it was changed."""
+    t = rollouts
+    query = update(t).where(t.c.id == rollout_id)
+    if expect_version is not None:
+        query = query.where(t.c.version == expect_version)
+    result = session.execute(query.values(**values, version=t.c.version + 1, updated_at=utcnow()))
+    return result.rowcount == 1
 
 
 def record(session: Session, event: EventRow) -> None:

@@ -16,9 +16,12 @@ from flowship.monitoring.experiments.units import (
     require,
     where,
 )
-from flowship.monitoring.sources import scan
+from flowship.monitoring.sources import open_source
 
 DEFAULT_LOG = "table:prediction_log"
+#: a shadow's answers paired with the primary answer to the same request
+PAIRS = """FROM rows s JOIN rows p ON p.request_id = s.request_id
+    AND p.role = 'primary' AND p.ok WHERE s.role = 'shadow' AND s.ok"""
 MAX_TOP = 1000
 
 
@@ -65,7 +68,7 @@ def shadow_report(
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise UsageError(f"--min-agreement {min_agreement} is out of range.", "Use 0 to 1.")
     now = as_of or datetime.now(UTC)
-    data = scan(log, role="prediction log", sql_url=sql_url)
+    data = open_source(log, role="prediction log", sql_url=sql_url)
     schema = data.schema
     require(schema, ["request_id", "role", "variant", "ts"], "prediction log", log)
     require(schema, [score, prediction], "prediction log", log)
@@ -82,20 +85,9 @@ def shadow_report(
     if since:
         start = now.timestamp() - parse_duration(since, "--since").total_seconds()
         clauses.append(f"epoch(ts) >= {start!r}")
-    latency = "CAST(latency_ms AS DOUBLE)" if "latency_ms" in schema.names else "NULL"
-    ok = "lower(CAST(status AS VARCHAR)) IN ('ok', 'success', '200')"
-    ok = ok if "status" in schema.names else "TRUE"
-    s = outputs.score_sql() or "NULL"
-    label = outputs.label_sql(threshold=threshold)
     with duckdb_session() as con:
         attach(con, "log_src", data)
-        key = "CAST(key AS VARCHAR)" if "key" in schema.names else "NULL"
-        con.execute(
-            f"""CREATE TEMP VIEW rows AS SELECT request_id, {key} AS key,
-                CAST(variant AS VARCHAR) AS variant, role, ts, {s} AS score, {label} AS label,
-                {latency} AS latency, {ok} AS ok
-            FROM log_src{where(clauses)}"""
-        )
+        rows_view(con, schema, outputs, clauses, threshold)
         primary = _latency(con, "role = 'primary' AND ok")
         n_primary = con.execute("SELECT count(*) FROM rows WHERE role = 'primary'").fetchone()[0]
         if not n_primary:
@@ -104,28 +96,17 @@ def shadow_report(
                 + (f" in the last {since}." if since else "."),
                 "Check the deployment name, --since and the log source (--log).",
             )
-        pairs = """FROM rows s JOIN rows p ON p.request_id = s.request_id
-            AND p.role = 'primary' AND p.ok WHERE s.role = 'shadow' AND s.ok"""
         shadows = []
         for variant, calls, failed in con.execute(
             """SELECT variant, count(*), count(*) FILTER (WHERE NOT ok) FROM rows
             WHERE role = 'shadow' GROUP BY 1 ORDER BY 1"""
         ).fetchall():
-            n, agree, corr, mad = con.execute(
-                f"""SELECT count(*), avg(CAST(p.label = s.label AS DOUBLE)),
-                    corr(p.score, s.score), avg(abs(p.score - s.score))
-                {pairs} AND s.variant = ?""",
-                [variant],
-            ).fetchone()
             shadows.append(
                 {
                     "variant": variant,
                     "shadow_calls": int(calls),
                     "failed": int(failed),
-                    "paired": int(n),
-                    "agreement": agree,
-                    "score_correlation": None if corr is None or math.isnan(corr) else corr,
-                    "mean_abs_score_diff": mad,
+                    **compare(con, variant),
                     "latency_ms": _latency(
                         con, "role = 'shadow' AND ok AND variant = ?", [variant]
                     ),
@@ -134,7 +115,7 @@ def shadow_report(
         order = "abs(p.score - s.score) DESC" if outputs.score else "(p.label <> s.label) DESC"
         rows = con.execute(
             f"""SELECT s.request_id, p.key, p.ts, p.variant, s.variant, p.score, s.score,
-                p.label, s.label {pairs} ORDER BY {order}, s.request_id LIMIT {int(top)}"""
+                p.label, s.label {PAIRS} ORDER BY {order}, s.request_id LIMIT {int(top)}"""
         ).fetchall()
     disagreements = [
         {
@@ -165,6 +146,44 @@ def shadow_report(
     )
     _judge(report, int(n_primary))
     return report
+
+
+def rows_view(
+    con: Any, schema: Any, outputs: Any, clauses: list[str], threshold: float = 0.5
+) -> None:
+    """The temp view ``rows`` over ``log_src`` (the log's rows that ``clauses`` keep) that
+    the comparisons read: one score and one label per answer, ``ok`` when it answered."""
+    latency = "CAST(latency_ms AS DOUBLE)" if "latency_ms" in schema.names else "NULL"
+    ok = "lower(CAST(status AS VARCHAR)) IN ('ok', 'success', '200')"
+    ok = ok if "status" in schema.names else "TRUE"
+    s = outputs.score_sql() or "NULL"
+    label = outputs.label_sql(threshold=threshold)
+    key = "CAST(key AS VARCHAR)" if "key" in schema.names else "NULL"
+    con.execute(
+        f"""CREATE TEMP VIEW rows AS SELECT request_id, {key} AS key,
+            CAST(variant AS VARCHAR) AS variant, role, ts, {s} AS score, {label} AS label,
+            {latency} AS latency, {ok} AS ok
+        FROM log_src{where(clauses)}"""
+    )
+
+
+def compare(con: Any, shadow: str, primary: str | None = None) -> dict[str, Any]:
+    """How often the shadow ``shadow`` agreed with the primary answer to the same request
+    (of the primary variant ``primary`` only, when given): the one definition of
+    agreement, for this report and the rollout's ``shadow_agreement`` guardrail."""
+    only = " AND p.variant = ?" if primary is not None else ""
+    n, agree, corr, mad = con.execute(
+        f"""SELECT count(*), avg(CAST(p.label = s.label AS DOUBLE)),
+            corr(p.score, s.score), avg(abs(p.score - s.score))
+        {PAIRS} AND s.variant = ?{only}""",
+        [shadow] if primary is None else [shadow, primary],
+    ).fetchone()
+    return {
+        "paired": int(n),
+        "agreement": agree,
+        "score_correlation": None if corr is None or math.isnan(corr) else corr,
+        "mean_abs_score_diff": mad,
+    }
 
 
 def check(report: ShadowReport) -> None:

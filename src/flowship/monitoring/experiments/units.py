@@ -1,6 +1,6 @@
 """From the prediction log and late outcomes to one row per unit (the sticky key).
 
-DuckDB reads both sources as lazy pyarrow datasets (only the named columns, streamed)
+DuckDB reads both sources (``sources.open_source``: only the named columns, streamed)
 and aggregates per key, so memory follows the number of keys, not of logged rows, and
 spills to disk past ``MEMORY_LIMIT``. What leaves DuckDB is small: sufficient statistics
 per variant and day, or, for AUC, one (score, label) pair per matured key.
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowship.errors import InvalidInput
-from flowship.monitoring.sources import scan
+from flowship.monitoring.sources import Source, open_source
 
 log = logging.getLogger(__name__)
 MEMORY_LIMIT = "512MB"
@@ -44,30 +44,16 @@ def duckdb_session() -> Iterator[Any]:
             con.close()
 
 
-def attach(con: Any, name: str, data: Any) -> None:
-    """Make ``data`` (from ``sources.scan``) the view ``name``. Local Parquet files (a
-    Delta table's active files included) go through DuckDB's own reader, which streams
-    them in parallel within the memory limit; anything else is scanned through Arrow."""
-    import pyarrow.dataset as pds
-    import pyarrow.fs as pafs
-
-    files = None
-    if isinstance(data, pds.FileSystemDataset) and isinstance(data.format, pds.ParquetFileFormat):
-        fs = data.filesystem
-        if isinstance(fs, pafs.LocalFileSystem):
-            files = list(data.files)
-        elif isinstance(fs, pafs.SubTreeFileSystem) and isinstance(
-            fs.base_fs, pafs.LocalFileSystem
-        ):
-            files = [fs.base_path.rstrip("/") + "/" + f for f in data.files]
-    if not files:
-        con.register(name, data)
-        return
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    con.execute(
-        f"CREATE TEMP VIEW {quote(name)} AS SELECT * FROM read_parquet([{listed}], "
-        "union_by_name = true, hive_partitioning = false)"
-    )
+def attach(con: Any, name: str, source: Source) -> None:
+    """Make ``source`` the view ``name``. Files (a Delta table's active files included)
+    are read by DuckDB's own readers, streamed again by every query within the memory
+    limit; a SQL query's rows arrive once, so they are kept in a DuckDB table (which
+    spills to disk past the limit)."""
+    relation = source.relation(con)
+    if source.kind == "sql":
+        relation.create(name)
+    else:
+        relation.create_view(name)
 
 
 @dataclass
@@ -220,8 +206,8 @@ def collect_units(
     fill_missing: float | None,
     sql_url: str | None = None,
 ) -> UnitData:
-    log_data = scan(log_source, role="prediction log", sql_url=sql_url)
-    actuals = scan(actuals_source, role="actuals", sql_url=sql_url)
+    log_data = open_source(log_source, role="prediction log", sql_url=sql_url)
+    actuals = open_source(actuals_source, role="actuals", sql_url=sql_url)
     log_schema, act_schema = schema_of(log_data), schema_of(actuals)
     require(log_schema, [columns.key, columns.variant, columns.time], "prediction log", log_source)
     require(act_schema, [id_column, label_column], "actuals", actuals_source)
