@@ -12,7 +12,7 @@ import httpx
 
 from tests.deployments._helpers import apply, deployment_server, read_log
 from tests.deployments.conftest import write_spec
-from tests.serving._server import metric
+from tests.serving._server import children, metric, running
 
 FEATURES = ["age", "tenure", "recency", "plan"]
 
@@ -164,12 +164,21 @@ def test_a_killed_server_loses_at_most_one_flush_interval(cli, store, flowship_h
         "churn", home=flowship_home, store=store, log=tmp_path / "s.log"
     ).start()
     answered: list = []
-    killer = threading.Timer(3.0, lambda: server.proc.send_signal(signal.SIGKILL))
+    helpers: set[int] = set()  # the log's writer process (and multiprocessing's tracker)
+
+    def kill() -> None:
+        helpers.update(children(server.proc.pid))
+        server.proc.send_signal(signal.SIGKILL)
+
+    killer = threading.Timer(3.0, kill)
     killer.start()
     load(server, store, 6.0, answered, threads=2)
     killed_at = time.monotonic()
     server.proc.wait(30)
     assert server.proc.returncode == -signal.SIGKILL
+    assert helpers, "the log is committed by a writer process"
+    left = running(helpers, within_s=30)
+    assert not left, f"process(es) {left} outlived the killed server"
     table = read_log(flowship_home / "tables" / "prediction_log")
     logged = set(table.request_id)
     assert logged <= {rid for _, rid in answered}  # the table is whole and readable

@@ -100,3 +100,33 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if sample.name == name and labels.items() <= sample.labels.items()
     ]
     return sum(found) if found else None
+
+
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running(pids: set[int], *, within_s: float) -> list[int]:
+    """Those of ``pids`` still running (not exited, not a zombie) after waiting up to
+    ``within_s`` seconds for them to exit."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    left = []
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone
+            continue
+        if state != "Z":
+            left.append(p)
+    return left

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.serving._server import Server, metric
+from tests.serving._server import Server, children, metric, running
 
 JSON = {"Content-Type": "application/json"}
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
@@ -362,18 +362,6 @@ def test_too_many_requests_in_flight_get_503(small_budget):
 # ------------------------------------------------------------------ a killed server
 
 
-def children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def test_a_killed_server_leaves_no_decoder_process_behind(serving_store, tmp_path):
     """The OOM killer's SIGKILL gives the server no chance to stop its decoder process;
     the decoder notices its parent is gone and exits, instead of living on forever."""
@@ -390,12 +378,5 @@ def test_a_killed_server_leaves_no_decoder_process_behind(serving_store, tmp_pat
     assert decoders, "CSV bodies are decoded in a child process"
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in decoders):
-        time.sleep(0.2)
-    alive = [p for p in decoders if Path(f"/proc/{p}/stat").exists()]
-    # A zombie would show as state Z; an orphan that kept running is what we refuse.
-    running = [
-        p for p in alive if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    ]
-    assert not running, f"decoder process(es) {running} outlived the killed server"
+    left = running(decoders, within_s=30)
+    assert not left, f"decoder process(es) {left} outlived the killed server"

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 _SCALE = 1.0 / 2**64
+_log, _from_bytes = math.log, int.from_bytes
 
 
 def unit(salt: str, key: str, label: str = "") -> float:
@@ -56,11 +57,10 @@ class Assigner:
             return self._only
         data = key.encode()
         best_name, best = "", math.inf
-        for name, prefix, inverse in self._variants:
+        for name, prefix, inverse in self._variants:  # the router's hot path: few lookups
             h = prefix.copy()
             h.update(data)
-            u = (int.from_bytes(h.digest(), "big") + 0.5) * _SCALE
-            score = -math.log(u) * inverse
+            score = -_log((_from_bytes(h.digest(), "big") + 0.5) * _SCALE) * inverse
             if score < best:
                 best_name, best = name, score
         return best_name

@@ -182,20 +182,15 @@ class MicroBatcher:
     def _together(self, predictor: Any, batch: list[_Item]) -> list[Outcome] | None:
         """One predict call for the whole batch, or None when it cannot be built or
         scored (some request is bad: the caller finds out which, one by one)."""
-        names = list(batch[0].columns)
-        if any(list(item.columns) != names for item in batch[1:]):
+        merged = merge_columns(
+            [item.columns for item in batch], sequences=all(item.sequences for item in batch)
+        )
+        if merged is None:
             return None
         rows = sum(item.n_rows for item in batch)
         try:
-            if all(item.sequences for item in batch):
-                merged = {
-                    name: list(chain.from_iterable([item.columns[name] for item in batch]))
-                    for name in names
-                }
-            else:
-                merged = {name: _concat([item.columns[name] for item in batch]) for name in names}
             result = self._timed_predict(predictor, merged, rows)
-        except (FlowshipError, ValueError, TypeError):  # numpy refuses to merge, or bad rows
+        except FlowshipError:  # some request is bad
             return None
         if len(result) != rows:
             return None  # rows cannot be told apart: score each request on its own
@@ -220,6 +215,24 @@ class MicroBatcher:
             rows, predictor.model_name or "", str(predictor.model_version or ""), predictor.backend
         )
         return result
+
+
+def merge_columns(parts: list[dict[str, Any]], *, sequences: bool = False) -> dict | None:
+    """Several requests' columns as one request's, or None when they cannot be merged
+    (other column names, or values numpy refuses to put together). ``sequences``: every
+    value is a list or tuple (merged without numpy)."""
+    names = list(parts[0])
+    if any(list(columns) != names for columns in parts[1:]):
+        return None
+    try:
+        if sequences:
+            return {
+                name: list(chain.from_iterable([columns[name] for columns in parts]))
+                for name in names
+            }
+        return {name: _concat([columns[name] for columns in parts]) for name in names}
+    except (ValueError, TypeError):
+        return None
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -16,10 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -27,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from flowship.errors import FlowshipError, Unavailable
+from flowship.serving.helper_process import helper_pool
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +81,7 @@ class DecoderProcess:
     async def run(self, decode: Any, *args: Any) -> Any:
         """``decode(*args)`` in the decoder process; its FlowshipError is raised here."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
+            self._pool = helper_pool()
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._pool, _in_child, decode, args)
@@ -108,16 +100,3 @@ class DecoderProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Runs first in the decoder process. A server killed with SIGKILL (or by the OOM
-    killer) cannot shut its pool down, and the decoder would wait for work forever, so it
-    leaves by itself once its parent is gone."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="flowship-parent-watch", daemon=True).start()

@@ -1,12 +1,17 @@
 """The prediction log: every scored row of a deployment, appended to a Delta table.
 
 Requests only append a small entry to an in-memory buffer (no I/O on the request path).
-A background thread turns the buffer into one Arrow table and appends it in ONE Delta
-commit every ``flush_interval_s``, or as soon as ``flush_rows`` rows wait. The buffer is
-bounded: when the table cannot keep up, new rows are dropped and counted, never queued
-without bound. ``close()`` (a graceful stop) flushes everything; a killed process loses
-at most the rows of one flush interval. Several workers append to one table at once:
-``batch.sinks.append_delta`` retries lost commit races, so no commit is lost.
+A background thread turns the buffer into one Arrow table every ``flush_interval_s``,
+or as soon as ``flush_rows`` rows wait, and hands it to the log's writer process, which
+appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
+because deltalake holds the GIL for much of it (15-25 ms of CPU), time the event loop
+would otherwise lose; the thread waits for the outcome, so the commits of one worker
+are made one after the other and counted in ``/metrics``. The buffer is bounded: when
+the table cannot keep up, new rows are dropped and counted, never queued without bound.
+``close()`` (a graceful stop) flushes everything; a killed server loses at most the rows
+buffered since the last flush (its writer completes a commit under way, then exits).
+Several workers append to one table at once: ``batch.sinks.append_delta`` retries lost
+commit races, so no commit is lost.
 
 Columns (docs/deployments.md): request_id, client_request_id, ts, date (the partition),
 deployment, revision, variant, role, model_name, model_version, run_id, key, latency_ms,
@@ -18,8 +23,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowship.deployments.spec import LOG_COLUMNS
+from flowship.serving.helper_process import finishing, helper_pool
 from flowship.serving.metrics import Counter, ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -76,8 +85,16 @@ class PredictionLog:
         self.uri, self.deployment = uri, deployment
         self.flush_interval_s, self.flush_rows = flush_interval_s, flush_rows
         self.max_rows = max_rows or max(100_000, 10 * flush_rows)
-        self._table: Any = None  # the open DeltaTable once it exists
-        self._entries: list[LogEntry] = []
+        # Started here, before the deployment is served (a second or two), so that the
+        # first flush does not wait for it: rows of the first seconds are committed as
+        # soon as those of any other second.
+        self._writer: ProcessPoolExecutor | None = helper_pool()
+        try:
+            self._writer.submit(_start_writer).result()
+        except BrokenProcessPool:
+            log.error("Prediction log: the writer process did not start; retrying at the flush.")
+            self._writer = None
+        self._buffer = _Buffer()
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -100,12 +117,12 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, entry: LogEntry) -> None:
-        """Buffer ``entry``; O(1), never blocks on I/O."""
+        """Buffer ``entry``'s rows; a few microseconds, never blocks on I/O."""
         with self._lock:
             if self._rows + entry.n_rows > self.max_rows:
                 self.rows.inc(self.deployment, "dropped", amount=entry.n_rows)
                 return
-            self._entries.append(entry)
+            self._buffer.add(entry)
             self._rows += entry.n_rows
             full = self._rows >= self.flush_rows
         if full:
@@ -121,6 +138,8 @@ class PredictionLog:
         self._wake.set()
         self._thread.join()
         self.flush()
+        if self._writer is not None:
+            self._writer.shutdown()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -133,26 +152,23 @@ class PredictionLog:
     def flush(self) -> int:
         """Commit every buffered row in one Delta commit; returns the rows written."""
         with self._lock:
-            entries, self._entries, rows, self._rows = self._entries, [], self._rows, 0
-        if not entries:
+            buffer, self._buffer, rows, self._rows = self._buffer, _Buffer(), self._rows, 0
+        if not rows:
             return 0
-        from flowship.batch.sinks import append_delta
-
         try:
-            table = to_arrow(entries, self.deployment)
-            append_delta(self._table or self.uri, table, partition_by=["date"])
-            if self._table is None:
-                from deltalake import DeltaTable
-
-                self._table = DeltaTable(self.uri)
+            table = buffer.to_arrow(self.deployment)
+            del buffer
+            if self._writer is None:
+                self._writer = helper_pool()
+            error = self._writer.submit(_append, self.uri, table).result()
+        except BrokenProcessPool:
+            self._writer = None  # a new writer process at the next flush
+            error = "the log writer process died"
         except Exception as exc:  # the log must never take the server down
-            self._table = None  # the next flush re-reads the table rather than trust this handle
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if error is not None:
             log.error(
-                "Prediction log: %d rows could not be written to %s (%s: %s).",
-                rows,
-                self.uri,
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
+                "Prediction log: %d rows could not be written to %s (%s).", rows, self.uri, error
             )
             self.rows.inc(self.deployment, "failed", amount=rows)
             return 0
@@ -161,80 +177,156 @@ class PredictionLog:
         return rows
 
 
-def to_arrow(entries: list[LogEntry], deployment: str) -> pa.Table:
-    """The buffered entries as one table (the schema in the module docstring)."""
-    sizes = [e.n_rows for e in entries]
-
-    def repeat(values: list[Any]) -> list[Any]:
-        return list(chain.from_iterable([v] * n for v, n in zip(values, sizes, strict=True)))
-
-    micros = np.repeat(np.array([e.ts for e in entries]) * 1e6, sizes).astype("int64")
-    ts = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    keys = list(
-        chain.from_iterable(e.keys if e.keys is not None else [None] * e.n_rows for e in entries)
-    )
-    arrays: dict[str, pa.Array] = {
-        "request_id": pa.array(repeat([e.request_id for e in entries]), pa.string()),
-        "client_request_id": pa.array(repeat([e.client_request_id for e in entries]), pa.string()),
-        "ts": ts,
-        "date": pc.cast(ts, pa.date32()),
-        "deployment": pa.array([deployment] * len(ts), pa.string()),
-        "revision": pa.array(repeat([e.revision for e in entries]), pa.int64()),
-        "variant": pa.array(repeat([e.variant for e in entries]), pa.string()),
-        "role": pa.array(repeat([e.role for e in entries]), pa.string()),
-        "model_name": pa.array(repeat([e.predictor.model_name for e in entries]), pa.string()),
-        "model_version": pa.array(
-            repeat([str(e.predictor.model_version or "") for e in entries]), pa.string()
-        ),
-        "run_id": pa.array(repeat([e.predictor.run_id for e in entries]), pa.string()),
-        "key": pa.array(keys, pa.string()),
-        "latency_ms": pa.array(repeat([e.latency_ms for e in entries]), pa.float64()),
-        "status": pa.array(repeat([e.status for e in entries]), pa.string()),
-        "error": pa.array(repeat([e.error for e in entries]), pa.string()),
-        "output": _outputs(entries),
-    }
-    for name, array in _features(entries).items():
-        arrays[f"input_{name}" if name in _RESERVED else name] = array
-    return pa.table(arrays)
+_tables: dict[str, Any] = {}  # in the writer process: the open DeltaTable of each uri
 
 
-def _outputs(entries: list[LogEntry]) -> pa.Array:
+def _start_writer() -> None:
+    """In the writer process: import what a commit needs, before the first one."""
+    import deltalake  # noqa: F401
+
+    import flowship.batch.sinks  # noqa: F401
+
+
+def _append(uri: str, table: pa.Table) -> str | None:
+    """In the writer process: ``table`` in one Delta commit; the error, or None."""
+    from flowship.batch.sinks import append_delta
+
+    with finishing():  # a commit the parent's death interrupts is completed first
+        try:
+            append_delta(_tables.get(uri) or uri, table, partition_by=["date"])
+            if uri not in _tables:
+                from deltalake import DeltaTable
+
+                _tables[uri] = DeltaTable(uri)
+        except Exception as exc:
+            _tables.pop(uri, None)  # the next flush re-reads the table, not this handle
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+# What LogEntry.add keeps once per entry, in this order.
+_META = (
+    "request_id", "client_request_id", "ts", "revision", "variant", "role", "model_name",
+    "model_version", "run_id", "latency_ms", "status", "error",
+)  # fmt: skip
+
+
+class _Buffer:
+    """The rows of one flush, kept column by column in plain lists as they arrive.
+
+    Whatever the buffer holds lives for a whole flush interval. Kept as one object per
+    request (an entry, its dict of feature lists), thousands a second, it filled the
+    garbage collector's oldest generation and made its full collections, 100-350 ms
+    pauses of the event loop, frequent. Numbers, strings and tuples of them are not
+    tracked by the collector, so this buffer costs it almost nothing.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.sizes: list[int] = []  # rows per entry
+        self.meta: list[tuple] = []  # per entry: the values shared by its rows
+        self.keys: list[str | None] = []
+        self.outputs: list[np.ndarray | None] = []  # per entry
+        self.features: dict[str, list[Any]] = {}  # name -> one value per row
+        self.types: dict[str, pa.DataType] = {}
+        self._plans: dict[int, tuple] = {}  # id(predictor) -> how its columns are read
+
+    def add(self, e: LogEntry) -> None:
+        n, p = e.n_rows, e.predictor
+        self.sizes.append(n)
+        self.meta.append((
+            e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role,
+            p.model_name, str(p.model_version or ""), p.run_id, e.latency_ms, e.status,
+            e.error,
+        ))  # fmt: skip
+        self.keys.extend(e.keys if e.keys is not None else [None] * n)
+        self.outputs.append(e.output)
+        plan = self._plans.get(id(p))
+        if plan is None or plan[0] is not p:
+            plan = self._plan(p)
+        _, names, pick, targets = plan
+        try:  # lists, or numpy arrays (numpy scalars): extended in one C-level loop
+            deque(map(list.extend, targets, pick(e.columns)), maxlen=0)
+        except (KeyError, TypeError):  # no inputs (a failed request), a column missing
+            for name, target in zip(names, targets, strict=True):
+                del target[self.rows :]
+                values = e.columns.get(name)
+                target.extend([None] * n if values is None else values)
+        self.rows += n
+        if len(targets) != len(self.features):  # another model's inputs: null here
+            for target in self.features.values():
+                if len(target) < self.rows:
+                    target.extend([None] * (self.rows - len(target)))
+
+    def _plan(self, predictor: Any) -> tuple:
+        names = [c.name for c in predictor.input_columns]
+        for column in predictor.input_columns:
+            if column.name not in self.features:
+                self.features[column.name] = [None] * self.rows
+                self.types[column.name] = _FEATURE_TYPES.get(column.type, pa.string())
+        if not names:
+            pick: Any = lambda columns: ()  # noqa: E731
+        elif len(names) == 1:
+            pick = lambda columns: (columns[names[0]],)  # noqa: E731
+        else:
+            pick = itemgetter(*names)
+        plan = (predictor, names, pick, [self.features[name] for name in names])
+        self._plans[id(predictor)] = plan
+        return plan
+
+    def to_arrow(self, deployment: str) -> pa.Table:
+        """The rows as one table (the schema in the module docstring)."""
+        sizes = self.sizes
+        spread = None  # an entry's values repeated over its rows (single-row entries: as is)
+        if any(n != 1 for n in sizes):
+            spread = pa.array(np.repeat(np.arange(len(sizes)), sizes))
+        meta = dict(zip(_META, zip(*self.meta, strict=True), strict=True))
+
+        def per_entry(values: Any, kind: pa.DataType) -> pa.Array:
+            array = pa.array(values, kind)
+            return array if spread is None else array.take(spread)
+
+        micros = (np.array(meta["ts"]) * 1e6).astype("int64")
+        stamps = per_entry(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        arrays: dict[str, pa.Array] = {
+            "request_id": per_entry(meta["request_id"], pa.string()),
+            "client_request_id": per_entry(meta["client_request_id"], pa.string()),
+            "ts": stamps,
+            "date": pc.cast(stamps, pa.date32()),
+            "deployment": pa.array([deployment] * self.rows, pa.string()),
+            "revision": per_entry(meta["revision"], pa.int64()),
+            "variant": per_entry(meta["variant"], pa.string()),
+            "role": per_entry(meta["role"], pa.string()),
+            "model_name": per_entry(meta["model_name"], pa.string()),
+            "model_version": per_entry(meta["model_version"], pa.string()),
+            "run_id": per_entry(meta["run_id"], pa.string()),
+            "key": pa.array(self.keys, pa.string()),
+            "latency_ms": per_entry(meta["latency_ms"], pa.float64()),
+            "status": per_entry(meta["status"], pa.string()),
+            "error": per_entry(meta["error"], pa.string()),
+            "output": _outputs(self.outputs, sizes),
+        }
+        for name, kind in self.types.items():
+            values = self.features[name]
+            try:
+                array = pa.array(values, kind)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                array = pa.array([None if v is None else str(v) for v in values], pa.string())
+            arrays[f"input_{name}" if name in _RESERVED else name] = array
+        return pa.table(arrays)
+
+
+def _outputs(parts: list[np.ndarray | None], sizes: list[int]) -> pa.Array:
     """Numeric predictions as double, probability rows as list<double>, others as text."""
-    parts = [e.output if e.output is not None else None for e in entries]
     shapes = {p.ndim for p in parts if p is not None}
     numeric = all(p is None or p.dtype.kind in "biuf" for p in parts)
     values: list[Any] = []
     if numeric and shapes == {1} and all(p is not None for p in parts):
         return pa.array(np.concatenate(parts).astype("float64", copy=False), pa.float64())
-    for part, entry in zip(parts, entries, strict=True):
-        values.extend([None] * entry.n_rows if part is None else part.tolist())
+    for part, n in zip(parts, sizes, strict=True):
+        values.extend([None] * n if part is None else part.tolist())
     if numeric and shapes == {2}:
         return pa.array(values, pa.list_(pa.float64()))
     if numeric and shapes <= {1}:
         return pa.array(values, pa.float64())
     return pa.array([None if v is None else str(v) for v in values], pa.string())
-
-
-def _features(entries: list[LogEntry]) -> dict[str, pa.Array]:
-    """Each signature input as one column (null for rows of a model without it)."""
-    types: dict[str, pa.DataType] = {}
-    seen: set[int] = set()
-    for entry in entries:  # a handful of distinct models per flush
-        if id(entry.predictor) not in seen:
-            seen.add(id(entry.predictor))
-            for column in entry.predictor.input_columns:
-                types.setdefault(column.name, _FEATURE_TYPES.get(column.type, pa.string()))
-    out: dict[str, pa.Array] = {}
-    for name, kind in types.items():
-        values = list(chain.from_iterable(_rows(e.columns.get(name), e.n_rows) for e in entries))
-        try:
-            out[name] = pa.array(values, kind)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            out[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    return out
-
-
-def _rows(column: Any, n_rows: int) -> Any:
-    if column is None:
-        return [None] * n_rows
-    return column.tolist() if isinstance(column, np.ndarray) else column

@@ -21,7 +21,8 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,12 +66,12 @@ class Routing:
     assigner: Any  # deployments.Assigner
     shadows: tuple[_Variant, ...] = ()
 
-    @property
+    @cached_property  # asked on every request (the served model's limits, labels)
     def heaviest(self) -> _Variant:
         return max((v for v in self.variants.values() if not v.shadow), key=lambda v: v.weight)
 
 
-@dataclass
+@dataclass(slots=True)
 class Routed:
     """One answered request: the rows' results and who answered them."""
 
@@ -79,9 +80,13 @@ class Routed:
     result: np.ndarray
     predictor: Any  # the first row's model (metrics labels)
     variants: list[str]  # distinct answering variants, in order of first row
-    versions: list[str]
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    shadow_copies: list[ShadowCopy] = field(default_factory=list)
+    predictors: tuple[Any, ...]  # their models
+    headers: list[tuple[bytes, bytes]]
+    shadow_copies: list[ShadowCopy] | None = None
+
+    @property
+    def versions(self) -> list[str]:
+        return [str(p.model_version or "") for p in self.predictors]
 
 
 class DeploymentRouter:
@@ -96,6 +101,7 @@ class DeploymentRouter:
         self.log: PredictionLog | None = None
         self.shadows: ShadowQueue | None = None
         self._header_cache: dict[tuple, list[tuple[bytes, bytes]]] = {}
+        self._input_names: dict[int, tuple[Any, frozenset[str]]] = {}  # id(predictor) ->
         self.revision_gauge = metrics.register(
             Gauge("flowship_deployment_revision", "Revision being served.", ("deployment",))
         )
@@ -420,13 +426,16 @@ class DeploymentRouter:
         client_id = headers.get(REQUEST_ID_HEADER)
         client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
         now = time.time()
+        names = [variant.name for variant, *_ in parts]
+        predictors = tuple(p for *_, p in parts)
         routed = Routed(
             request_id,
             routing.revision,
             result,
-            parts[0][3],
-            [variant.name for variant, *_ in parts],
-            [str(p.model_version or "") for *_, p in parts],
+            predictors[0],
+            names,
+            predictors,
+            self._headers(routing.revision, names, predictors, request_id),
         )
         logged = self.log is not None and self._sampled(routing, request_id)
         tally = self.metrics.tally
@@ -454,6 +463,8 @@ class DeploymentRouter:
                 )
         for variant in routing.shadows:
             if _chosen(routing, request_id, variant):
+                if routed.shadow_copies is None:
+                    routed.shadow_copies = []
                 routed.shadow_copies.append(
                     ShadowCopy(
                         variant.name,
@@ -467,12 +478,11 @@ class DeploymentRouter:
                         n_rows,
                     )
                 )
-        routed.headers = self._headers(routed)
         return routed
 
     async def after_response(self, routed: Routed) -> None:
         """Hand the request's shadow copies to the shadow queue (the response is sent)."""
-        if self.shadows is not None:
+        if self.shadows is not None and routed.shadow_copies:
             for copy in routed.shadow_copies:
                 self.shadows.submit(copy)
 
@@ -481,33 +491,44 @@ class DeploymentRouter:
         if self.config.extra_columns == "reject":
             return columns
         predictor = variant.holder.current
-        names = {c.name for c in predictor.input_columns} if predictor else set()
+        cached = self._input_names.get(id(predictor))
+        if cached is None or cached[0] is not predictor:
+            if len(self._input_names) > 64:  # bounded: versions come and go
+                self._input_names.clear()
+            names = frozenset(c.name for c in predictor.input_columns) if predictor else frozenset()
+            cached = self._input_names[id(predictor)] = (predictor, names)
+        names = cached[1]
         if not names or names.issuperset(columns):
             return columns
         return {k: v for k, v in columns.items() if k in names}
 
     def _sampled(self, routing: Routing, request_id: str) -> bool:
+        sample = routing.spec.log.sample if routing.spec.log else 0.0
+        if sample >= 1.0:  # the common case: no hash
+            return True
         from flowship.deployments import unit
 
-        sample = routing.spec.log.sample if routing.spec.log else 0.0
-        return sample >= 1.0 or unit(routing.spec.assignment_salt, request_id, "log") < sample
+        return unit(routing.spec.assignment_salt, request_id, "log") < sample
 
-    def _headers(self, routed: Routed) -> list[tuple[bytes, bytes]]:
-        predictor = routed.predictor
-        key = (routed.revision, predictor, *routed.variants, *routed.versions)
+    def _headers(
+        self, revision: int, names: list[str], predictors: tuple, request_id: str
+    ) -> list[tuple[bytes, bytes]]:
+        key = (revision, *names, *predictors)  # a Predictor is one version of one model
         fixed = self._header_cache.get(key)
         if fixed is None:
             if len(self._header_cache) > 256:  # bounded: revisions x variant combinations
                 self._header_cache.clear()
+            predictor = predictors[0]
+            versions = ",".join(str(p.model_version or "") for p in predictors)
             fixed = self._header_cache[key] = [
                 (b"x-flowship-deployment", self.name.encode()),
-                (b"x-flowship-revision", str(routed.revision).encode()),
-                (b"x-flowship-variant", ",".join(routed.variants).encode()),
+                (b"x-flowship-revision", str(revision).encode()),
+                (b"x-flowship-variant", ",".join(names).encode()),
                 (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
-                (b"x-flowship-model-version", ",".join(routed.versions).encode()),
+                (b"x-flowship-model-version", versions.encode()),
                 (b"x-flowship-backend", predictor.backend.encode()),
             ]
-        return [*fixed, (b"x-flowship-request-id", routed.request_id.encode())]
+        return [*fixed, (b"x-flowship-request-id", request_id.encode())]
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:

@@ -1,0 +1,63 @@
+"""The prediction log's column buffer: rows of several models, multi-row requests,
+failed requests and numpy columns line up in one table. (The buffer reads only a model's
+name, version, run id and signature columns, given here as plain records.)"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+
+from flowship.serving.prediction_log import LogEntry, _Buffer
+
+
+def model(version: str, *columns: tuple[str, str]) -> SimpleNamespace:
+    inputs = [SimpleNamespace(name=name, type=kind) for name, kind in columns]
+    return SimpleNamespace(model_name="churn", model_version=version, run_id=f"run{version}",
+                           input_columns=inputs)  # fmt: skip
+
+
+def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="ok"):
+    return LogEntry(request_id, None, 1_800_000_000.0, 3, f"v{predictor.model_version}",
+                    "primary", predictor, keys, columns, n_rows, output, 1.5, status=status,
+                    error="boom" if status == "error" else None)  # fmt: skip
+
+
+def test_rows_of_several_models_line_up_column_by_column():
+    v1 = model("1", ("age", "double"), ("plan", "string"))
+    v2 = model("2", ("age", "double"), ("tenure", "long"), ("ts", "double"))
+    buffer = _Buffer()
+    buffer.add(entry("a", v1, {"age": [30.0], "plan": ["pro"]}, 1, np.array([1.0]), keys=["k1"]))
+    buffer.add(entry("b", v2, {"age": np.array([40.0, 41.0]), "tenure": np.array([2, 3]),
+                               "ts": [0.5, 0.25]}, 2, np.array([0, 1])))  # fmt: skip
+    buffer.add(entry("c", v1, {}, 2, None, keys=["k2", "k3"], status="error"))
+    buffer.add(entry("d", v1, {"age": [50.0], "plan": ["basic"], "extra": [1]}, 1,
+                     np.array([0.0])))  # fmt: skip
+    table = buffer.to_arrow("churn")
+
+    assert table.num_rows == buffer.rows == 6
+    rows = table.to_pylist()
+    assert [r["request_id"] for r in rows] == ["a", "b", "b", "c", "c", "d"]
+    assert [r["model_version"] for r in rows] == ["1", "2", "2", "1", "1", "1"]
+    assert [r["key"] for r in rows] == ["k1", None, None, "k2", "k3", None]
+    assert [r["age"] for r in rows] == [30.0, 40.0, 41.0, None, None, 50.0]
+    assert [r["plan"] for r in rows] == ["pro", None, None, None, None, "basic"]
+    assert [r["tenure"] for r in rows] == [None, 2, 3, None, None, None]
+    assert [r["input_ts"] for r in rows] == [None, 0.5, 0.25, None, None, None]  # reserved name
+    assert [r["output"] for r in rows] == [1.0, 0.0, 1.0, None, None, 0.0]
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "error", "error", "ok"]
+    assert [r["error"] for r in rows] == [None, None, None, "boom", "boom", None]
+    assert {r["deployment"] for r in rows} == {"churn"} and {r["revision"] for r in rows} == {3}
+    assert table.schema.field("tenure").type == pa.int64()
+    assert table.schema.field("date").type == pa.date32()
+    assert "extra" not in table.column_names  # only what a signature names
+
+
+def test_values_a_column_type_cannot_hold_are_kept_as_text():
+    v1 = model("1", ("age", "long"))
+    buffer = _Buffer()
+    buffer.add(entry("a", v1, {"age": [1, "n/a"]}, 2, np.array([[0.1, 0.9], [0.8, 0.2]])))
+    rows = buffer.to_arrow("churn").to_pylist()
+    assert [r["age"] for r in rows] == ["1", "n/a"]
+    assert [r["output"] for r in rows] == [[0.1, 0.9], [0.8, 0.2]]
