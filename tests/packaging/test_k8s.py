@@ -25,6 +25,17 @@ def _validate(*files: Path) -> subprocess.CompletedProcess:
     )
 
 
+def kustomized(out: Path) -> list[dict]:
+    """The documents ``kubectl kustomize OUT`` builds; skips without kubectl."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: the kustomize build check needs it")
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert built.returncode == 0, built.stderr
+    return list(yaml.safe_load_all(built.stdout))
+
+
 def _docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
@@ -82,18 +93,12 @@ def test_manifests_validate_and_build(store, cli, tmp_path, job_file):
     assert job_pod["securityContext"]["runAsNonRoot"] is True
     assert job_pod["containers"][0]["image"] == "churn:1"
 
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed: the kustomize build check needs it")
-    built = subprocess.run(
-        ["kubectl", "kustomize", str(out)], capture_output=True, text=True, timeout=120
-    )
-    assert built.returncode == 0, built.stderr
-    kinds = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout))
-    assert kinds == sorted(
+    built = kustomized(out)
+    assert sorted(d["kind"] for d in built) == sorted(
         ["ConfigMap", "ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler",
          "PodDisruptionBudget", "Service"]
     )  # fmt: skip
-    assert {d["metadata"]["namespace"] for d in yaml.safe_load_all(built.stdout)} == {"ml"}
+    assert {d["metadata"]["namespace"] for d in built} == {"ml"}
 
 
 def test_validation_can_fail(tmp_path):
