@@ -33,7 +33,6 @@ def _register_switch_model(store, name: str) -> dict[str, list]:
         mp.setenv("MLFLOW_TRACKING_URI", store.uri)
         mp.setenv("FLOWSHIP_HOME", str(store.home))
         reset_caches()
-        mlflow.set_tracking_uri(store.uri)
         mlflow.set_experiment("flowship")
         for version in ("1", "2", "3"):
             log_sklearn(name, fits[version], x)

@@ -59,13 +59,14 @@ _NO_MODEL = ("", "", "")
 class _PerModel:
     """What the hot path needs of the served version, computed once per version."""
 
-    __slots__ = ("predictor", "names", "headers", "limits", "openapi")
+    __slots__ = ("predictor", "names", "headers", "labels", "limits", "openapi")
 
     def __init__(self, predictor: Any, config: ServeConfig) -> None:
         self.predictor = predictor
         columns = predictor.input_columns if predictor is not None else []
         self.names = frozenset(c.name for c in columns)
         self.headers = headers_of(predictor) if predictor is not None else []
+        self.labels = labels_of(predictor) if predictor is not None else _NO_MODEL
         self.limits = RequestLimits.for_model(
             len(columns), max_extra_columns=config.max_extra_columns, max_cells=config.max_cells
         )
@@ -201,15 +202,20 @@ class ServingApp:
         except Exception as exc:  # handed to the one error mapping (Starlette's is bypassed)
             await self._send_error(scope, send, exc)
             return
-        self.observe(labels_of(predictor), "mlflow", 200, scope[START])
+        if routed is not None:
+            labels, who = routed.answer.model_labels, routed.headers
+        else:
+            served = self.per_model(predictor)
+            labels, who = served.labels, served.headers
+        self.observe(labels, "mlflow", 200, scope[START])
         response_headers = [
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
-            *(routed.headers if routed is not None else self.per_model(predictor).headers),
+            *who,
         ]
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
-        if routed is not None:
+        if routed is not None and routed.shadow_copies:
             await self.router.after_response(routed)  # shadows score after the answer
 
     # ------------------------------------------------------------ errors, one place

@@ -176,6 +176,14 @@ class ServingMetrics:
         )
 
         self.tally = LoopTally(self)
+        self._variants: VariantMetrics | None = None
+
+    def variants(self) -> VariantMetrics:
+        """The per-variant metrics, registered by the first deployment router that asks
+        (a plain server does not show them)."""
+        if self._variants is None:
+            self._variants = VariantMetrics(self)
+        return self._variants
 
     def register(self, family: F) -> F:
         """Expose ``family`` on /metrics (optional parts, such as the router, add theirs)."""
@@ -202,6 +210,36 @@ class ServingMetrics:
             mp.mark_process_dead(pid or os.getpid())
 
 
+class VariantMetrics:
+    """A deployment's answers per primary variant (``LoopTally.answered``), which the
+    rollout's ``server_*`` guardrails read (``flowship.rollout.servers``): a request whose
+    rows two variants answered counts once for each."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self.rows = metrics.register(
+            Counter(
+                "flowship_variant_rows_total",
+                "Rows answered by each primary variant.",
+                ("deployment", "variant"),
+            )
+        )
+        self.requests = metrics.register(
+            Counter(
+                "flowship_variant_requests_total",
+                "Requests answered (outcome ok) or failed (error) by each primary variant.",
+                ("deployment", "variant", "outcome"),
+            )
+        )
+        self.latency = metrics.register(
+            Histogram(
+                "flowship_variant_request_duration_seconds",
+                "Time from request received to answer, per primary variant (answered only).",
+                ("deployment", "variant"),
+                LATENCY_BUCKETS,
+            )
+        )
+
+
 class LoopTally:
     """Counts, observations and the queue depth, gathered on the event loop thread and
     written to the metrics once per loop turn (see the module docstring): the request
@@ -213,6 +251,7 @@ class LoopTally:
         self._latencies: dict[tuple[str, ...], list[float]] = {}
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
         self._observed: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+        self._answered: dict[tuple[str, str], list] = {}  # (deployment, variant) ->
         self._depth: int | None = None
         self._scheduled = False
 
@@ -246,6 +285,19 @@ class LoopTally:
         if not self._scheduled:
             self._schedule()
 
+    def answered(self, labels: tuple[str, str], rows: int, seconds: float) -> None:
+        """A deployment's variant answered ``rows`` rows of a request (flat keys: one call
+        for its three per-variant metrics, see :class:`VariantMetrics`)."""
+        entry = self._answered.get(labels)
+        if entry is None:
+            self._answered[labels] = [rows, 1, [seconds]]
+        else:
+            entry[0] += rows
+            entry[1] += 1
+            entry[2].append(seconds)
+        if not self._scheduled:
+            self._schedule()
+
     def queue_depth(self, value: int) -> None:
         self._depth = value
         if not self._scheduled:
@@ -266,6 +318,7 @@ class LoopTally:
         latencies, self._latencies = self._latencies, {}
         counts, self._counts = self._counts, {}
         observed, self._observed = self._observed, {}
+        answered, self._answered = self._answered, {}
         depth, self._depth = self._depth, None
         metrics = self._metrics
         for labels, count in requests.items():
@@ -280,5 +333,13 @@ class LoopTally:
             observe = histogram.child(labels).observe
             for value in values:
                 observe(value)
+        if answered:
+            variants = metrics.variants()
+            for labels, (rows, requests, values) in answered.items():
+                variants.rows.inc(*labels, amount=rows)
+                variants.requests.inc(*labels, "ok", amount=requests)
+                observe = variants.latency.child(labels).observe
+                for value in values:
+                    observe(value)
         if depth is not None:
             metrics.queue_depth.set(value=depth)

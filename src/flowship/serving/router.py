@@ -32,7 +32,7 @@ from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
 from flowship.serving.follow import ModelHolder, labels_of
-from flowship.serving.metrics import LATENCY_BUCKETS, Counter, Gauge, Histogram, ServingMetrics
+from flowship.serving.metrics import Counter, Gauge, ServingMetrics
 from flowship.serving.prediction_log import LogEntry, PredictionLog
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
 
@@ -45,7 +45,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 MAX_HEADER_CHARS = 200  # a client's request id or key longer than this is cut
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (the answer cache)
 class _Variant:
     name: str
     uri: str
@@ -71,6 +71,18 @@ class Routing:
         return max((v for v in self.variants.values() if not v.shadow), key=lambda v: v.weight)
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """Who answered a request, as its response and metrics say it: built once per
+    (revision, answering variants, their model versions), then only read."""
+
+    variants: tuple[str, ...]
+    predictors: tuple[Any, ...]
+    headers: tuple[tuple[bytes, bytes], ...]
+    labels: tuple[tuple[str, str], ...]  # (deployment, variant), for LoopTally.answered
+    model_labels: tuple[str, str, str]  # the first row's model, for the request metrics
+
+
 @dataclass(slots=True)
 class Routed:
     """One answered request: the rows' results and who answered them."""
@@ -78,15 +90,24 @@ class Routed:
     request_id: str
     revision: int
     result: np.ndarray
-    predictor: Any  # the first row's model (metrics labels)
-    variants: list[str]  # distinct answering variants, in order of first row
-    predictors: tuple[Any, ...]  # their models
-    headers: list[tuple[bytes, bytes]]
+    answer: _Answer
     shadow_copies: list[ShadowCopy] | None = None
 
     @property
+    def predictor(self) -> Any:  # the first row's model (metrics labels)
+        return self.answer.predictors[0]
+
+    @property
+    def variants(self) -> tuple[str, ...]:  # distinct answering variants, by first row
+        return self.answer.variants
+
+    @property
     def versions(self) -> list[str]:
-        return [str(p.model_version or "") for p in self.predictors]
+        return [str(p.model_version or "") for p in self.answer.predictors]
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [*self.answer.headers, (b"x-flowship-request-id", self.request_id.encode())]
 
 
 class DeploymentRouter:
@@ -100,7 +121,7 @@ class DeploymentRouter:
         self.last_error: str | None = None
         self.log: PredictionLog | None = None
         self.shadows: ShadowQueue | None = None
-        self._header_cache: dict[tuple, list[tuple[bytes, bytes]]] = {}
+        self._answers: dict[tuple, _Answer] = {}  # ((variant, predictor), ...) ->
         self._input_names: dict[int, tuple[Any, frozenset[str]]] = {}  # id(predictor) ->
         self.revision_gauge = metrics.register(
             Gauge("flowship_deployment_revision", "Revision being served.", ("deployment",))
@@ -112,30 +133,7 @@ class DeploymentRouter:
                 ("deployment", "revision"),
             )
         )
-        self.variant_rows = metrics.register(
-            Counter(
-                "flowship_variant_rows_total",
-                "Rows answered by each primary variant.",
-                ("deployment", "variant"),
-            )
-        )
-        # Per variant, for the rollout's server_* guardrails (flowship.rollout.servers):
-        # a request whose rows two variants answered counts once for each.
-        self.variant_requests = metrics.register(
-            Counter(
-                "flowship_variant_requests_total",
-                "Requests answered (outcome ok) or failed (error) by each primary variant.",
-                ("deployment", "variant", "outcome"),
-            )
-        )
-        self.variant_latency = metrics.register(
-            Histogram(
-                "flowship_variant_request_duration_seconds",
-                "Time from request received to answer, per primary variant (answered only).",
-                ("deployment", "variant"),
-                LATENCY_BUCKETS,
-            )
-        )
+        self.variant_metrics = metrics.variants()
 
     # ------------------------------------------------------------ ModelHolder's face
 
@@ -260,7 +258,7 @@ class DeploymentRouter:
             tuple(v for v in variants.values() if v.shadow),
         )
         self.last_error = None
-        self._header_cache.clear()
+        self._answers.clear()
         self.revision_gauge.set(self.name, value=revision.revision)
         self.metrics.model_info.clear()  # each variant's holder set only its own
         for v in variants.values():
@@ -329,7 +327,7 @@ class DeploymentRouter:
     ) -> None:
         """A primary variant that failed is counted, and logged too (status ``error``, no
         output), so the rollout's error-rate guardrails see it; the request still fails."""
-        self.metrics.tally.count(self.variant_requests, (self.name, variant.name, "error"))
+        self.metrics.tally.count(self.variant_metrics.requests, (self.name, variant.name, "error"))
         predictor = variant.holder.current
         if self.log is None or predictor is None or not self._sampled(routing, request_id):
             return
@@ -369,29 +367,26 @@ class DeploymentRouter:
         sequences: bool = False,
         start: float,
     ) -> Routed:
-        """Score a request: assign rows, predict per variant, answer in row order."""
+        """Score a request: assign rows, predict per variant, answer in row order.
+        ``columns`` are the request's own (decoded for it): the key column is taken out."""
         routing = self._routing
         if routing is None:
             raise NotReady(self.config.ref)
         request_id = f"{_random.getrandbits(128):032x}"  # no syscall, no uuid object
         key_field = routing.spec.key
         keys: list[str] | None = None
-        header_key = headers.get(KEY_HEADER)
-        if key_field is not None and key_field in columns:
-            columns = dict(columns)
-            keys = _keys(columns.pop(key_field), key_field)
-            assigned = routing.assigner.many(keys)
-        elif key_field is not None and header_key is not None:
-            key = header_key.decode("latin-1")[:MAX_HEADER_CHARS]
-            keys = [key] * n_rows
-            assigned = [routing.assigner(key)] * n_rows
+        if key_field is not None and (values := columns.pop(key_field, None)) is not None:
+            keys = _keys(values, key_field)
+            assigned = [routing.assigner(keys[0])] if n_rows == 1 else routing.assigner.many(keys)
+        elif key_field is not None and (header_key := headers.get(KEY_HEADER)) is not None:
+            keys = [header_key.decode("latin-1")[:MAX_HEADER_CHARS]] * n_rows
+            assigned = [routing.assigner(keys[0])] * n_rows if n_rows else []
         else:
             assigned = [routing.assigner(request_id)] * n_rows
         first = assigned[0] if assigned else routing.heaviest.name
-        groups = {} if assigned.count(first) == n_rows else _groups(assigned)
-        if not groups:  # one variant answers every row (the common case)
-            name = first
-            variant = routing.variants[name]
+        groups: dict[str, list[int]] | None = None
+        if n_rows <= 1 or assigned.count(first) == n_rows:  # one variant answers every row
+            variant = routing.variants[first]
             try:
                 result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
                     self._inputs(variant, columns), n_rows, sequences=sequences
@@ -399,86 +394,111 @@ class DeploymentRouter:
             except Exception as exc:
                 self._log_failure(routing, request_id, headers, variant, keys, n_rows, start, exc)
                 raise
-            parts = [(variant, None, result, predictor)]
+            answer = self._answer(routing.revision, ((variant, predictor),))
+            outputs: list[Any] = [result]
         else:
-            calls = []
-            for name, rows in groups.items():
-                variant = routing.variants[name]
-                part = self._inputs(variant, _take(columns, rows))
-                calls.append(variant.batcher.predict(part, len(rows), sequences=sequences))  # type: ignore[union-attr]
-            outcomes = await asyncio.gather(*calls, return_exceptions=True)
-            failed = [o for o in outcomes if isinstance(o, BaseException)]
-            if failed:
-                for (name, rows), outcome in zip(groups.items(), outcomes, strict=True):
-                    if isinstance(outcome, Exception):
-                        subset = None if keys is None else [keys[i] for i in rows]
-                        self._log_failure(
-                            routing, request_id, headers, routing.variants[name], subset,
-                            len(rows), start, outcome,
-                        )  # fmt: skip
-                raise failed[0]
-            parts = [
-                (routing.variants[name], rows, result, predictor)
-                for (name, rows), (result, predictor) in zip(groups.items(), outcomes, strict=True)
-            ]
-            result = _merge(n_rows, [(rows, r) for _, rows, r, _ in parts])
-        latency_ms = (time.perf_counter() - start) * 1000
+            groups = _groups(assigned)
+            result, answer, outputs = await self._route_rows(
+                routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
+            )
+        seconds = time.perf_counter() - start
+        routed = Routed(request_id, routing.revision, result, answer)
+        tally = self.metrics.tally
+        if groups is None:
+            tally.answered(answer.labels[0], n_rows, seconds)
+        else:
+            for labels, rows in zip(answer.labels, groups.values(), strict=True):
+                tally.answered(labels, len(rows), seconds)
         client_id = headers.get(REQUEST_ID_HEADER)
         client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
-        now = time.time()
-        names = [variant.name for variant, *_ in parts]
-        predictors = tuple(p for *_, p in parts)
-        routed = Routed(
-            request_id,
-            routing.revision,
-            result,
-            predictors[0],
-            names,
-            predictors,
-            self._headers(routing.revision, names, predictors, request_id),
-        )
-        logged = self.log is not None and self._sampled(routing, request_id)
-        tally = self.metrics.tally
-        for variant, rows, part_result, predictor in parts:
-            count = n_rows if rows is None else len(rows)
-            tally.count(self.variant_rows, (self.name, variant.name), count)
-            tally.count(self.variant_requests, (self.name, variant.name, "ok"))
-            tally.observe(self.variant_latency, (self.name, variant.name), latency_ms / 1000)
-            if logged:
-                self.log.add(  # type: ignore[union-attr]
-                    LogEntry(
-                        request_id,
-                        client_request_id,
-                        now,
-                        routing.revision,
-                        variant.name,
-                        "primary",
-                        predictor,
-                        keys if rows is None or keys is None else [keys[i] for i in rows],
-                        columns if rows is None else _take(columns, rows),
-                        count,
-                        part_result,
-                        latency_ms,
-                    )
-                )
-        for variant in routing.shadows:
-            if _chosen(routing, request_id, variant):
-                if routed.shadow_copies is None:
-                    routed.shadow_copies = []
-                routed.shadow_copies.append(
-                    ShadowCopy(
-                        variant.name,
-                        routing.revision,
-                        variant.holder,
-                        request_id,
-                        client_request_id,
-                        now,
-                        keys,
-                        self._inputs(variant, columns),
-                        n_rows,
-                    )
-                )
+        if self.log is not None and self._sampled(routing, request_id):
+            self._log_answer(
+                routed, answer, outputs, groups, columns, keys, n_rows, client_request_id,
+                seconds * 1000,
+            )  # fmt: skip
+        if routing.shadows:
+            routed.shadow_copies = self._shadow_copies(
+                routing, request_id, client_request_id, keys, columns, n_rows
+            )
         return routed
+
+    async def _route_rows(
+        self, routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
+    ) -> tuple[np.ndarray, _Answer, list[Any]]:
+        """Rows of one request that several variants answer: scored at once, merged back
+        into row order."""
+        calls = []
+        for name, rows in groups.items():
+            variant = routing.variants[name]
+            part = self._inputs(variant, _take(columns, rows))
+            calls.append(variant.batcher.predict(part, len(rows), sequences=sequences))  # type: ignore[union-attr]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            for (name, rows), outcome in zip(groups.items(), outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    subset = None if keys is None else [keys[i] for i in rows]
+                    self._log_failure(
+                        routing, request_id, headers, routing.variants[name], subset, len(rows),
+                        start, outcome,
+                    )  # fmt: skip
+            raise failed[0]
+        answer = self._answer(
+            routing.revision,
+            tuple(
+                (routing.variants[name], predictor)
+                for name, (_, predictor) in zip(groups, outcomes, strict=True)
+            ),
+        )
+        outputs = [result for result, _ in outcomes]
+        return _merge(n_rows, list(zip(groups.values(), outputs, strict=True))), answer, outputs
+
+    def _log_answer(
+        self, routed, answer, outputs, groups, columns, keys, n_rows, client_request_id, latency
+    ) -> None:
+        """The answered rows into the prediction log, one entry per answering variant."""
+        now = time.time()
+        for name, predictor, output in zip(
+            answer.variants, answer.predictors, outputs, strict=True
+        ):
+            rows = None if groups is None else groups[name]
+            self.log.add(  # type: ignore[union-attr]
+                LogEntry(
+                    routed.request_id,
+                    client_request_id,
+                    now,
+                    routed.revision,
+                    name,
+                    "primary",
+                    predictor,
+                    keys if rows is None or keys is None else [keys[i] for i in rows],
+                    columns if rows is None else _take(columns, rows),
+                    n_rows if rows is None else len(rows),
+                    output,
+                    latency,
+                )
+            )
+
+    def _shadow_copies(
+        self, routing, request_id, client_request_id, keys, columns, n_rows
+    ) -> list[ShadowCopy] | None:
+        now = time.time()
+        copies = [
+            ShadowCopy(
+                variant.name,
+                routing.revision,
+                variant.holder,
+                request_id,
+                client_request_id,
+                now,
+                keys,
+                self._inputs(variant, columns),
+                n_rows,
+            )
+            for variant in routing.shadows
+            if _chosen(routing, request_id, variant)
+        ]
+        return copies or None
 
     async def after_response(self, routed: Routed) -> None:
         """Hand the request's shadow copies to the shadow queue (the response is sent)."""
@@ -510,25 +530,31 @@ class DeploymentRouter:
 
         return unit(routing.spec.assignment_salt, request_id, "log") < sample
 
-    def _headers(
-        self, revision: int, names: list[str], predictors: tuple, request_id: str
-    ) -> list[tuple[bytes, bytes]]:
-        key = (revision, *names, *predictors)  # a Predictor is one version of one model
-        fixed = self._header_cache.get(key)
-        if fixed is None:
-            if len(self._header_cache) > 256:  # bounded: revisions x variant combinations
-                self._header_cache.clear()
-            predictor = predictors[0]
+    def _answer(self, revision: int, parts: tuple[tuple[_Variant, Any], ...]) -> _Answer:
+        """The cached ``_Answer`` of (variant, the predictor that answered) pairs."""
+        answer = self._answers.get(parts)
+        if answer is None:
+            if len(self._answers) > 256:  # bounded: variant combinations x versions
+                self._answers.clear()
+            names = tuple(variant.name for variant, _ in parts)
+            predictors = tuple(predictor for _, predictor in parts)
+            first = predictors[0]
             versions = ",".join(str(p.model_version or "") for p in predictors)
-            fixed = self._header_cache[key] = [
-                (b"x-flowship-deployment", self.name.encode()),
-                (b"x-flowship-revision", str(revision).encode()),
-                (b"x-flowship-variant", ",".join(names).encode()),
-                (b"x-flowship-model-name", str(predictor.model_name or predictor.uri).encode()),
-                (b"x-flowship-model-version", versions.encode()),
-                (b"x-flowship-backend", predictor.backend.encode()),
-            ]
-        return [*fixed, (b"x-flowship-request-id", request_id.encode())]
+            answer = self._answers[parts] = _Answer(
+                names,
+                predictors,
+                (
+                    (b"x-flowship-deployment", self.name.encode()),
+                    (b"x-flowship-revision", str(revision).encode()),
+                    (b"x-flowship-variant", ",".join(names).encode()),
+                    (b"x-flowship-model-name", str(first.model_name or first.uri).encode()),
+                    (b"x-flowship-model-version", versions.encode()),
+                    (b"x-flowship-backend", first.backend.encode()),
+                ),
+                tuple((self.name, name) for name in names),
+                labels_of(first),
+            )
+        return answer
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:
