@@ -217,14 +217,17 @@ class _Buffer:
     Whatever the buffer holds lives for a whole flush interval. Kept as one object per
     request (an entry, its dict of feature lists), thousands a second, it filled the
     garbage collector's oldest generation and made its full collections, 100-350 ms
-    pauses of the event loop, frequent. Numbers, strings and tuples of them are not
-    tracked by the collector, so this buffer costs it almost nothing.
+    pauses of the event loop, frequent. Numbers and strings are not tracked by the
+    collector, and nothing here is kept per entry in a container it tracks (a tuple is,
+    until a collection looks at it: one per request made the collector run every few
+    hundred requests, promoting the requests in flight to older generations), so this
+    buffer costs it nothing.
     """
 
     def __init__(self) -> None:
         self.rows = 0
         self.sizes: list[int] = []  # rows per entry
-        self.meta: list[tuple] = []  # per entry: the values shared by its rows
+        self.meta: tuple[list, ...] = tuple([] for _ in _META)  # per entry, column by column
         self.keys: list[str | None] = []
         self.outputs: list[np.ndarray | None] = []  # per entry
         self.features: dict[str, list[Any]] = {}  # name -> one value per row
@@ -234,11 +237,11 @@ class _Buffer:
     def add(self, e: LogEntry) -> None:
         n, p = e.n_rows, e.predictor
         self.sizes.append(n)
-        self.meta.append((
+        deque(map(list.append, self.meta, (
             e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role,
             p.model_name, str(p.model_version or ""), p.run_id, e.latency_ms, e.status,
             e.error,
-        ))  # fmt: skip
+        )), maxlen=0)  # fmt: skip
         self.keys.extend(e.keys if e.keys is not None else [None] * n)
         self.outputs.append(e.output)
         plan = self._plans.get(id(p))
@@ -280,7 +283,7 @@ class _Buffer:
         spread = None  # an entry's values repeated over its rows (single-row entries: as is)
         if any(n != 1 for n in sizes):
             spread = pa.array(np.repeat(np.arange(len(sizes)), sizes))
-        meta = dict(zip(_META, zip(*self.meta, strict=True), strict=True))
+        meta = dict(zip(_META, self.meta, strict=True))
 
         def per_entry(values: Any, kind: pa.DataType) -> pa.Array:
             array = pa.array(values, kind)
