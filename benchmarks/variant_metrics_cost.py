@@ -2,8 +2,9 @@
 
 A request answered by one variant adds its rows and one request to two counters and its
 latency to a histogram (``flowship_variant_*``, read by the rollout's server_* guardrails).
-``direct`` updates prometheus_client each time; ``tally`` goes through ``LoopTally``, as
-the router does: counters written once per event-loop turn (here: 16 requests a turn).
+``direct`` updates prometheus_client each time; ``tally`` makes the router's one call,
+``LoopTally.answered``: counters written once per event-loop turn (here: 16 requests a
+turn), the histogram once per request.
 
     .venv/bin/python benchmarks/variant_metrics_cost.py
 """
@@ -13,36 +14,23 @@ from __future__ import annotations
 import asyncio
 import time
 
-from flowship.serving.metrics import LATENCY_BUCKETS, Counter, Histogram, ServingMetrics
+from flowship.serving.metrics import ServingMetrics
 
 PER_TURN, TURNS = 16, 20_000
+LABELS = ("churn", "champion")
 
 
 def main() -> None:
     m = ServingMetrics()
-    rows = m.register(Counter("flowship_variant_rows_total", "x", ("deployment", "variant")))
-    requests = m.register(
-        Counter("flowship_variant_requests_total", "x", ("deployment", "variant", "outcome"))
-    )
-    latency = m.register(
-        Histogram(
-            "flowship_variant_request_duration_seconds",
-            "x",
-            ("deployment", "variant"),
-            LATENCY_BUCKETS,
-        )
-    )
+    variants = m.variants()
 
     def direct() -> None:
-        rows.inc("churn", "champion", amount=1)
-        requests.inc("churn", "champion", "ok")
-        latency.observe(0.0003, "churn", "champion")
+        variants.rows.inc(*LABELS, amount=1)
+        variants.requests.inc(*LABELS, "ok")
+        variants.latency.observe(0.0003, *LABELS)
 
     def tallied() -> None:
-        tally = m.tally
-        tally.count(rows, ("churn", "champion"), 1)
-        tally.count(requests, ("churn", "champion", "ok"))
-        tally.observe(latency, ("churn", "champion"), 0.0003)
+        m.tally.answered(LABELS, 1, 0.0003)
 
     async def per_request(one) -> float:
         start = time.perf_counter()

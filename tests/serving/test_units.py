@@ -130,6 +130,30 @@ def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
     assert after == 4
 
 
+def test_a_variant_answer_counts_rows_requests_and_latency_in_one_call():
+    """LoopTally.answered feeds the three per-variant metrics once per loop turn; a
+    request split between two variants counts once for each, with its rows apart."""
+    m = ServingMetrics()
+    variant = {"deployment": "churn", "variant": "champion"}
+
+    async def turn() -> float:
+        m.tally.answered(("churn", "champion"), 1, 0.0003)
+        m.tally.answered(("churn", "champion"), 3, 0.02)
+        m.tally.answered(("churn", "challenger"), 2, 0.02)
+        return m.variants().rows.value("churn", "champion")
+
+    during = asyncio.run(turn())
+    text = m.render().decode()
+    assert during == 0
+    assert metric(text, "flowship_variant_rows_total", **variant) == 4
+    assert metric(text, "flowship_variant_rows_total", variant="challenger") == 2
+    assert metric(text, "flowship_variant_requests_total", **variant, outcome="ok") == 2
+    assert metric(text, "flowship_variant_requests_total", variant="challenger") == 1
+    assert metric(text, "flowship_variant_request_duration_seconds_bucket", **variant,
+                  le="0.0005") == 1  # fmt: skip
+    assert metric(text, "flowship_variant_request_duration_seconds_count", **variant) == 2
+
+
 def test_counters_are_printed_exactly():
     """Not rounded to 6 significant digits: 12,345,678 requests read 12,345,678."""
     m = ServingMetrics()

@@ -250,7 +250,6 @@ class LoopTally:
         self._requests: dict[tuple[str, ...], int] = {}
         self._latencies: dict[tuple[str, ...], list[float]] = {}
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
-        self._observed: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
         self._answered: dict[tuple[str, str], list] = {}  # (deployment, variant) ->
         self._depth: int | None = None
         self._scheduled = False
@@ -272,16 +271,6 @@ class LoopTally:
     def count(self, counter: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
         key = (counter, labels)
         self._counts[key] = self._counts.get(key, 0.0) + amount
-        if not self._scheduled:
-            self._schedule()
-
-    def observe(self, histogram: Histogram, labels: tuple[str, ...], value: float) -> None:
-        key = (histogram, labels)
-        values = self._observed.get(key)
-        if values is None:
-            self._observed[key] = [value]
-        else:
-            values.append(value)
         if not self._scheduled:
             self._schedule()
 
@@ -317,7 +306,6 @@ class LoopTally:
         requests, self._requests = self._requests, {}
         latencies, self._latencies = self._latencies, {}
         counts, self._counts = self._counts, {}
-        observed, self._observed = self._observed, {}
         answered, self._answered = self._answered, {}
         depth, self._depth = self._depth, None
         metrics = self._metrics
@@ -329,10 +317,6 @@ class LoopTally:
                 observe(seconds)
         for (counter, labels), amount in counts.items():
             counter.inc(*labels, amount=amount)
-        for (histogram, labels), values in observed.items():
-            observe = histogram.child(labels).observe
-            for value in values:
-                observe(value)
         if answered:
             variants = metrics.variants()
             for labels, (rows, requests, values) in answered.items():
