@@ -115,3 +115,53 @@ def test_p99_from_histogram_buckets_interpolates_like_prometheus():
     assert abs(servers.quantile(buckets, 0.99) - 23.5) < 1e-9  # 90% of 10..25 ms
     assert servers.quantile({0.01: 0.0, float("inf"): 10.0}, 0.99) == 10.0  # beyond: the bound
     assert servers.quantile({float("inf"): 0.0}, 0.99) is None
+
+
+def test_an_oversized_or_endless_metrics_answer_is_not_read_without_bound(monkeypatch):
+    """A /metrics answer larger than MAX_BYTES, or one dripping for longer than
+    TIMEOUT_S in all, is a server that cannot be read (never a pass), not a hang."""
+    import http.server
+    import threading
+    import time
+
+    line = (
+        b"# TYPE flowship_variant_requests_total counter\nflowship_variant_requests_total"
+        b'{deployment="churn",variant="champion",outcome="ok"} 5\n'
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            try:
+                if self.path == "/big":  # 40 MB of comments, then nothing
+                    for _ in range(40):
+                        self.wfile.write(b"# " + b"x" * (2**20 - 3) + b"\n")
+                elif self.path == "/slow":  # a line every 0.1 s, for a minute
+                    for _ in range(600):
+                        self.wfile.write(b"# still here\n")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                self.wfile.write(line)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the reader gave up: what the test wants
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setattr(servers, "TIMEOUT_S", 1.0)
+    try:
+        started = time.monotonic()
+        got = servers.scrape([f"{base}/ok", f"{base}/big", f"{base}/slow"], "churn")
+        elapsed = time.monotonic() - started
+    finally:
+        httpd.shutdown()
+    assert got.counters == {f"{base}/ok": {"champion": {"ok": 5.0}}}
+    assert "larger than 32 MB" in got.failed[f"{base}/big"]
+    assert "longer than 1 s" in got.failed[f"{base}/slow"]
+    assert elapsed < 10

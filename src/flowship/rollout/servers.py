@@ -6,19 +6,23 @@ sample of them as a prediction log may. Counters are cumulative, so a step's num
 the difference between a scrape now and the scrape taken when the step began (recorded
 with the rollout); several servers add up. A counter that went down means its server
 restarted: what it counted since is the step's share (as Prometheus' ``rate`` does).
-A server that cannot be scraped gives no numbers, never a pass.
+A server that cannot be scraped gives no numbers, never a pass; nor does one whose
+answer is larger than ``MAX_BYTES`` or takes longer than ``TIMEOUT_S`` in all (a scrape
+is never read without bound, however slowly the bytes come).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from flowship.errors import UsageError
 
 REQUESTS = "flowship_variant_requests"
 DURATION = "flowship_variant_request_duration_seconds"
-TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # a whole scrape, not each read
+MAX_BYTES = 32 * 2**20  # a busy server's /metrics is a few hundred kB
 
 #: one server's counters for one deployment: variant -> {"ok", "error", "le:<bound>"...}
 Counters = dict[str, dict[str, float]]
@@ -76,12 +80,27 @@ def scrape(urls: list[str], deployment: str) -> Scrape:
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for url in urls:
             try:
-                response = client.get(url)
-                response.raise_for_status()
-                got.counters[url] = parse(response.text, deployment)
+                got.counters[url] = parse(_read(client, url), deployment)
             except (httpx.HTTPError, ValueError) as exc:
                 got.failed[url] = f"{type(exc).__name__}: {str(exc)[:200]}"
     return got
+
+
+def _read(client: Any, url: str) -> str:
+    """The answer's text, within ``MAX_BYTES`` and ``TIMEOUT_S``; ValueError beyond."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT_S
+    body = bytearray()
+    with client.stream("GET", url) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_BYTES:
+                raise ValueError(f"the answer is larger than {MAX_BYTES // 2**20} MB")
+            if time.monotonic() > deadline:
+                raise ValueError(f"the answer took longer than {TIMEOUT_S:g} s")
+        return body.decode(response.encoding or "utf-8", "replace")
 
 
 def parse(text: str, deployment: str) -> Counters:
