@@ -14,6 +14,7 @@ is never read without bound, however slowly the bytes come).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,6 @@ def scrape(urls: list[str], deployment: str) -> Scrape:
 
 def _read(client: Any, url: str) -> str:
     """The answer's text, within ``MAX_BYTES`` and ``TIMEOUT_S``; ValueError beyond."""
-    import time
-
     deadline = time.monotonic() + TIMEOUT_S
     body = bytearray()
     with client.stream("GET", url) as response:

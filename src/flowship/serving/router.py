@@ -331,11 +331,10 @@ class DeploymentRouter:
         predictor = variant.holder.current
         if self.log is None or predictor is None or not self._sampled(routing, request_id):
             return
-        client_id = headers.get(REQUEST_ID_HEADER)
         self.log.add(
             LogEntry(
                 request_id,
-                client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None,
+                _client_request_id(headers),
                 time.time(),
                 routing.revision,
                 variant.name,
@@ -409,16 +408,14 @@ class DeploymentRouter:
         else:
             for labels, rows in zip(answer.labels, groups.values(), strict=True):
                 tally.answered(labels, len(rows), seconds)
-        client_id = headers.get(REQUEST_ID_HEADER)
-        client_request_id = client_id.decode("latin-1")[:MAX_HEADER_CHARS] if client_id else None
         if self.log is not None and self._sampled(routing, request_id):
             self._log_answer(
-                routed, answer, outputs, groups, columns, keys, n_rows, client_request_id,
-                seconds * 1000,
+                routed, answer, outputs, groups, columns, keys, n_rows,
+                _client_request_id(headers), seconds * 1000,
             )  # fmt: skip
         if routing.shadows:
             routed.shadow_copies = self._shadow_copies(
-                routing, request_id, client_request_id, keys, columns, n_rows
+                routing, request_id, _client_request_id(headers), keys, columns, n_rows
             )
         return routed
 
@@ -564,6 +561,12 @@ def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:
         variant.sample > 0
         and unit(routing.spec.assignment_salt, request_id, variant.name) < variant.sample
     )
+
+
+def _client_request_id(headers: dict[bytes, bytes]) -> str | None:
+    """The client's ``X-Request-ID`` (cut to ``MAX_HEADER_CHARS``), for the log and shadows."""
+    value = headers.get(REQUEST_ID_HEADER)
+    return value.decode("latin-1")[:MAX_HEADER_CHARS] if value else None
 
 
 def _keys(values: Any, field: str) -> list[str]:
