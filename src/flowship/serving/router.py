@@ -351,8 +351,7 @@ class DeploymentRouter:
         )
 
     def _log_shadow(self, entry: LogEntry) -> None:
-        routing = self._routing
-        if self.log is not None and routing and self._sampled(routing, entry.request_id):
+        if self.log is not None:  # the request was sampled when its copy was made
             self.log.add(entry)
 
     # ------------------------------------------------------------ requests
@@ -408,14 +407,15 @@ class DeploymentRouter:
         else:
             for labels, rows in zip(answer.labels, groups.values(), strict=True):
                 tally.answered(labels, len(rows), seconds)
-        if self.log is not None and self._sampled(routing, request_id):
+        logged = self.log is not None and self._sampled(routing, request_id)
+        if logged:
             self._log_answer(
                 routed, answer, outputs, groups, columns, keys, n_rows,
                 _client_request_id(headers), seconds * 1000,
             )  # fmt: skip
-        if routing.shadows:
+        if routing.shadows and n_rows:
             routed.shadow_copies = self._shadow_copies(
-                routing, request_id, _client_request_id(headers), keys, columns, n_rows
+                routing, request_id, _client_request_id(headers), keys, columns, n_rows, logged
             )
         return routed
 
@@ -477,7 +477,7 @@ class DeploymentRouter:
             )
 
     def _shadow_copies(
-        self, routing, request_id, client_request_id, keys, columns, n_rows
+        self, routing, request_id, client_request_id, keys, columns, n_rows, logged
     ) -> list[ShadowCopy] | None:
         now = time.time()
         copies = [
@@ -491,6 +491,7 @@ class DeploymentRouter:
                 keys,
                 self._inputs(variant, columns),
                 n_rows,
+                logged,
             )
             for variant in routing.shadows
             if _chosen(routing, request_id, variant)

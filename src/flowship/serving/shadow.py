@@ -1,18 +1,26 @@
 """Shadow variants: a copy of each answered request, scored off the response path.
 
-``submit`` is called after the primary's response was sent. It only puts the request on
-a bounded queue (by requests and by rows); when the queue is full the copy is dropped
-and counted in ``flowship_shadow_dropped_total``, so a slow shadow can never build an
+``submit`` is called after the primary's response was sent. It only adds the copy to a
+bounded queue (by requests and by rows); when the queue is full the copy is dropped and
+counted in ``flowship_shadow_dropped_total``, so a slow shadow can never build an
 unbounded backlog. One background task scores the copies in batches: once a copy is
 waiting it lets more gather for ``batch_wait_s``, then scores up to ``batch_rows`` rows
 of each shadow variant in ONE predict call on its own thread. A shadow's predict holds
 the GIL while it runs, so per-request scoring would compete with the next primary
 request every time (at concurrency 1 its whole cost showed in the primary's median);
 batched, it competes once per batch and costs one call's overhead for many requests.
-A batch that cannot be merged, or that the model rejects, is scored copy by copy, so
-each copy gets its own outcome. Whatever a shadow raises stays with the shadow; each
-outcome is logged with the primary's ``request_id``, so both can be compared row by
-row. A shadow's ``latency_ms`` is the time of the predict call that scored its copy.
+
+Waiting copies are kept column by column (``_Waiting``), for the reason the prediction
+log's buffer is: a copy kept as its own dict of lists survives for up to
+``batch_wait_s``, and thousands of such survivors a second made the garbage collector
+run every few requests and its full collections (30-40 ms pauses of the event loop)
+frequent; at concurrency 1 a shadow then cost the primary a quarter of its median.
+
+A batch the model rejects (or answers with the wrong number of rows) is scored copy by
+copy, so each copy gets its own outcome; so is a copy whose columns differ from the
+others'. Whatever a shadow raises stays with the shadow; each outcome is logged with the
+primary's ``request_id``, so both can be compared row by row. A shadow's ``latency_ms``
+is the time of the predict call that scored its copy.
 """
 
 from __future__ import annotations
@@ -25,11 +33,11 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from flowship.serving.batching import merge_columns
 from flowship.serving.metrics import Counter, ServingMetrics
 from flowship.serving.prediction_log import LogEntry
 
@@ -47,6 +55,70 @@ class ShadowCopy:
     keys: list[str] | None
     columns: dict[str, Any]
     n_rows: int
+    logged: bool  # its outcome goes to the prediction log (the request was sampled)
+
+
+class _Waiting:
+    """The copies one shadow variant has yet to score: their columns merged as they
+    arrive (plain lists of numbers and strings, which the garbage collector does not
+    track), and per copy what its outcome needs, in parallel lists."""
+
+    __slots__ = ("columns", "sizes", "request_ids", "client_ids", "ts", "revisions",
+                 "logged", "keys", "rows", "odd", "_pick", "_targets")  # fmt: skip
+
+    def __init__(self, first: ShadowCopy) -> None:
+        self.columns: dict[str, list] = {name: [] for name in first.columns}
+        names = list(self.columns)
+        # A copy's values in the order of ``_targets``, extended in one C-level loop.
+        self._pick = (lambda c: (c[names[0]],)) if len(names) == 1 else itemgetter(*names)
+        self._targets = list(self.columns.values())
+        self.sizes: list[int] = []
+        self.request_ids: list[str] = []
+        self.client_ids: list[str | None] = []
+        self.ts: list[float] = []
+        self.revisions: list[int] = []
+        self.logged: list[bool] = []
+        self.keys: list[str | None] = []  # one per row
+        self.rows = 0
+        self.odd: list[ShadowCopy] = []  # other columns than the rest: kept whole
+
+    def add(self, copy: ShadowCopy) -> None:
+        if copy.columns.keys() != self.columns.keys():
+            self.odd.append(copy)
+            return
+        deque(map(list.extend, self._targets, self._pick(copy.columns)), maxlen=0)
+        self.sizes.append(copy.n_rows)
+        self.request_ids.append(copy.request_id)
+        self.client_ids.append(copy.client_request_id)
+        self.ts.append(copy.ts)
+        self.revisions.append(copy.revision)
+        self.logged.append(copy.logged)
+        self.keys.extend(copy.keys if copy.keys is not None else [None] * copy.n_rows)
+        self.rows += copy.n_rows
+
+    def chunks(self, max_rows: int) -> list[tuple[int, int, int, int]]:
+        """(first copy, end copy, first row, end row) of whole copies up to ``max_rows``
+        rows each (at least one copy)."""
+        chunks, first, start, rows = [], 0, 0, 0
+        for i, n in enumerate(self.sizes):
+            if rows and rows + n > max_rows:
+                chunks.append((first, i, start, start + rows))
+                first, start, rows = i, start + rows, 0
+            rows += n
+        if rows or first < len(self.sizes):
+            chunks.append((first, len(self.sizes), start, start + rows))
+        return chunks
+
+    def copy(self, variant: str, holder: Any, i: int, start: int) -> ShadowCopy:
+        """The ``i``-th copy again (its rows start at ``start``), for its outcome."""
+        end = start + self.sizes[i]
+        keys = self.keys[start:end]
+        return ShadowCopy(
+            variant, self.revisions[i], holder, self.request_ids[i], self.client_ids[i],
+            self.ts[i], keys if keys and keys[0] is not None else None,
+            {name: values[start:end] for name, values in self.columns.items()},
+            self.sizes[i], self.logged[i],
+        )  # fmt: skip
 
 
 class ShadowQueue:
@@ -67,8 +139,8 @@ class ShadowQueue:
         self.max_requests, self.max_rows = max_requests, max_rows
         self.timeout_s = timeout_s
         self.batch_rows, self.batch_wait_s = batch_rows, batch_wait_s
-        self._copies: deque[ShadowCopy] = deque()
-        self._rows = 0
+        self._waiting: dict[tuple[str, Any], _Waiting] = {}  # (variant, holder) ->
+        self._requests = self._rows = 0  # waiting or being scored
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-shadow")
@@ -101,56 +173,81 @@ class ShadowQueue:
     def submit(self, copy: ShadowCopy) -> None:
         if (
             self._arrived is None
-            or len(self._copies) >= self.max_requests
+            or self._requests >= self.max_requests
             or self._rows + copy.n_rows > self.max_rows
         ):
             self.dropped.inc(self.deployment, copy.variant)
             return
-        self._copies.append(copy)
+        key = (copy.variant, copy.holder)
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            waiting = self._waiting[key] = _Waiting(copy)
+        waiting.add(copy)
+        self._requests += 1
         self._rows += copy.n_rows
         self._arrived.set()
 
     async def _run(self) -> None:
         assert self._arrived is not None
         while True:
-            if not self._copies:
+            if not self._requests:
                 self._arrived.clear()
                 await self._arrived.wait()
             if self._rows < self.batch_rows:  # let the copies of the next moment gather
                 await asyncio.sleep(self.batch_wait_s)
-            for (variant, _), copies in self._next_batch().items():
-                await self._score(variant, copies)
+            waiting, self._waiting = self._waiting, {}
+            for (variant, holder), copies in waiting.items():
+                await self._score(variant, holder, copies)
 
-    def _next_batch(self) -> dict[tuple[str, Any], list[ShadowCopy]]:
-        """Whole copies up to ``batch_rows`` rows (at least one), by variant, in order."""
-        batch: dict[tuple[str, Any], list[ShadowCopy]] = {}
-        rows = 0
-        while self._copies and (not rows or rows + self._copies[0].n_rows <= self.batch_rows):
-            copy = self._copies.popleft()
-            self._rows -= copy.n_rows
-            rows += copy.n_rows
-            batch.setdefault((copy.variant, copy.holder), []).append(copy)
-        return batch
+    async def _score(self, variant: str, holder: Any, waiting: _Waiting) -> None:
+        for first, end, start, stop in waiting.chunks(self.batch_rows):
+            try:
+                await self._score_chunk(variant, holder, waiting, first, end, start, stop)
+            finally:  # counted as waiting until scored: the bound holds them too
+                self._requests -= end - first
+                self._rows -= stop - start
+        for copy in waiting.odd:
+            try:
+                await self._score_alone(holder.current, copy)
+            finally:
+                self._requests -= 1
+                self._rows -= copy.n_rows
 
-    async def _score(self, variant: str, copies: list[ShadowCopy]) -> None:
-        predictor = copies[0].holder.current
+    async def _score_chunk(self, variant, holder, waiting, first, end, start, stop) -> None:
+        predictor = holder.current
         if predictor is None:
-            self.dropped.inc(self.deployment, variant, amount=len(copies))
+            self.dropped.inc(self.deployment, variant, amount=end - first)
             return
-        if len(copies) > 1:
-            merged = merge_columns([c.columns for c in copies])
-            if merged is not None:
-                rows = sum(c.n_rows for c in copies)
-                output, error, elapsed = await self._predict(predictor, merged)
-                if error is None and len(output) == rows:  # type: ignore[arg-type]
-                    offsets = np.cumsum([0] + [c.n_rows for c in copies]).tolist()
-                    for i, copy in enumerate(copies):
-                        part = output[offsets[i] : offsets[i + 1]]  # type: ignore[index]
-                        self._outcome(copy, predictor, part, None, elapsed)
-                    return
-        for copy in copies:  # one copy, or a batch the model refused: each on its own
-            output, error, elapsed = await self._predict(predictor, copy.columns)
-            self._outcome(copy, predictor, output, error, elapsed)
+        columns = {name: values[start:stop] for name, values in waiting.columns.items()}
+        output, error, elapsed = await self._predict(predictor, columns)
+        if error is None and len(output) == stop - start:  # type: ignore[arg-type]
+            self.requests.inc(self.deployment, variant, "ok", amount=end - first)
+            if self._log_entry is not None:
+                row = start
+                for i in range(first, end):
+                    n = waiting.sizes[i]
+                    if waiting.logged[i]:
+                        copy = waiting.copy(variant, holder, i, row)
+                        part = output[row - start : row - start + n]  # type: ignore[index]
+                        self._log(copy, predictor, part, None, elapsed)
+                    row += n
+            return
+        row = start  # refused as a batch: each copy on its own, with its own outcome
+        for i in range(first, end):
+            copy = waiting.copy(variant, holder, i, row)
+            row += copy.n_rows
+            await self._score_alone(predictor, copy)
+
+    async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> None:
+        if predictor is None:
+            self.dropped.inc(self.deployment, copy.variant)
+            return
+        output, error, elapsed = await self._predict(predictor, copy.columns)
+        self.requests.inc(self.deployment, copy.variant, "error" if error else "ok")
+        if error:
+            log.debug("Shadow %s failed on %s: %s", copy.variant, copy.request_id, error)
+        if copy.logged:
+            self._log(copy, predictor, output, error, elapsed)
 
     async def _predict(
         self, predictor: Any, columns: dict[str, Any]
@@ -169,28 +266,26 @@ class ShadowQueue:
             error = f"{type(exc).__name__}: {exc}"[:2000]
         return output, error, (time.perf_counter() - start) * 1000
 
-    def _outcome(
+    def _log(
         self, copy: ShadowCopy, predictor: Any, output: Any, error: str | None, elapsed: float
     ) -> None:
-        self.requests.inc(self.deployment, copy.variant, "error" if error else "ok")
-        if error:
-            log.debug("Shadow %s failed on %s: %s", copy.variant, copy.request_id, error)
-        if self._log_entry is not None:
-            self._log_entry(
-                LogEntry(
-                    request_id=copy.request_id,
-                    client_request_id=copy.client_request_id,
-                    ts=copy.ts,
-                    revision=copy.revision,
-                    variant=copy.variant,
-                    role="shadow",
-                    predictor=predictor,
-                    keys=copy.keys,
-                    columns=copy.columns,
-                    n_rows=copy.n_rows,
-                    output=output,
-                    latency_ms=elapsed,
-                    status="error" if error else "ok",
-                    error=error,
-                )
+        if self._log_entry is None:
+            return
+        self._log_entry(
+            LogEntry(
+                request_id=copy.request_id,
+                client_request_id=copy.client_request_id,
+                ts=copy.ts,
+                revision=copy.revision,
+                variant=copy.variant,
+                role="shadow",
+                predictor=predictor,
+                keys=copy.keys,
+                columns=copy.columns,
+                n_rows=copy.n_rows,
+                output=output,
+                latency_ms=elapsed,
+                status="error" if error else "ok",
+                error=error,
             )
+        )
