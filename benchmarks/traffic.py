@@ -3,9 +3,10 @@
 Registers a 30-feature logistic regression twice (v1, v2), a pyfunc that sleeps 50 ms
 and one that raises on every real call, in a throwaway MLflow store; then serves each
 pair being compared side by side (one worker each, loopback) and drives them with wrk in
-turn, ``--rounds`` times. The table shows each server's median round; a target's ratio
-is the median over rounds of the two servers' ratio in that round (back to back, so that
-a machine whose speed drifts, or other work on it, weighs on both alike):
+turn, ``--rounds`` times (each server first in every other round). The table shows each
+server's median round; a target's ratio is the median over rounds of the two servers'
+ratio in that round (back to back, so that a machine whose speed drifts, or other work
+on it, weighs on both alike):
 
 1. split: ``flowship serve models:/lr/1`` against ``flowship serve --deployment`` with a
    90/10 sticky split on a random customer_id per request; throughput at concurrency 8.
@@ -203,8 +204,8 @@ def main() -> None:
         return result
 
     def pair(a: tuple, b: tuple, concurrency: int, total: int, rounds: int) -> tuple:
-        """Both servers up at once, driven in turn (a, b, a, b, ...) so that the other
-        work on a shared machine weighs on both alike; the median of the rounds."""
+        """Both servers up at once, driven in turn (a, b, b, a, a, b, ...) so that the
+        other work on a shared machine weighs on both alike; the median of the rounds."""
         (name_a, args_a, script_a), (name_b, args_b, script_b) = a, b
         proc_a, port_a = serve(name_a, args_a)
         proc_b, port_b = serve(name_b, args_b)
@@ -212,10 +213,13 @@ def main() -> None:
         try:
             drive(name_a, port_a, script_a, 2, 2)  # warm-up
             drive(name_b, port_b, script_b, 2, 2)
-            for _ in range(rounds):
-                each = max(1, total // rounds)
-                runs[name_a].append(drive(name_a, port_a, script_a, concurrency, each))
-                runs[name_b].append(drive(name_b, port_b, script_b, concurrency, each))
+            each = max(1, total // rounds)
+            for round_ in range(rounds):
+                # a, b, then b, a: any edge of going first (two servers of the same
+                # deployment differ by a few percent in a round) falls on both alike.
+                order = [(name_a, port_a, script_a), (name_b, port_b, script_b)]
+                for name, port, script in order if round_ % 2 == 0 else order[::-1]:
+                    runs[name].append(drive(name, port, script, concurrency, each))
         finally:
             stop(proc_a)
             stop(proc_b)
