@@ -140,3 +140,22 @@ def test_waiting_copies_leave_nothing_for_the_garbage_collector():
 
     grown = asyncio.run(main())
     assert grown < 50, f"{grown} objects tracked by the collector after 2,000 waiting copies"
+
+
+def test_a_shadow_failing_on_everything_costs_a_few_calls_a_batch_not_one_a_copy():
+    class Broken:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def predict(self, columns: dict) -> np.ndarray:
+            self.calls.append(len(columns["x"]))
+            raise RuntimeError("broken")
+
+    entries, queue, model = run(
+        lambda h: [copy(h, i, [1.0]) for i in range(8)], batch_rows=4, model=Broken()
+    )
+    # A batch, then three copies alone: enough. The next batch, one copy alone.
+    assert model.calls == [4, 1, 1, 1, 4, 1]
+    assert [e.request_id for e in entries] == [f"r{i}" for i in range(8)]
+    assert {(e.status, e.error) for e in entries} == {("error", "RuntimeError: broken")}
+    assert queue.requests.value("churn", "shadow", "error") == 8

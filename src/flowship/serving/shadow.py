@@ -17,10 +17,14 @@ run every few requests and its full collections (30-40 ms pauses of the event lo
 frequent; at concurrency 1 a shadow then cost the primary a quarter of its median.
 
 A batch the model rejects (or answers with the wrong number of rows) is scored copy by
-copy, so each copy gets its own outcome; so is a copy whose columns differ from the
-others'. Whatever a shadow raises stays with the shadow; each outcome is logged with the
-primary's ``request_id``, so both can be compared row by row. A shadow's ``latency_ms``
-is the time of the predict call that scored its copy.
+copy, so each copy gets its own outcome, until ``RETRY_FAILURES`` copies in a row fail
+alone too (one, while the variant's previous batch ended so): the rest of the batch gets
+the last error without a call of its own. A shadow that raised on every call, retried
+copy by copy, held the GIL so often that it tripled the primary's median at concurrency
+8. A copy whose columns differ from the others' is scored alone. Whatever a shadow
+raises stays with the shadow; each outcome is logged with the primary's ``request_id``,
+so both can be compared row by row. A shadow's ``latency_ms`` is the time of the predict
+call that scored its copy.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from flowship.serving.metrics import Counter, ServingMetrics
 from flowship.serving.prediction_log import LogEntry
 
 log = logging.getLogger(__name__)
+
+RETRY_FAILURES = 3  # copies of a refused batch scored alone that may fail in a row
 
 
 @dataclass(slots=True)
@@ -141,6 +147,7 @@ class ShadowQueue:
         self.batch_rows, self.batch_wait_s = batch_rows, batch_wait_s
         self._waiting: dict[tuple[str, Any], _Waiting] = {}  # (variant, holder) ->
         self._requests = self._rows = 0  # waiting or being scored
+        self._failing: set[tuple[str, Any]] = set()  # variants whose last batch failed
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-shadow")
@@ -198,6 +205,7 @@ class ShadowQueue:
             waiting, self._waiting = self._waiting, {}
             for (variant, holder), copies in waiting.items():
                 await self._score(variant, holder, copies)
+            self._failing.intersection_update(waiting)  # bounded: variants still sent copies
 
     async def _score(self, variant: str, holder: Any, waiting: _Waiting) -> None:
         for first, end, start, stop in waiting.chunks(self.batch_rows):
@@ -222,6 +230,7 @@ class ShadowQueue:
         output, error, elapsed = await self._predict(predictor, columns)
         if error is None and len(output) == stop - start:  # type: ignore[arg-type]
             self.requests.inc(self.deployment, variant, "ok", amount=end - first)
+            self._failing.discard((variant, holder))
             if self._log_entry is not None:
                 row = start
                 for i in range(first, end):
@@ -232,17 +241,38 @@ class ShadowQueue:
                         self._log(copy, predictor, part, None, elapsed)
                     row += n
             return
-        row = start  # refused as a batch: each copy on its own, with its own outcome
+        # Refused as a batch: each copy on its own, with its own outcome, until some
+        # copies in a row fail alone too (RETRY_FAILURES; one once a batch of this
+        # variant ended so): a shadow that fails on everything then costs two calls a
+        # batch, not one per copy, each holding the GIL.
+        key = (variant, holder)
+        budget = 1 if key in self._failing else RETRY_FAILURES
+        row, failures = start, 0
         for i in range(first, end):
             copy = waiting.copy(variant, holder, i, row)
             row += copy.n_rows
-            await self._score_alone(predictor, copy)
+            if failures < budget:
+                error, elapsed = await self._score_alone(predictor, copy)
+                failures = failures + 1 if error else 0
+            else:
+                self._outcome(copy, predictor, None, error, elapsed)
+        if failures >= budget:
+            self._failing.add(key)
+        else:
+            self._failing.discard(key)
 
-    async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> None:
+    async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> tuple[str | None, float]:
+        """Score one copy; (its error or None, the call's milliseconds)."""
         if predictor is None:
             self.dropped.inc(self.deployment, copy.variant)
-            return
+            return None, 0.0
         output, error, elapsed = await self._predict(predictor, copy.columns)
+        self._outcome(copy, predictor, output, error, elapsed)
+        return error, elapsed
+
+    def _outcome(
+        self, copy: ShadowCopy, predictor: Any, output: Any, error: str | None, elapsed: float
+    ) -> None:
         self.requests.inc(self.deployment, copy.variant, "error" if error else "ok")
         if error:
             log.debug("Shadow %s failed on %s: %s", copy.variant, copy.request_id, error)
