@@ -664,9 +664,11 @@ def append_delta(
     *,
     partition_by: list[str],
     metadata: dict[str, str] | None = None,
+    writer_properties: Any = None,
     attempts: int = 20,
 ) -> None:
     """Append ``table`` to the Delta table at ``uri`` (created on first use) in ONE commit.
+    ``writer_properties``: deltalake's ``WriterProperties`` for the Parquet files.
     ``uri`` may also be an open ``DeltaTable``, which then reads only the commits made
     since its last write (a path re-reads the log every time).
 
@@ -690,6 +692,7 @@ def append_delta(
                 partition_by=partition_by,
                 schema_mode="merge",
                 commit_properties=properties,
+                writer_properties=writer_properties,
             )
             return
         except Exception as exc:

@@ -193,7 +193,12 @@ def _append(uri: str, table: pa.Table) -> str | None:
 
     with finishing():  # a commit the parent's death interrupts is completed first
         try:
-            append_delta(_tables.get(uri) or uri, table, partition_by=["date"])
+            append_delta(
+                _tables.get(uri) or uri,
+                table,
+                partition_by=["date"],
+                writer_properties=_writer_properties(table.schema),
+            )
             if uri not in _tables:
                 from deltalake import DeltaTable
 
@@ -202,6 +207,28 @@ def _append(uri: str, table: pa.Table) -> str | None:
             _tables.pop(uri, None)  # the next flush re-reads the table, not this handle
             return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
+
+
+# Text columns with a new value in (nearly) every row: dictionary-encoded, Parquet first
+# builds the dictionary, then gives it up for each page.
+_UNIQUE_TEXT = frozenset({"request_id", "client_request_id", "key"})
+
+
+def _writer_properties(schema: pa.Schema) -> Any:
+    """Dictionary encoding for the text columns that repeat (variant, model, status, text
+    features) only: built for numbers and ids, it cost a third of a commit's CPU (the
+    writer's, on the cores the server shares) and made the files larger."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    repeating = [
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type) and field.name not in _UNIQUE_TEXT
+    ]
+    return WriterProperties(
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+        column_properties={name: ColumnProperties(dictionary_enabled=True) for name in repeating},
+    )
 
 
 # What LogEntry.add keeps once per entry, in this order.
