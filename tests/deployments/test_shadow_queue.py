@@ -35,11 +35,11 @@ class Doubler:
         return x * 2
 
 
-def copy(holder, i: int, xs: list, *, columns=None, logged=True) -> ShadowCopy:
+def copy(holder, i: int, xs: list, *, columns=None, logged=True, sequences=True) -> ShadowCopy:
     return ShadowCopy(
         "shadow", 3, holder, f"r{i}", f"client{i}", 1.0, [f"k{i}-{j}" for j in range(len(xs))],
         columns if columns is not None else {"x": list(xs), "y": ["a"] * len(xs)}, len(xs),
-        logged,
+        logged, sequences,
     )  # fmt: skip
 
 
@@ -97,18 +97,22 @@ def test_a_refused_batch_is_scored_copy_by_copy_and_odd_columns_alone():
             copy(h, 1, [-1.0]),  # the model refuses it: only it fails
             copy(h, 2, [2.0], logged=False),  # scored, counted, not logged
             copy(h, 3, [3.0], columns={"x": [3.0]}),  # other columns: scored alone
-        ]
+            # A large request's numpy columns: kept whole, scored alone.
+            copy(h, 4, [4.0], columns={"x": np.array([4.0]), "y": np.array(["a"])},
+                 sequences=False),
+        ]  # fmt: skip
 
     entries, queue, model = run(copies)
-    assert model.calls == [3, 1, 1, 1, 1]  # the batch, its three copies, the odd one
+    assert model.calls == [3, 1, 1, 1, 1, 1]  # the batch, its three copies, the odd two
     outcome = {e.request_id: (e.status, e.error, None if e.output is None else e.output.tolist())
                for e in entries}  # fmt: skip
     assert outcome == {
         "r0": ("ok", None, [2.0]),
         "r1": ("error", "ValueError: negative x", None),
         "r3": ("ok", None, [6.0]),
+        "r4": ("ok", None, [8.0]),
     }
-    assert queue.requests.value("churn", "shadow", "ok") == 3
+    assert queue.requests.value("churn", "shadow", "ok") == 4
     assert queue.requests.value("churn", "shadow", "error") == 1
 
 

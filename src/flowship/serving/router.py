@@ -415,8 +415,9 @@ class DeploymentRouter:
             )  # fmt: skip
         if routing.shadows and n_rows:
             routed.shadow_copies = self._shadow_copies(
-                routing, request_id, _client_request_id(headers), keys, columns, n_rows, logged
-            )
+                routing, request_id, _client_request_id(headers), keys, columns, n_rows,
+                logged, sequences,
+            )  # fmt: skip
         return routed
 
     async def _route_rows(
@@ -477,7 +478,7 @@ class DeploymentRouter:
             )
 
     def _shadow_copies(
-        self, routing, request_id, client_request_id, keys, columns, n_rows, logged
+        self, routing, request_id, client_request_id, keys, columns, n_rows, logged, sequences
     ) -> list[ShadowCopy] | None:
         now = time.time()
         copies = [
@@ -492,6 +493,7 @@ class DeploymentRouter:
                 self._inputs(variant, columns),
                 n_rows,
                 logged,
+                sequences,
             )
             for variant in routing.shadows
             if _chosen(routing, request_id, variant)

@@ -21,7 +21,8 @@ copy, so each copy gets its own outcome, until ``RETRY_FAILURES`` copies in a ro
 alone too (one, while the variant's previous batch ended so): the rest of the batch gets
 the last error without a call of its own. A shadow that raised on every call, retried
 copy by copy, held the GIL so often that it tripled the primary's median at concurrency
-8. A copy whose columns differ from the others' is scored alone. Whatever a shadow
+8. A copy whose columns differ from the others', or that holds numpy arrays (a large
+request, decoded in the decoder process), is scored alone. Whatever a shadow
 raises stays with the shadow; each outcome is logged with the primary's ``request_id``,
 so both can be compared row by row. A shadow's ``latency_ms`` is the time of the predict
 call that scored its copy.
@@ -62,6 +63,7 @@ class ShadowCopy:
     columns: dict[str, Any]
     n_rows: int
     logged: bool  # its outcome goes to the prediction log (the request was sampled)
+    sequences: bool = True  # every column a list (decoded inline), else numpy arrays
 
 
 class _Waiting:
@@ -89,8 +91,8 @@ class _Waiting:
         self.odd: list[ShadowCopy] = []  # other columns than the rest: kept whole
 
     def add(self, copy: ShadowCopy) -> None:
-        if copy.columns.keys() != self.columns.keys():
-            self.odd.append(copy)
+        if not copy.sequences or copy.columns.keys() != self.columns.keys():
+            self.odd.append(copy)  # a large request's arrays are not unpacked value by value
             return
         deque(map(list.extend, self._targets, self._pick(copy.columns)), maxlen=0)
         self.sizes.append(copy.n_rows)
