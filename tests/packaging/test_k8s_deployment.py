@@ -456,6 +456,39 @@ def test_seldon_models_and_experiment_match_the_crds(in_buckets, cli, tmp_path):
     assert len(_seldon_errors(worse)) == 3  # storageUri missing, storageURI unknown, a list
 
 
+def test_seldon_models_read_a_private_bucket_through_the_storage_secret(in_buckets, cli, tmp_path):
+    out = tmp_path / "k8s"
+    result = _k8s(cli, out, "--storage-secret", "seldon-rclone-s3")
+    assert result.exit_code == 0, result.stderr
+    models = _docs(out / "seldon/1-models.yaml")
+    assert [_seldon_errors(m) for m in models] == [[]] * 3
+    assert {m["spec"]["secretName"] for m in models} == {"seldon-rclone-s3"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--storage-secret", "Not_A_Name"), "--storage-secret 'Not_A_Name' is not a valid"),
+        (("--storage-secret", "x" * 64), "is not a valid Kubernetes name"),
+    ],
+)
+def test_a_bad_storage_secret_is_refused_before_anything_is_written(
+    in_buckets, cli, tmp_path, args, message
+):
+    out = tmp_path / "k8s"
+    result = _k8s(cli, out, *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_a_storage_secret_needs_a_deployment(store, cli, tmp_path):
+    out = tmp_path / "k8s"
+    result = cli("k8s", "models:/churn/1", "-o", out, "--storage-secret", "s3-remote")
+    assert result.exit_code == 2
+    assert "--storage-secret names the Secret of --deployment's Seldon Models" in result.stderr
+    assert not out.exists()
+
+
 # ------------------------------------------------------------- what cannot be mapped
 
 

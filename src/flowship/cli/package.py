@@ -75,6 +75,14 @@ def k8s(
             help="A Secret whose keys (MLFLOW_TRACKING_URI, ...) to use; needed by --deployment.",
         ),
     ] = None,
+    storage_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-secret",
+            help="--deployment: the Secret with the rclone remote of a private bucket, for "
+            "the Seldon Models (spec.secretName).",
+        ),
+    ] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", help="KEY=VALUE setting for the ConfigMap.")
     ] = None,
@@ -121,6 +129,7 @@ def k8s(
         prometheus=prometheus,
         max_error_rate=max_error_rate,
         max_p99=max_p99,
+        storage_secret=storage_secret,
     )
     for warning in result.warnings:
         say(f"warning: {warning}")

@@ -73,6 +73,7 @@ def k8s_manifests(
     prometheus: str = PROMETHEUS,
     max_error_rate: float | None = None,
     max_p99: str | None = None,
+    storage_secret: str | None = None,
 ) -> Manifests:
     """Write the manifests for serving ``ref``, or the recorded ``deployment`` (then
     also its traffic as KServe, Argo Rollouts and Seldon resources), to ``out``."""
@@ -103,7 +104,13 @@ def k8s_manifests(
         raise UsageError(
             f"--max-replicas {top} is below --replicas {replicas}.", "Use a larger maximum."
         )
-    for label, value in (("--namespace", namespace), ("--secret", secret)):
+    if deployment is None and storage_secret is not None:
+        raise UsageError(
+            "--storage-secret names the Secret of --deployment's Seldon Models.",
+            "Drop it, or write a recorded deployment: --deployment NAME.",
+        )
+    names = (("--namespace", namespace), ("--secret", secret), ("--storage-secret", storage_secret))
+    for label, value in names:
         if value is not None and (not _DNS.match(value) or len(value) > 63):
             raise UsageError(f"{label} {value!r} is not a valid Kubernetes name.", _DNS_HINT)
     refuse_credentials("--env", env or {})
@@ -159,6 +166,7 @@ def k8s_manifests(
             replicas=(replicas, top),
             prometheus=prometheus,
             bars=bars,
+            storage_secret=storage_secret,
         )
         extra, skipped = found.files, found.skipped
         warnings += found.warnings

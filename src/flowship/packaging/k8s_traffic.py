@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 REQUESTS_METRIC = "flowship_requests_total"
 LATENCY_METRIC = "flowship_request_duration_seconds"
 # Seldon's agents fetch a Model's files with rclone, from the remote named by the URI's
-# scheme (public gs:// works by default; an s3 remote comes from a Secret).
+# scheme (public gs:// works by default; a private bucket's remote comes from a Secret,
+# ``--storage-secret``).
 OBJECT_STORES = ("s3://", "gs://")
 
 
@@ -136,6 +137,7 @@ def traffic(
     replicas: tuple[int, int],
     prometheus: str,
     bars: Health,
+    storage_secret: str | None = None,
 ) -> Traffic:
     """The KServe, Argo Rollouts and Seldon files for ``spec`` (each target that can)."""
     result = Traffic(files={}, skipped={}, warnings=[])
@@ -156,7 +158,7 @@ def traffic(
     targets = {
         "kserve": lambda: _kserve(app, answering, shadows, pod),
         "argo": lambda: _argo(app, answering, shadows, pod, replicas, prometheus, bars),
-        "seldon": lambda: _seldon(app, answering, shadows),
+        "seldon": lambda: _seldon(app, answering, shadows, storage_secret),
     }
     for target, build in targets.items():
         try:
@@ -410,7 +412,7 @@ def _analysis_template(name: str, prometheus: str, bars: Health) -> dict[str, An
 
 
 def _seldon(
-    app: str, answering: list[Route], shadows: list[Route]
+    app: str, answering: list[Route], shadows: list[Route], secret: str | None
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     _whole(answering, "Seldon's candidate weight")
     if len(shadows) > 1:
@@ -436,14 +438,14 @@ def _seldon(
                 "percent is whole"
             )
         spec["mirror"] = {"name": f"{app}-{_dns(shadow.variant)}", "percent": int(percent)}
-    models = [_model(app, r) for r in [*answering, *shadows]]
+    models = [_model(app, r, secret) for r in [*answering, *shadows]]
     return {"1-models.yaml": models, "2-experiment.yaml": [_experiment(app, spec)]}, [
         "flowship's server: MLServer's MLflow runtime serves each Model (the V2 "
         "protocol only; no /invocations, output mode or flowship metrics)"
     ]
 
 
-def _model(app: str, route: Route) -> dict[str, Any]:
+def _model(app: str, route: Route, secret: str | None) -> dict[str, Any]:
     where = route.storage or ""
     if not route.version:
         raise Unmappable(
@@ -462,7 +464,9 @@ def _model(app: str, route: Route) -> dict[str, Any]:
             "name": f"{app}-{_dns(route.variant)}",
             "labels": {"app.kubernetes.io/managed-by": "flowship", **_variant_labels(route)},
         },
-        "spec": {"storageUri": where, "requirements": ["mlflow"]},
+        # secretName: the Secret holding the rclone remote of a private bucket.
+        "spec": {"storageUri": where, "requirements": ["mlflow"]}
+        | ({"secretName": secret} if secret else {}),
     }
 
 
