@@ -163,3 +163,34 @@ def test_a_shadow_failing_on_everything_costs_a_few_calls_a_batch_not_one_a_copy
     assert [e.request_id for e in entries] == [f"r{i}" for i in range(8)]
     assert {(e.status, e.error) for e in entries} == {("error", "RuntimeError: broken")}
     assert queue.requests.value("churn", "shadow", "error") == 8
+
+
+def test_a_fault_while_scoring_loses_that_batch_only(caplog):
+    """Whatever breaks in a batch's bookkeeping (here the log callback) is logged; the
+    queue's counts are released and later copies are still scored."""
+    model, metrics = Doubler(), ServingMetrics()
+
+    def broken_log(entry) -> None:
+        raise RuntimeError("log exploded")
+
+    async def main() -> ShadowQueue:
+        queue = ShadowQueue(
+            metrics, deployment="churn", log_entry=broken_log, max_requests=3,
+            batch_wait_s=0.01,
+        )  # fmt: skip
+        queue.start()
+        holder = Holder(model)
+        for round_ in range(2):
+            for i in range(3):
+                queue.submit(copy(holder, 10 * round_ + i, [1.0]))
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if not queue._requests:
+                    break
+        await queue.close()
+        return queue
+
+    queue = asyncio.run(main())
+    assert model.calls == [3, 3]  # the second round was scored: nothing was left counted
+    assert queue.dropped.value("churn", "shadow") == 0
+    assert "a batch could not be scored" in caplog.text and "log exploded" in caplog.text

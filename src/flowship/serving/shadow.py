@@ -63,7 +63,7 @@ class ShadowCopy:
     columns: dict[str, Any]
     n_rows: int
     logged: bool  # its outcome goes to the prediction log (the request was sampled)
-    sequences: bool = True  # every column a list (decoded inline), else numpy arrays
+    sequences: bool  # every column a list (decoded inline), else numpy arrays
 
 
 class _Waiting:
@@ -72,7 +72,7 @@ class _Waiting:
     track), and per copy what its outcome needs, in parallel lists."""
 
     __slots__ = ("columns", "sizes", "request_ids", "client_ids", "ts", "revisions",
-                 "logged", "keys", "rows", "odd", "_pick", "_targets")  # fmt: skip
+                 "logged", "keys", "odd", "requests", "rows", "_pick", "_targets")  # fmt: skip
 
     def __init__(self, first: ShadowCopy) -> None:
         self.columns: dict[str, list] = {name: [] for name in first.columns}
@@ -87,10 +87,12 @@ class _Waiting:
         self.revisions: list[int] = []
         self.logged: list[bool] = []
         self.keys: list[str | None] = []  # one per row
-        self.rows = 0
-        self.odd: list[ShadowCopy] = []  # other columns than the rest: kept whole
+        self.odd: list[ShadowCopy] = []  # numpy columns, or other columns: kept whole
+        self.requests = self.rows = 0  # every copy, merged or odd
 
     def add(self, copy: ShadowCopy) -> None:
+        self.requests += 1
+        self.rows += copy.n_rows
         if not copy.sequences or copy.columns.keys() != self.columns.keys():
             self.odd.append(copy)  # a large request's arrays are not unpacked value by value
             return
@@ -102,7 +104,6 @@ class _Waiting:
         self.revisions.append(copy.revision)
         self.logged.append(copy.logged)
         self.keys.extend(copy.keys if copy.keys is not None else [None] * copy.n_rows)
-        self.rows += copy.n_rows
 
     def chunks(self, max_rows: int) -> list[tuple[int, int, int, int]]:
         """(first copy, end copy, first row, end row) of whole copies up to ``max_rows``
@@ -125,7 +126,7 @@ class _Waiting:
             variant, self.revisions[i], holder, self.request_ids[i], self.client_ids[i],
             self.ts[i], keys if keys and keys[0] is not None else None,
             {name: values[start:end] for name, values in self.columns.items()},
-            self.sizes[i], self.logged[i],
+            self.sizes[i], self.logged[i], True,
         )  # fmt: skip
 
 
@@ -206,22 +207,20 @@ class ShadowQueue:
                 await asyncio.sleep(self.batch_wait_s)
             waiting, self._waiting = self._waiting, {}
             for (variant, holder), copies in waiting.items():
-                await self._score(variant, holder, copies)
+                try:
+                    await self._score(variant, holder, copies)
+                except Exception:  # a fault here must not stop every later shadow copy
+                    log.exception("Shadow %s: a batch could not be scored.", variant)
+                finally:  # counted until scored: the queue's bound holds them too
+                    self._requests -= copies.requests
+                    self._rows -= copies.rows
             self._failing.intersection_update(waiting)  # bounded: variants still sent copies
 
     async def _score(self, variant: str, holder: Any, waiting: _Waiting) -> None:
         for first, end, start, stop in waiting.chunks(self.batch_rows):
-            try:
-                await self._score_chunk(variant, holder, waiting, first, end, start, stop)
-            finally:  # counted as waiting until scored: the bound holds them too
-                self._requests -= end - first
-                self._rows -= stop - start
+            await self._score_chunk(variant, holder, waiting, first, end, start, stop)
         for copy in waiting.odd:
-            try:
-                await self._score_alone(holder.current, copy)
-            finally:
-                self._requests -= 1
-                self._rows -= copy.n_rows
+            await self._score_alone(holder.current, copy)
 
     async def _score_chunk(self, variant, holder, waiting, first, end, start, stop) -> None:
         predictor = holder.current
