@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from flowship.deployments.assign import Assigner, unit
 from flowship.errors import FlowshipError, InvalidInput
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
@@ -63,7 +64,7 @@ class Routing:
     revision: int
     spec: Any  # DeploymentSpec
     variants: dict[str, _Variant]
-    assigner: Any  # deployments.Assigner
+    assigner: Assigner
     shadows: tuple[_Variant, ...] = ()
 
     @cached_property  # asked on every request (the served model's limits, labels)
@@ -217,8 +218,6 @@ class DeploymentRouter:
             await asyncio.sleep(interval if interval > 0 else 1.0)
 
     def _converge(self, revision: Any) -> bool:
-        from flowship.deployments import Assigner
-
         spec = revision.spec
         variants: dict[str, _Variant] = {}
         for name, variant in spec.variants.items():
@@ -526,8 +525,6 @@ class DeploymentRouter:
         sample = routing.spec.log.sample if routing.spec.log else 0.0
         if sample >= 1.0:  # the common case: no hash
             return True
-        from flowship.deployments import unit
-
         return unit(routing.spec.assignment_salt, request_id, "log") < sample
 
     def _answer(self, revision: int, parts: tuple[tuple[_Variant, Any], ...]) -> _Answer:
@@ -558,8 +555,6 @@ class DeploymentRouter:
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:
-    from flowship.deployments import unit
-
     return variant.sample >= 1.0 or (
         variant.sample > 0
         and unit(routing.spec.assignment_salt, request_id, variant.name) < variant.sample
