@@ -231,7 +231,7 @@ def _writer_properties(schema: pa.Schema) -> Any:
     )
 
 
-# What LogEntry.add keeps once per entry, in this order.
+# What _Buffer.add keeps once per entry, in this order.
 _META = (
     "request_id", "client_request_id", "ts", "revision", "variant", "role", "model_name",
     "model_version", "run_id", "latency_ms", "status", "error",
@@ -254,7 +254,7 @@ class _Buffer:
     def __init__(self) -> None:
         self.rows = 0
         self.sizes: list[int] = []  # rows per entry
-        self.meta: tuple[list, ...] = tuple([] for _ in _META)  # per entry, column by column
+        self.meta: list[Any] = []  # per entry, the _META values in turn (one flat list)
         self.keys: list[str | None] = []
         self.outputs: list[np.ndarray | None] = []  # per entry
         self.features: dict[str, list[Any]] = {}  # name -> one value per row
@@ -264,11 +264,11 @@ class _Buffer:
     def add(self, e: LogEntry) -> None:
         n, p = e.n_rows, e.predictor
         self.sizes.append(n)
-        deque(map(list.append, self.meta, (
+        self.meta.extend((
             e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role,
             p.model_name, str(p.model_version or ""), p.run_id, e.latency_ms, e.status,
             e.error,
-        )), maxlen=0)  # fmt: skip
+        ))  # fmt: skip
         self.keys.extend(e.keys if e.keys is not None else [None] * n)
         self.outputs.append(e.output)
         plan = self._plans.get(id(p))
@@ -310,7 +310,7 @@ class _Buffer:
         spread = None  # an entry's values repeated over its rows (single-row entries: as is)
         if any(n != 1 for n in sizes):
             spread = pa.array(np.repeat(np.arange(len(sizes)), sizes))
-        meta = dict(zip(_META, self.meta, strict=True))
+        meta = {name: self.meta[i :: len(_META)] for i, name in enumerate(_META)}
 
         def per_entry(values: Any, kind: pa.DataType) -> pa.Array:
             array = pa.array(values, kind)
