@@ -43,6 +43,14 @@ def copy(holder, i: int, xs: list, *, columns=None, logged=True, sequences=True)
     )  # fmt: skip
 
 
+async def scored(queue: ShadowQueue) -> None:
+    """Wait (2 s at most) until nothing submitted is still waiting or being scored."""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not queue._requests:
+            return
+
+
 def run(copies, *, batch_rows=4, max_requests=1000, model=None):
     """Submit ``copies`` at once, let the queue score them; (entries, queue, model)."""
     model = model or Doubler()
@@ -58,10 +66,7 @@ def run(copies, *, batch_rows=4, max_requests=1000, model=None):
         holder = Holder(model)
         for c in copies(holder):
             queue.submit(c)
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if not queue._requests:
-                break
+        await scored(queue)
         await queue.close()
         return queue
 
@@ -183,10 +188,7 @@ def test_a_fault_while_scoring_loses_that_batch_only(caplog):
         for round_ in range(2):
             for i in range(3):
                 queue.submit(copy(holder, 10 * round_ + i, [1.0]))
-            for _ in range(200):
-                await asyncio.sleep(0.01)
-                if not queue._requests:
-                    break
+            await scored(queue)
         await queue.close()
         return queue
 
