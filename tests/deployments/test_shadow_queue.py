@@ -151,23 +151,38 @@ def test_waiting_copies_leave_nothing_for_the_garbage_collector():
     assert grown < 50, f"{grown} objects tracked by the collector after 2,000 waiting copies"
 
 
-def test_a_shadow_failing_on_everything_costs_a_few_calls_a_batch_not_one_a_copy():
-    class Broken:
-        def __init__(self) -> None:
-            self.calls: list[int] = []
+class Flaky:
+    """A shadow model that raises for its first ``failures`` calls, then doubles x."""
 
-        def predict(self, columns: dict) -> np.ndarray:
-            self.calls.append(len(columns["x"]))
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[int] = []
+
+    def predict(self, columns: dict) -> np.ndarray:
+        self.calls.append(len(columns["x"]))
+        if len(self.calls) <= self.failures:
             raise RuntimeError("broken")
+        return np.asarray(columns["x"], dtype=float) * 2
 
+
+def test_a_shadow_failing_on_everything_costs_one_call_a_batch():
     entries, queue, model = run(
-        lambda h: [copy(h, i, [1.0]) for i in range(8)], batch_rows=4, model=Broken()
+        lambda h: [copy(h, i, [1.0]) for i in range(12)], batch_rows=4, model=Flaky(10**6)
     )
-    # A batch, then three copies alone: enough. The next batch, one copy alone.
-    assert model.calls == [4, 1, 1, 1, 4, 1]
-    assert [e.request_id for e in entries] == [f"r{i}" for i in range(8)]
+    # A batch, then three copies alone: enough. Each next batch: one copy alone, a probe.
+    assert model.calls == [4, 1, 1, 1, 1, 1]
+    assert [e.request_id for e in entries] == [f"r{i}" for i in range(12)]
     assert {(e.status, e.error) for e in entries} == {("error", "RuntimeError: broken")}
-    assert queue.requests.value("churn", "shadow", "error") == 8
+    assert queue.requests.value("churn", "shadow", "error") == 12
+
+
+def test_a_shadow_that_recovers_passes_its_probe_and_is_batched_again():
+    entries, _, model = run(
+        lambda h: [copy(h, i, [1.0]) for i in range(8)], batch_rows=4, model=Flaky(4)
+    )
+    assert model.calls == [4, 1, 1, 1, 1, 3]  # failed through; the probe passes; a batch
+    assert [e.status for e in entries] == ["error"] * 4 + ["ok"] * 4
+    assert [e.output.tolist() for e in entries[4:]] == [[2.0]] * 4
 
 
 def test_a_fault_while_scoring_loses_that_batch_only(caplog):

@@ -18,14 +18,15 @@ frequent; at concurrency 1 a shadow then cost the primary a quarter of its media
 
 A batch the model rejects (or answers with the wrong number of rows) is scored copy by
 copy, so each copy gets its own outcome, until ``RETRY_FAILURES`` copies in a row fail
-alone too (one, while the variant's previous batch ended so): the rest of the batch gets
-the last error without a call of its own. A shadow that raised on every call, retried
-copy by copy, held the GIL so often that it tripled the primary's median at concurrency
-8. A copy whose columns differ from the others', or that holds numpy arrays (a large
-request, decoded in the decoder process), is scored alone. Whatever a shadow
-raises stays with the shadow; each outcome is logged with the primary's ``request_id``,
-so both can be compared row by row. A shadow's ``latency_ms`` is the time of the predict
-call that scored its copy.
+alone too: the rest of the batch gets the last error without a call of its own. After
+such a batch, the variant's next batch starts with one copy alone (a probe) and is
+scored only if the probe passes; so a shadow that fails on everything costs one call a
+batch. (Retried copy by copy, such a shadow held the GIL so often that it tripled the
+primary's median at concurrency 8.) A copy whose columns differ from the others', or
+that holds numpy arrays (a large request, decoded in the decoder process), is scored
+alone. Whatever a shadow raises stays with the shadow; each outcome is logged with the
+primary's ``request_id``, so both can be compared row by row. A shadow's
+``latency_ms`` is the time of the predict call that scored its copy.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
@@ -117,6 +118,15 @@ class _Waiting:
         if rows or first < len(self.sizes):
             chunks.append((first, len(self.sizes), start, start + rows))
         return chunks
+
+    def copies(
+        self, variant: str, holder: Any, first: int, end: int, start: int
+    ) -> Iterator[ShadowCopy]:
+        """Copies ``first`` to ``end`` again (their rows start at ``start``), in order."""
+        for i in range(first, end):
+            copy = self.copy(variant, holder, i, start)
+            start += copy.n_rows
+            yield copy
 
     def copy(self, variant: str, holder: Any, i: int, start: int) -> ShadowCopy:
         """The ``i``-th copy again (its rows start at ``start``), for its outcome."""
@@ -227,11 +237,23 @@ class ShadowQueue:
         if predictor is None:
             self.dropped.inc(self.deployment, variant, amount=end - first)
             return
+        key = (variant, holder)
+        copies = waiting.copies(variant, holder, first, end, start)
+        if key in self._failing:  # its last batch failed through and through: probe first
+            probe = next(copies)
+            error, elapsed = await self._score_alone(predictor, probe)
+            if error is not None:
+                for copy in copies:  # fail as the probe did, without a call each
+                    self._outcome(copy, predictor, None, error, elapsed)
+                return
+            self._failing.discard(key)
+            first, start = first + 1, start + probe.n_rows
+            if first == end:
+                return
         columns = {name: values[start:stop] for name, values in waiting.columns.items()}
         output, error, elapsed = await self._predict(predictor, columns)
         if error is None and len(output) == stop - start:  # type: ignore[arg-type]
             self.requests.inc(self.deployment, variant, "ok", amount=end - first)
-            self._failing.discard((variant, holder))
             if self._log_entry is not None:
                 row = start
                 for i in range(first, end):
@@ -242,25 +264,17 @@ class ShadowQueue:
                         self._log(copy, predictor, part, None, elapsed)
                     row += n
             return
-        # Refused as a batch: each copy on its own, with its own outcome, until some
-        # copies in a row fail alone too (RETRY_FAILURES; one once a batch of this
-        # variant ended so): a shadow that fails on everything then costs two calls a
-        # batch, not one per copy, each holding the GIL.
-        key = (variant, holder)
-        budget = 1 if key in self._failing else RETRY_FAILURES
-        row, failures = start, 0
-        for i in range(first, end):
-            copy = waiting.copy(variant, holder, i, row)
-            row += copy.n_rows
-            if failures < budget:
-                error, elapsed = await self._score_alone(predictor, copy)
-                failures = failures + 1 if error else 0
-            else:
+        # Refused as a batch: each copy on its own, with its own outcome, until
+        # RETRY_FAILURES copies in a row fail alone too; the rest fail as they did.
+        failures = 0
+        for copy in copies:
+            if failures == RETRY_FAILURES:
                 self._outcome(copy, predictor, None, error, elapsed)
-        if failures >= budget:
+                continue
+            error, elapsed = await self._score_alone(predictor, copy)
+            failures = failures + 1 if error else 0
+        if failures == RETRY_FAILURES:
             self._failing.add(key)
-        else:
-            self._failing.discard(key)
 
     async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> tuple[str | None, float]:
         """Score one copy; (its error or None, the call's milliseconds)."""
