@@ -164,6 +164,7 @@ class ShadowQueue:
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowship-shadow")
+        self._tally = metrics.tally
         self.requests = metrics.register(
             Counter(
                 "flowship_shadow_requests_total",
@@ -178,6 +179,11 @@ class ShadowQueue:
                 ("deployment", "variant"),
             )
         )
+
+    def _count(self, counter: Counter, *labels: str, amount: float = 1.0) -> None:
+        """Counted through the loop's tally: one metrics write per loop turn, not one
+        per copy (a full queue drops a copy per request)."""
+        self._tally.count(counter, (self.deployment, *labels), amount)
 
     def start(self) -> None:
         self._arrived = asyncio.Event()
@@ -196,7 +202,7 @@ class ShadowQueue:
             or self._requests >= self.max_requests
             or self._rows + copy.n_rows > self.max_rows
         ):
-            self.dropped.inc(self.deployment, copy.variant)
+            self._count(self.dropped, copy.variant)
             return
         key = (copy.variant, copy.holder)
         waiting = self._waiting.get(key)
@@ -235,7 +241,7 @@ class ShadowQueue:
     async def _score_chunk(self, variant, holder, waiting, first, end, start, stop) -> None:
         predictor = holder.current
         if predictor is None:
-            self.dropped.inc(self.deployment, variant, amount=end - first)
+            self._count(self.dropped, variant, amount=end - first)
             return
         key = (variant, holder)
         copies = waiting.copies(variant, holder, first, end, start)
@@ -253,7 +259,7 @@ class ShadowQueue:
         columns = {name: values[start:stop] for name, values in waiting.columns.items()}
         output, error, elapsed = await self._predict(predictor, columns)
         if error is None and len(output) == stop - start:  # type: ignore[arg-type]
-            self.requests.inc(self.deployment, variant, "ok", amount=end - first)
+            self._count(self.requests, variant, "ok", amount=end - first)
             if self._log_entry is not None:
                 row = start
                 for i in range(first, end):
@@ -279,7 +285,7 @@ class ShadowQueue:
     async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> tuple[str | None, float]:
         """Score one copy; (its error or None, the call's milliseconds)."""
         if predictor is None:
-            self.dropped.inc(self.deployment, copy.variant)
+            self._count(self.dropped, copy.variant)
             return None, 0.0
         output, error, elapsed = await self._predict(predictor, copy.columns)
         self._outcome(copy, predictor, output, error, elapsed)
@@ -288,7 +294,7 @@ class ShadowQueue:
     def _outcome(
         self, copy: ShadowCopy, predictor: Any, output: Any, error: str | None, elapsed: float
     ) -> None:
-        self.requests.inc(self.deployment, copy.variant, "error" if error else "ok")
+        self._count(self.requests, copy.variant, "error" if error else "ok")
         if error:
             log.debug("Shadow %s failed on %s: %s", copy.variant, copy.request_id, error)
         if copy.logged:
