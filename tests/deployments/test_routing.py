@@ -107,6 +107,30 @@ def test_v2_says_who_answered_in_headers_and_parameters(served, store):
     assert len(answer["parameters"]["request_id"]) == 32
 
 
+def test_a_request_id_is_sent_only_for_a_request_in_the_log(cli, served, store, tmp_path):
+    """The id joins an answer to its rows in the prediction log; a request the log does
+    not keep (here: a revision sampling none) has nothing to join and gets no id."""
+    logged = httpx.post(served.url + "/invocations", json=body(store, [1]))
+    assert len(logged.headers["x-flowship-request-id"]) == 32
+    apply(cli, write_spec(tmp_path / "none.yaml", SPLIT + LOG.replace("1.0", "0.0")))
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.post(served.url + "/invocations", json=body(store, [1]))
+        if response.headers["x-flowship-revision"] == "2":
+            break
+        assert time.monotonic() < deadline, served.logs()[-2000:]
+        time.sleep(0.2)
+    assert response.status_code == 200 and "x-flowship-request-id" not in response.headers
+    request = {"inputs": [{"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [1]},
+                          *[{"name": f, "datatype": "FP64" if f != "plan" else "INT64",
+                             "shape": [1], "data": store.data[f].head(1).tolist()}
+                            for f in FEATURES]]}  # fmt: skip
+    v2 = httpx.post(served.url + "/v2/models/churn/infer", json=request)
+    assert v2.status_code == 200, v2.text
+    assert "x-flowship-request-id" not in v2.headers
+    assert v2.json()["parameters"] == {"variant": v2.headers["x-flowship-variant"], "revision": 2}
+
+
 def test_bad_requests_are_400_with_a_json_body(served, store):
     missing = body(store, [1000, None, 1002])
     response = httpx.post(served.url + "/invocations", json=missing)

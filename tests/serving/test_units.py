@@ -154,6 +154,35 @@ def test_a_variant_answer_counts_rows_requests_and_latency_in_one_call():
     assert metric(text, "flowship_variant_request_duration_seconds_count", **variant) == 2
 
 
+@pytest.mark.parametrize("multiprocess", [False, True])
+def test_observing_many_values_at_once_matches_observing_each(multiprocess, tmp_path, monkeypatch):
+    """Tripwire: ``Histogram.observe_many`` writes prometheus_client's private bucket
+    and sum values; it must render what one ``observe`` per value renders, in one
+    process and in the workers' multiprocess mode."""
+    if multiprocess:  # as in a worker: values in mapped files (chosen at import there)
+        from prometheus_client import values as prometheus_values
+
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MultiProcessValue())
+    values = [0.0001, 0.0005, 0.0005001, 0.001, 0.02, 0.0999, 0.1, 2.5, 3.0, 1e9, 0.0]
+    one_by_one, at_once = ServingMetrics(), ServingMetrics()
+    for value in values:
+        one_by_one.latency.observe(value, "a", "1", "onnx", "mlflow")
+    at_once.latency.observe_many(values, ("b", "1", "onnx", "mlflow"))
+    text = (at_once if multiprocess else one_by_one).render().decode()
+    if not multiprocess:
+        text += at_once.render().decode()
+    for le in ("0.0005", "0.001", "0.025", "0.1", "2.5", "+Inf"):
+        expected = metric(text, "flowship_request_duration_seconds_bucket", model="a", le=le)
+        assert expected == metric(
+            text, "flowship_request_duration_seconds_bucket", model="b", le=le
+        ), le
+    assert metric(text, "flowship_request_duration_seconds_count", model="b") == len(values)
+    assert metric(text, "flowship_request_duration_seconds_sum", model="b") == pytest.approx(
+        sum(values)
+    )
+
+
 def test_counters_are_printed_exactly():
     """Not rounded to 6 significant digits: 12,345,678 requests read 12,345,678."""
     m = ServingMetrics()

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -86,9 +87,10 @@ class _Answer:
 
 @dataclass(slots=True)
 class Routed:
-    """One answered request: the rows' results and who answered them."""
+    """One answered request: the rows' results and who answered them. ``request_id`` is
+    the id of its rows in the prediction log, None when the request is not logged."""
 
-    request_id: str
+    request_id: str | None
     revision: int
     result: np.ndarray
     answer: _Answer
@@ -107,7 +109,9 @@ class Routed:
         return [str(p.model_version or "") for p in self.answer.predictors]
 
     @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
+    def headers(self) -> Sequence[tuple[bytes, bytes]]:
+        if self.request_id is None:
+            return self.answer.headers
         return [*self.answer.headers, (b"x-flowship-request-id", self.request_id.encode())]
 
 
@@ -328,7 +332,10 @@ class DeploymentRouter:
         output), so the rollout's error-rate guardrails see it; the request still fails."""
         self.metrics.tally.count(self.variant_metrics.requests, (self.name, variant.name, "error"))
         predictor = variant.holder.current
-        if self.log is None or predictor is None or not self._sampled(routing, request_id):
+        if self.log is None or predictor is None:
+            return
+        request_id = request_id or _new_id()
+        if not self._sampled(routing, request_id):
             return
         self.log.add(
             LogEntry(
@@ -369,7 +376,7 @@ class DeploymentRouter:
         routing = self._routing
         if routing is None:
             raise NotReady(self.config.ref)
-        request_id = f"{_random.getrandbits(128):032x}"  # no syscall, no uuid object
+        request_id: str | None = None  # made when something needs it (most do not)
         key_field = routing.spec.key
         keys: list[str] | None = None
         if key_field is not None and (values := columns.pop(key_field, None)) is not None:
@@ -379,6 +386,7 @@ class DeploymentRouter:
             keys = [header_key.decode("latin-1")[:MAX_HEADER_CHARS]] * n_rows
             assigned = [routing.assigner(keys[0])] * n_rows if n_rows else []
         else:
+            request_id = _new_id()
             assigned = [routing.assigner(request_id)] * n_rows
         first = assigned[0] if assigned else routing.heaviest.name
         groups: dict[str, list[int]] | None = None
@@ -399,14 +407,16 @@ class DeploymentRouter:
                 routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
             )
         seconds = time.perf_counter() - start
-        routed = Routed(request_id, routing.revision, result, answer)
         tally = self.metrics.tally
         if groups is None:
             tally.answered(answer.labels[0], n_rows, seconds)
         else:
             for labels, rows in zip(answer.labels, groups.values(), strict=True):
                 tally.answered(labels, len(rows), seconds)
+        if self.log is not None or routing.shadows:
+            request_id = request_id or _new_id()
         logged = self.log is not None and self._sampled(routing, request_id)
+        routed = Routed(request_id if logged else None, routing.revision, result, answer)
         if logged:
             self._log_answer(
                 routed, answer, outputs, groups, columns, keys, n_rows,
@@ -432,6 +442,7 @@ class DeploymentRouter:
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
+            request_id = request_id or _new_id()  # one id for every failed variant's rows
             for (name, rows), outcome in zip(groups.items(), outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     subset = None if keys is None else [keys[i] for i in rows]
@@ -552,6 +563,10 @@ class DeploymentRouter:
                 labels_of(first),
             )
         return answer
+
+
+def _new_id() -> str:
+    return f"{_random.getrandbits(128):032x}"  # no syscall, no uuid object
 
 
 def _chosen(routing: Routing, request_id: str, variant: _Variant) -> bool:

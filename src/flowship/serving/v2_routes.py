@@ -205,8 +205,7 @@ def _decode(
 
 def _routed_parameters(routed: Any) -> dict[str, Any]:
     """Who answered a deployment's request, also in the V2 body."""
-    return {
-        "variant": ",".join(routed.variants),
-        "revision": routed.revision,
-        "request_id": routed.request_id,
-    }
+    parameters = {"variant": ",".join(routed.variants), "revision": routed.revision}
+    if routed.request_id is not None:  # the id of its rows in the prediction log
+        parameters["request_id"] = routed.request_id
+    return parameters
