@@ -33,10 +33,10 @@ def sklearn_model(ref: str):
 @pytest.mark.parametrize(
     ("name", "backend"),
     [
-        ("lr", "onnx"),
+        ("lr", "linear"),  # compiled: faster than ONNX Runtime at every batch size
         ("rf", "onnx"),
         ("gb", "onnx"),
-        ("reg", "onnx"),
+        ("reg", "linear"),
         ("rfr", "onnx"),
         ("words", "onnx"),
         ("ft", "native"),
@@ -196,7 +196,7 @@ def test_corrupt_cache_entry_is_replaced(store, flowship_home):
     (folder / "model.onnx").write_bytes(b"not an onnx graph")
     p = Predictor.load("models:/lr/1")
     # The cached graph fails to load, so the model is converted and cached again.
-    assert p.backend == "onnx" and "converted with skl2onnx" in p.backend_reason
+    assert p.backend == "linear" and "converted with skl2onnx" in p.backend_reason
     assert (folder / "model.onnx").read_bytes() != b"not an onnx graph"
     frame = store.data[FEATURES].head(10)
     np.testing.assert_array_equal(p.predict(frame), pyfunc_predict("models:/lr/1", frame))
@@ -212,7 +212,7 @@ def test_every_ref_form_loads(store):
         str(store.dirs["lr"]),
     ):
         p = Predictor.load(ref)
-        assert p.ref == ref and p.backend == "onnx"
+        assert p.ref == ref and p.backend == "linear"
         assert p.predict(rows(store.data.head(3))).shape == (3,)
     latest = Predictor.load("models:/lr/latest")
     assert (latest.model_name, latest.model_version, latest.run_id) == (

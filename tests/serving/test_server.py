@@ -70,7 +70,7 @@ def test_ping_health_version_and_info(server):
         assert response.status_code == 200 and response.text == "\n"
     assert httpx.get(server.url + "/version").text[0].isdigit()
     info = httpx.get(server.url + "/flowship").json()
-    assert info["ready"] is True and info["model"]["backend"] == "onnx"
+    assert info["ready"] is True and info["model"]["backend"] == "linear"
 
 
 def test_concurrent_requests_each_get_their_own_rows(server, serving_store):
@@ -87,7 +87,7 @@ def test_concurrent_requests_each_get_their_own_rows(server, serving_store):
 
 
 def test_metrics_are_prometheus_text_labelled_by_model(server):
-    model = {"model": "churn", "version": "1", "backend": "onnx"}
+    model = {"model": "churn", "version": "1", "backend": "linear"}
     before = httpx.get(server.url + "/metrics").text
     post(server, {"inputs": {"age": [1.0], "tenure": [2.0], "recency": [3.0], "plan": [1]}})
     post(server, b"{", JSON)

@@ -38,7 +38,7 @@ def test_tritonclient_health_and_metadata(server):
         ("age", "FP64"), ("tenure", "FP64"), ("recency", "FP64"), ("plan", "INT64"),
     ]  # fmt: skip
     assert meta["outputs"][0]["name"] == "prediction"
-    assert meta["parameters"]["backend"] == "onnx"
+    assert meta["parameters"]["backend"] == "linear"
     assert c.get_server_metadata()["name"] == "flowship"
 
 

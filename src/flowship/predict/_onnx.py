@@ -332,8 +332,8 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
 #
 # A full load costs seconds before the first row: reading the MLmodel file imports
 # MLflow, and loading the scikit-learn estimator imports skops and all of scikit-learn.
-# A Predictor whose backend is ONNX (alone, or with the compiled forest for large
-# batches) needs neither once it is built. So once a load has chosen such a backend,
+# A Predictor whose backend is ONNX (alone, or with a compiled forest or linear model
+# for large batches or every batch) needs neither once it is built. So once a load has chosen such a backend,
 # what that load learned is kept next to the cached graph: the signature's columns, the
 # parity sample, the native model's outputs on it, the forest's arrays and the few facts
 # the Predictor takes from the estimator. The next load of that version and output
@@ -443,8 +443,12 @@ def load_fast(
             if not _compiled_holds(large, arrays["matrix"], expected, classifier, output):
                 log.warning("The recorded %s backend in %s does not hold", large.name, folder)
                 return None
-            backend = BySize(backend, large, threshold=meta["large_batch_rows"])
-            reason += f"; batches of {meta['large_batch_rows']}+ rows use the {large.name} backend"
+            threshold = meta["large_batch_rows"]
+            backend = BySize(backend, large, threshold=threshold)
+            if threshold <= 1:
+                reason = f"{large.name}: compiled, recorded faster than ONNX Runtime; {reason}"
+            else:
+                reason += f"; batches of {threshold}+ rows use the {large.name} backend"
     except Exception as exc:  # missing, partial or foreign file: the full load decides
         log.debug("No fast reload from %s: %s", folder, exc)
         return None

@@ -103,17 +103,20 @@ class PyfuncBackend:
 
 
 class BySize:
-    """ONNX for small inputs, an equally faithful backend measured faster on large ones
-    (the compiled forest or the native estimator) for batches of ``threshold`` rows or
-    more. Reports itself as the ONNX backend; takes the matrix the large one wants."""
+    """ONNX for small inputs, an equally faithful backend measured faster (the compiled
+    forest or linear model, or the native estimator) for batches of ``threshold`` rows or
+    more. With a threshold of 1 the other backend answers every batch, and ONNX stays
+    only as the checked reference of the recorded fast reload (``_onnx.save_fast``).
+    Named after the backend that answers small batches; takes the matrix the large one
+    wants."""
 
-    name = "onnx"
     wants_frame = False
 
     def __init__(self, small: Any, large: Any, *, threshold: int) -> None:
         self.small = small
         self.large = large
         self.threshold = threshold
+        self.name = large.name if threshold <= 1 else small.name
         self.dtype = large.dtype
         self.contiguous = large.contiguous
         self._small_dtype = small.dtype

@@ -33,7 +33,7 @@ from flowship.serving.metrics import ServingMetrics
 INLINE_LIMIT_S = 0.002
 # Backends whose cost is predictable; pyfunc runs arbitrary user code, so it never blocks
 # the event loop (health checks and timeouts keep working while it runs).
-INLINE_BACKENDS = frozenset({"onnx", "native"})
+INLINE_BACKENDS = frozenset({"onnx", "linear", "forest", "native"})
 # Batches with more rows than this go to the worker thread even for a fast model.
 INLINE_MAX_ROWS = 4096
 _EWMA = 0.2
