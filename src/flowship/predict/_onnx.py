@@ -333,11 +333,12 @@ def _write_cache(folder: Path | None, run_id: str | None, **meta: Any) -> None:
 # A full load costs seconds before the first row: reading the MLmodel file imports
 # MLflow, and loading the scikit-learn estimator imports skops and all of scikit-learn.
 # A Predictor whose backend is ONNX (alone, or with a compiled forest or linear model
-# for large batches or every batch) needs neither once it is built. So once a load has chosen such a backend,
-# what that load learned is kept next to the cached graph: the signature's columns, the
-# parity sample, the native model's outputs on it, the forest's arrays and the few facts
-# the Predictor takes from the estimator. The next load of that version and output
-# re-runs the parity checks against those outputs and skips MLflow and the estimator.
+# for large batches or every batch) needs neither once it is built. So once a load has
+# chosen such a backend, what that load learned is kept next to the cached graph: the
+# signature's columns, the parity sample, the native model's outputs on it, the forest's
+# arrays and the few facts the Predictor takes from the estimator. The next load of that
+# version and output re-runs the parity checks against those outputs and skips MLflow
+# and the estimator.
 # Any doubt (missing or stale file, failed check) means the full load.
 
 

@@ -260,7 +260,8 @@ def _by_batch_size(
                 f"us per {SMALL_PROBE_ROWS} rows, {large}); {reason}"
             )
     split = BySize(onnx, native, threshold=LARGE_BATCH)
-    return split, f"{reason}; batches of {LARGE_BATCH}+ rows use the {native.name} backend ({large})"
+    rule = f"batches of {LARGE_BATCH}+ rows use the {native.name} backend ({large})"
+    return split, f"{reason}; {rule}"
 
 
 def _best_time(backend: Any, matrix: np.ndarray, calls: int = 1) -> float:
