@@ -165,15 +165,16 @@ class Flaky:
         return np.asarray(columns["x"], dtype=float) * 2
 
 
-def test_a_shadow_failing_on_everything_costs_one_call_a_batch():
+def test_a_shadow_failing_on_everything_costs_one_call_a_turn():
     entries, queue, model = run(
-        lambda h: [copy(h, i, [1.0]) for i in range(12)], batch_rows=4, model=Flaky(10**6)
+        lambda h: [copy(h, i, [1.0]) for i in range(16)], batch_rows=4, model=Flaky(10**6)
     )
-    # A batch, then three copies alone: enough. Each next batch: one copy alone, a probe.
-    assert model.calls == [4, 1, 1, 1, 1, 1]
-    assert [e.request_id for e in entries] == [f"r{i}" for i in range(12)]
+    # A batch, then three copies alone: enough. The next batch: one copy alone, a probe;
+    # it fails, and so do the turn's last two batches, without a call.
+    assert model.calls == [4, 1, 1, 1, 1]
+    assert [e.request_id for e in entries] == [f"r{i}" for i in range(16)]
     assert {(e.status, e.error) for e in entries} == {("error", "RuntimeError: broken")}
-    assert queue.requests.value("churn", "shadow", "error") == 12
+    assert queue.requests.value("churn", "shadow", "error") == 16
 
 
 def test_a_shadow_that_recovers_passes_its_probe_and_is_batched_again():

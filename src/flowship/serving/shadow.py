@@ -20,9 +20,11 @@ A batch the model rejects (or answers with the wrong number of rows) is scored c
 copy, so each copy gets its own outcome, until ``RETRY_FAILURES`` copies in a row fail
 alone too: the rest of the batch gets the last error without a call of its own. After
 such a batch, the variant's next batch starts with one copy alone (a probe) and is
-scored only if the probe passes; so a shadow that fails on everything costs one call a
-batch. (Retried copy by copy, such a shadow held the GIL so often that it tripled the
-primary's median at concurrency 8.) A copy whose columns differ from the others', or
+scored only if the probe passes; a failed probe fails the rest of that turn's copies of
+the variant too (a turn: what gathered while the last was scored, or in
+``batch_wait_s``). So a shadow that fails on everything costs one call a turn. (Retried
+copy by copy, such a shadow held the GIL so often that it tripled the primary's median
+at concurrency 8.) A copy whose columns differ from the others', or
 that holds numpy arrays (a large request, decoded in the decoder process), is scored
 alone. Whatever a shadow raises stays with the shadow; each outcome is logged with the
 primary's ``request_id``, so both can be compared row by row. A shadow's
@@ -36,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
@@ -118,15 +120,6 @@ class _Waiting:
         if rows or first < len(self.sizes):
             chunks.append((first, len(self.sizes), start, start + rows))
         return chunks
-
-    def copies(
-        self, variant: str, holder: Any, first: int, end: int, start: int
-    ) -> Iterator[ShadowCopy]:
-        """Copies ``first`` to ``end`` again (their rows start at ``start``), in order."""
-        for i in range(first, end):
-            copy = self.copy(variant, holder, i, start)
-            start += copy.n_rows
-            yield copy
 
     def copy(self, variant: str, holder: Any, i: int, start: int) -> ShadowCopy:
         """The ``i``-th copy again (its rows start at ``start``), for its outcome."""
@@ -233,29 +226,36 @@ class ShadowQueue:
             self._failing.intersection_update(waiting)  # bounded: variants still sent copies
 
     async def _score(self, variant: str, holder: Any, waiting: _Waiting) -> None:
+        probe: tuple[str, float] | None = None  # a failed probe fails the cycle's later chunks
         for first, end, start, stop in waiting.chunks(self.batch_rows):
-            await self._score_chunk(variant, holder, waiting, first, end, start, stop)
+            probe = await self._score_chunk(
+                variant, holder, waiting, first, end, start, stop, probe
+            )
         for copy in waiting.odd:
             await self._score_alone(holder.current, copy)
 
-    async def _score_chunk(self, variant, holder, waiting, first, end, start, stop) -> None:
+    async def _score_chunk(
+        self, variant, holder, waiting, first, end, start, stop, failed_probe
+    ) -> tuple[str, float] | None:
+        """Score one chunk; the (error, milliseconds) of a failed probe, else None."""
         predictor = holder.current
         if predictor is None:
             self._count(self.dropped, variant, amount=end - first)
-            return
+            return None
         key = (variant, holder)
-        copies = waiting.copies(variant, holder, first, end, start)
         if key in self._failing:  # its last batch failed through and through: probe first
-            probe = next(copies)
-            error, elapsed = await self._score_alone(predictor, probe)
-            if error is not None:
-                for copy in copies:  # fail as the probe did, without a call each
-                    self._outcome(copy, predictor, None, error, elapsed)
-                return
+            if failed_probe is None:
+                probe = waiting.copy(variant, holder, first, start)
+                error, elapsed = await self._score_alone(predictor, probe)
+                first, start = first + 1, start + probe.n_rows
+                if error is not None:
+                    failed_probe = (error, elapsed)
+            if failed_probe is not None:  # the rest fail as the probe did, without a call
+                self._fail(variant, holder, waiting, predictor, first, end, start, *failed_probe)
+                return failed_probe
             self._failing.discard(key)
-            first, start = first + 1, start + probe.n_rows
             if first == end:
-                return
+                return None
         columns = {name: values[start:stop] for name, values in waiting.columns.items()}
         output, error, elapsed = await self._predict(predictor, columns)
         if error is None and len(output) == stop - start:  # type: ignore[arg-type]
@@ -269,18 +269,34 @@ class ShadowQueue:
                         part = output[row - start : row - start + n]  # type: ignore[index]
                         self._log(copy, predictor, part, None, elapsed)
                     row += n
-            return
+            return None
         # Refused as a batch: each copy on its own, with its own outcome, until
         # RETRY_FAILURES copies in a row fail alone too; the rest fail as they did.
         failures = 0
-        for copy in copies:
+        for i in range(first, end):
             if failures == RETRY_FAILURES:
-                self._outcome(copy, predictor, None, error, elapsed)
-                continue
+                self._fail(variant, holder, waiting, predictor, i, end, start, error, elapsed)
+                break
+            copy = waiting.copy(variant, holder, i, start)
             error, elapsed = await self._score_alone(predictor, copy)
             failures = failures + 1 if error else 0
+            start += copy.n_rows
         if failures == RETRY_FAILURES:
             self._failing.add(key)
+        return None
+
+    def _fail(self, variant, holder, waiting, predictor, first, end, start, error, elapsed):
+        """Copies ``first`` to ``end`` (rows from ``start``) failed with ``error`` without a
+        call of their own: counted at once, and only the logged ones are built again."""
+        if first == end:
+            return
+        self._count(self.requests, variant, "error", amount=end - first)
+        if self._log_entry is None:
+            return
+        for i in range(first, end):
+            if waiting.logged[i]:
+                self._log(waiting.copy(variant, holder, i, start), predictor, None, error, elapsed)
+            start += waiting.sizes[i]
 
     async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> tuple[str | None, float]:
         """Score one copy; (its error or None, the call's milliseconds)."""
