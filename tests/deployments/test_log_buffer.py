@@ -4,6 +4,8 @@ name, version, run id and signature columns, given here as plain records.)"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -109,3 +111,39 @@ def test_only_repeating_text_is_dictionary_encoded_in_the_files(tmp_path):
     dictionary = {name for name, used in encodings.items() if any("DICT" in e for e in used)}
     assert {"variant", "model_version", "status", "plan"} <= dictionary
     assert not dictionary & {"request_id", "key", "age", "output", "latency_ms"}
+
+
+FIRST_FLUSH = """
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+from flowship.serving.metrics import ServingMetrics
+from flowship.serving.prediction_log import LogEntry, PredictionLog
+
+if __name__ == "__main__":
+    log = PredictionLog(sys.argv[1], deployment="churn", metrics=ServingMetrics())
+    before = set(sys.modules)
+    predictor = SimpleNamespace(model_name="churn", model_version="1", run_id="r",
+                                input_columns=[SimpleNamespace(name="age", type="double")])
+    log.add(LogEntry("a", None, 1.8e9, 1, "v1", "primary", predictor, ["k"], {"age": [1.0]},
+                     1, np.array([1.0]), 0.5))
+    assert log.flush() == 1
+    print(sorted(set(sys.modules) - before))
+    log.close()
+"""
+
+
+def test_the_first_flush_imports_nothing(tmp_path):
+    """A flush runs beside the event loop and holds the GIL while Python runs: importing
+    a module tree there (pyarrow's pandas, 0.3 s) stalled requests. The process starts
+    without pandas, as a server whose model was reloaded from its record does."""
+    script = tmp_path / "first_flush.py"
+    script.write_text(FIRST_FLUSH)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "log")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

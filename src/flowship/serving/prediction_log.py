@@ -94,6 +94,10 @@ class PredictionLog:
         except BrokenProcessPool:
             log.error("Prediction log: the writer process did not start; retrying at the flush.")
             self._writer = None
+        # pyarrow imports pandas (0.3 s of Python) on its first conversion from numpy. A
+        # served model reloaded from its record never imported it, so the first flush
+        # did, holding the GIL the event loop needs; here the deployment is still loading.
+        pa.array(np.zeros(1))
         self._buffer = _Buffer()
         self._rows = 0
         self._lock = threading.Lock()
