@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
+import time
 
 import numpy as np
 
@@ -212,3 +214,30 @@ def test_a_fault_while_scoring_loses_that_batch_only(caplog):
     assert model.calls == [3, 3]  # the second round was scored: nothing was left counted
     assert queue.dropped.value("churn", "shadow") == 0
     assert "a batch could not be scored" in caplog.text and "log exploded" in caplog.text
+
+
+def test_closing_while_a_shadow_call_returns_stops_the_queue():
+    """A graceful stop cancels the queue's task; a cancellation that arrived as the
+    shadow's predict call returned was once lost (asyncio.wait_for swallowed it), and
+    the stop then waited forever, before the prediction log's last flush."""
+    gate = threading.Event()
+
+    class Gated:
+        def predict(self, columns: dict) -> np.ndarray:
+            gate.wait(5)
+            return np.asarray(columns["x"], dtype=float)
+
+    async def main() -> None:
+        queue = ShadowQueue(ServingMetrics(), deployment="churn", log_entry=None,
+                            batch_wait_s=0.0)  # fmt: skip
+        queue.start()
+        queue.submit(copy(Holder(Gated()), 0, [1.0]))
+        await asyncio.sleep(0.1)  # the copy is being scored: its call waits at the gate
+        gate.set()
+        time.sleep(0.2)  # the call returns; its result waits for the loop's next turn
+        closing = asyncio.ensure_future(queue.close())
+        done, _ = await asyncio.wait([closing], timeout=3)
+        assert done, "close() did not stop the queue"
+        assert queue._task is not None and queue._task.cancelled()
+
+    asyncio.run(main())

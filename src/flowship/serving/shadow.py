@@ -34,7 +34,6 @@ primary's ``request_id``, so both can be compared row by row. A shadow's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -185,8 +184,7 @@ class ShadowQueue:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # raises nothing of the task's, only our own
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, copy: ShadowCopy) -> None:
@@ -323,10 +321,10 @@ class ShadowQueue:
         start = time.perf_counter()
         output, error = None, None
         try:
-            output = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, predictor.predict, columns),
-                self.timeout_s,
-            )
+            # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that arrives as
+            # the call returns, and the queue's task then outlived close() (a hung stop).
+            async with asyncio.timeout(self.timeout_s):
+                output = await loop.run_in_executor(self._executor, predictor.predict, columns)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # anything the shadow does stays with the shadow
