@@ -52,7 +52,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the batch test")
     parser.add_argument("--repeat", type=int, default=2000, help="single-row predicts")
     args = parser.parse_args()
-    os.environ["FLOWSHIP_HOME"] = tempfile.mkdtemp(prefix="flowship-bench-")
+    home = tempfile.mkdtemp(prefix="flowship-bench-")
+    os.environ["FLOWSHIP_HOME"] = home
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"  # not the cwd's store
+    os.chdir(home)  # nor its ./mlruns for the artifacts
     warnings.simplefilter("ignore")
 
     import mlflow.pyfunc
