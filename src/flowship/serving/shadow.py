@@ -224,7 +224,7 @@ class ShadowQueue:
             self._failing.intersection_update(waiting)  # bounded: variants still sent copies
 
     async def _score(self, variant: str, holder: Any, waiting: _Waiting) -> None:
-        probe: tuple[str, float] | None = None  # a failed probe fails the cycle's later chunks
+        probe: tuple[str, float] | None = None  # a failed probe fails the turn's later chunks
         for first, end, start, stop in waiting.chunks(self.batch_rows):
             probe = await self._score_chunk(
                 variant, holder, waiting, first, end, start, stop, probe
