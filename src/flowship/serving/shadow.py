@@ -249,7 +249,10 @@ class ShadowQueue:
                 if error is not None:
                     failed_probe = (error, elapsed)
             if failed_probe is not None:  # the rest fail as the probe did, without a call
-                self._fail(variant, holder, waiting, predictor, first, end, start, *failed_probe)
+                error, elapsed = failed_probe
+                self._settle(
+                    variant, holder, waiting, predictor, first, end, start, None, error, elapsed
+                )
                 return failed_probe
             self._failing.discard(key)
             if first == end:
@@ -257,23 +260,18 @@ class ShadowQueue:
         columns = {name: values[start:stop] for name, values in waiting.columns.items()}
         output, error, elapsed = await self._predict(predictor, columns)
         if error is None and len(output) == stop - start:  # type: ignore[arg-type]
-            self._count(self.requests, variant, "ok", amount=end - first)
-            if self._log_entry is not None:
-                row = start
-                for i in range(first, end):
-                    n = waiting.sizes[i]
-                    if waiting.logged[i]:
-                        copy = waiting.copy(variant, holder, i, row)
-                        part = output[row - start : row - start + n]  # type: ignore[index]
-                        self._log(copy, predictor, part, None, elapsed)
-                    row += n
+            self._settle(
+                variant, holder, waiting, predictor, first, end, start, output, None, elapsed
+            )
             return None
         # Refused as a batch: each copy on its own, with its own outcome, until
         # RETRY_FAILURES copies in a row fail alone too; the rest fail as they did.
         failures = 0
         for i in range(first, end):
             if failures == RETRY_FAILURES:
-                self._fail(variant, holder, waiting, predictor, i, end, start, error, elapsed)
+                self._settle(
+                    variant, holder, waiting, predictor, i, end, start, None, error, elapsed
+                )
                 break
             copy = waiting.copy(variant, holder, i, start)
             error, elapsed = await self._score_alone(predictor, copy)
@@ -283,18 +281,24 @@ class ShadowQueue:
             self._failing.add(key)
         return None
 
-    def _fail(self, variant, holder, waiting, predictor, first, end, start, error, elapsed):
-        """Copies ``first`` to ``end`` (rows from ``start``) failed with ``error`` without a
-        call of their own: counted at once, and only the logged ones are built again."""
+    def _settle(
+        self, variant, holder, waiting, predictor, first, end, start, output, error, elapsed
+    ) -> None:
+        """The outcome of copies ``first`` to ``end`` (rows from ``start``), scored in one
+        call (their rows of ``output``) or failed with ``error`` without a call of their
+        own: counted at once; only the logged ones are built again, for the log."""
         if first == end:
             return
-        self._count(self.requests, variant, "error", amount=end - first)
+        self._count(self.requests, variant, "error" if error else "ok", amount=end - first)
         if self._log_entry is None:
             return
+        row = start
         for i in range(first, end):
+            n = waiting.sizes[i]
             if waiting.logged[i]:
-                self._log(waiting.copy(variant, holder, i, start), predictor, None, error, elapsed)
-            start += waiting.sizes[i]
+                part = None if output is None else output[row - start : row - start + n]
+                self._log(waiting.copy(variant, holder, i, row), predictor, part, error, elapsed)
+            row += n
 
     async def _score_alone(self, predictor: Any, copy: ShadowCopy) -> tuple[str | None, float]:
         """Score one copy; (its error or None, the call's milliseconds)."""
