@@ -119,6 +119,32 @@ def test_queue_bound_and_wait_timer(predictor, serving_store):
     batcher.close()
 
 
+def test_the_queue_depth_counts_the_requests_waiting_in_every_batcher(predictor, serving_store):
+    """A deployment has a batcher per variant, all writing one gauge: it shows their sum
+    (it used to show whichever batcher had reported last)."""
+    data = serving_store.data
+    metrics = ServingMetrics()
+    champion, challenger = (
+        MicroBatcher(lambda: predictor, metrics=metrics, max_wait_s=0.05) for _ in range(2)
+    )
+
+    async def main():
+        waiting = [
+            asyncio.ensure_future(batcher.predict(columns(data, [i]), 1))
+            for i, batcher in enumerate([champion, champion, challenger])
+        ]
+        await asyncio.sleep(0.01)  # all three wait for their batcher's 50 ms timer
+        during = metrics.queue_depth.value()
+        await asyncio.gather(*waiting)
+        await asyncio.sleep(0)
+        return during, metrics.queue_depth.value()
+
+    during, after = run(main())
+    assert (during, after) == (3, 0)
+    champion.close()
+    challenger.close()
+
+
 def test_a_full_batch_does_not_wait_for_the_timer(predictor, serving_store):
     data = serving_store.data
     batcher = MicroBatcher(

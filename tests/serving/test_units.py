@@ -113,7 +113,7 @@ def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
         for seconds in (0.0002, 0.0003, 0.02):
             m.tally.request(("churn", "1", "onnx"), "mlflow", 200, seconds)
         m.tally.request(("churn", "1", "onnx"), "mlflow", 400, 0.0001)
-        m.tally.queue_depth(5)
+        m.tally.queue(5)
         before = m.requests.value("churn", "1", "onnx", "mlflow", "200")
         scraped = m.render().decode()
         m.tally.request(("churn", "1", "onnx"), "mlflow", 200, 0.0004)

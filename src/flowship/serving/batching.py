@@ -88,7 +88,7 @@ class MicroBatcher:
         item = _Item(columns, n_rows, loop.create_future(), sequences)
         self._pending.append(item)
         self._waiting += 1
-        self._metrics.tally.queue_depth(self._waiting)
+        self._metrics.tally.queue(1)
         if not self._busy:
             full = self.max_wait_s == 0 or self._pending_rows() >= self.max_batch_size
             if full and self._timer is not None:  # a full batch does not wait for the timer
@@ -104,7 +104,7 @@ class MicroBatcher:
             outcome = await item.future
         finally:
             self._waiting -= 1
-            self._metrics.tally.queue_depth(self._waiting)
+            self._metrics.tally.queue(-1)
         if isinstance(outcome, FlowshipError):
             raise outcome
         return outcome

@@ -268,7 +268,8 @@ class LoopTally:
         self._latencies: dict[tuple[str, ...], list[float]] = {}
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
         self._answered: dict[tuple[str, str], list] = {}  # (deployment, variant) ->
-        self._depth: int | None = None
+        self._waiting = 0  # requests in every batcher's queue (a deployment has several)
+        self._depth_changed = False
         self._scheduled = False
 
     def request(self, labels: tuple[str, str, str], protocol: str, status: int, seconds: float):
@@ -304,8 +305,10 @@ class LoopTally:
         if not self._scheduled:
             self._schedule()
 
-    def queue_depth(self, value: int) -> None:
-        self._depth = value
+    def queue(self, change: int) -> None:
+        """Requests joined (+) or left (-) a batcher's queue; the gauge shows the sum."""
+        self._waiting += change
+        self._depth_changed = True
         if not self._scheduled:
             self._schedule()
 
@@ -324,7 +327,7 @@ class LoopTally:
         latencies, self._latencies = self._latencies, {}
         counts, self._counts = self._counts, {}
         answered, self._answered = self._answered, {}
-        depth, self._depth = self._depth, None
+        depth_changed, self._depth_changed = self._depth_changed, False
         metrics = self._metrics
         for labels, count in requests.items():
             metrics.requests.inc(*labels, amount=count)
@@ -338,5 +341,5 @@ class LoopTally:
                 variants.rows.inc(*labels, amount=rows)
                 variants.requests.inc(*labels, "ok", amount=requests)
                 variants.latency.observe_many(values, labels)
-        if depth is not None:
-            metrics.queue_depth.set(value=depth)
+        if depth_changed:
+            metrics.queue_depth.set(value=self._waiting)
