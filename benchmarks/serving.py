@@ -61,6 +61,8 @@ def register(home: Path) -> tuple[str, list[str]]:
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    # Artifacts in the throwaway home too, not in ./mlruns of wherever this runs.
+    mlflow.create_experiment("bench", artifact_location=(home / "artifacts").as_uri())
     mlflow.set_experiment("bench")
     rng = np.random.default_rng(0)
     columns = [f"f{i}" for i in range(N_FEATURES)]

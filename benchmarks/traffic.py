@@ -78,6 +78,8 @@ def register(home: Path) -> str:
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    # Artifacts in the throwaway home too, not in ./mlruns of wherever this runs.
+    mlflow.create_experiment("bench", artifact_location=(home / "artifacts").as_uri())
     mlflow.set_experiment("bench")
     rng = np.random.default_rng(0)
     x = pd.DataFrame(rng.normal(size=(2000, N_FEATURES)), columns=COLUMNS)
