@@ -273,3 +273,60 @@ def test_a_variant_that_fails_to_load_keeps_the_previous_revision(cli, served, s
     failures = "flowship_deployment_load_failures_total"
     assert metric(metrics, failures, deployment="churn", revision="2")
     assert "still serving revision 1" in served.logs()
+
+
+FAILING_CHALLENGER = """
+name: churn
+model: churn
+key: customer_id
+variants:
+  champion:   {ref: "@production", weight: 50}
+  challenger: {ref: "models:/raises/1", weight: 50}
+"""
+
+
+def test_a_failed_variant_is_named_in_the_error_and_its_metrics(
+    cli, store, flowship_home, tmp_path
+):
+    """A request the challenger fails says so (headers, request metrics): it used to be
+    labelled with the heaviest variant's model, as if the champion had failed."""
+    apply(cli, write_spec(tmp_path / "d.yaml", FAILING_CHALLENGER))
+    server = deployment_server(
+        "churn", home=flowship_home, store=store, log=tmp_path / "server.log"
+    ).start()
+    weights = {"champion": 50, "challenger": 50}
+    try:
+        answers = {
+            c: httpx.post(server.url + "/invocations", json=body(store, [c])) for c in range(40)
+        }
+        data = store.data.head(1)
+        other = next(c for c in range(100, 200) if assign("churn", str(c), weights) == "challenger")
+        v2 = httpx.post(server.url + "/v2/models/churn/infer", json={"inputs": [
+            {"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [other]},
+            *[{"name": f, "datatype": "FP64" if f != "plan" else "INT64", "shape": [1],
+               "data": data[f].tolist()} for f in FEATURES],
+        ]})  # fmt: skip
+        both = httpx.post(server.url + "/invocations", json=body(store, [1, 2, 3, 4, 5, 6]))
+        metrics = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    failed = [c for c in answers if assign("churn", str(c), weights) == "challenger"]
+    # Rows for both variants, the challenger's failing: the request fails, naming it.
+    assert {assign("churn", str(c), weights) for c in range(1, 7)} == set(weights)
+    assert both.status_code == 500 and both.headers["x-flowship-variant"] == "challenger"
+    assert 0 < len(failed) < 40
+    for c, response in answers.items():
+        variant, model, status = ("challenger", "raises", 500) if c in failed else (
+            "champion", "churn", 200)  # fmt: skip
+        assert response.status_code == status, response.text
+        assert response.headers["x-flowship-variant"] == variant
+        assert response.headers["x-flowship-model-name"] == model
+        assert response.headers["x-flowship-revision"] == "1"
+    assert v2.status_code == 500 and v2.headers["x-flowship-model-name"] == "raises"
+    errors = "flowship_request_errors_total"
+    assert metric(metrics, errors, model="raises", protocol="mlflow") == len(failed) + 1
+    assert metric(metrics, errors, model="raises", protocol="v2") == 1
+    assert metric(metrics, errors, model="churn") is None
+    duration = "flowship_request_duration_seconds_count"
+    assert metric(metrics, duration, model="raises") == len(failed) + 2
+    assert metric(metrics, duration, model="churn") == 40 - len(failed)

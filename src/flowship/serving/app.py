@@ -229,11 +229,16 @@ class ServingApp:
         protocol = "v2" if scope["path"].startswith("/v2") else "mlflow"
         status, body, headers = error_response(error, protocol)
         if scope.get("method") == "POST":
-            served = self.holder.current
-            labels = labels_of(served) if served is not None else _NO_MODEL
+            failed = getattr(exc, "failed_answer", None)  # a deployment's variant failed
+            if failed is not None:
+                labels, who = failed.model_labels, failed.headers
+            else:
+                served = self.holder.current
+                labels = labels_of(served) if served is not None else _NO_MODEL
+                who = self.per_model(served).headers
             self.metrics.errors.inc(*labels, protocol, type(error).__name__)
             self.observe(labels, protocol, status, scope.get(START, time.perf_counter()))
-            headers = [*headers, *self.per_model(served).headers]
+            headers = [*headers, *who]
         return status, body, headers
 
     async def _send_error(self, scope: dict, send: Any, exc: BaseException) -> None:

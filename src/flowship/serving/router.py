@@ -356,6 +356,14 @@ class DeploymentRouter:
             )
         )
 
+    def _blame(self, error: BaseException, routing: Routing, variant: _Variant) -> None:
+        """Name the variant that failed on ``error`` (as ``failed_answer``, what its answer
+        would have been): the error response's headers and the request metrics then say
+        which model failed (``ServingApp.error_answer``), not the heaviest variant's."""
+        predictor = variant.holder.current
+        if predictor is not None:
+            error.failed_answer = self._answer(routing.revision, ((variant, predictor),))  # type: ignore[attr-defined]
+
     def _log_shadow(self, entry: LogEntry) -> None:
         if self.log is not None:  # the request was sampled when its copy was made
             self.log.add(entry)
@@ -398,6 +406,7 @@ class DeploymentRouter:
                 )
             except Exception as exc:
                 self._log_failure(routing, request_id, headers, variant, keys, n_rows, start, exc)
+                self._blame(exc, routing, variant)
                 raise
             answer = self._answer(routing.revision, ((variant, predictor),))
             outputs: list[Any] = [result]
@@ -450,6 +459,8 @@ class DeploymentRouter:
                         routing, request_id, headers, routing.variants[name], subset, len(rows),
                         start, outcome,
                     )  # fmt: skip
+            first = next(name for name, o in zip(groups, outcomes, strict=True) if o is failed[0])
+            self._blame(failed[0], routing, routing.variants[first])
             raise failed[0]
         answer = self._answer(
             routing.revision,
