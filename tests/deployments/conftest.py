@@ -38,6 +38,9 @@ set_model(Model())
 '''
 
 
+WIDE_EXTRA = 80  # more than max_extra_columns (64)
+
+
 @dataclass
 class Store:
     home: Path
@@ -64,7 +67,8 @@ def _log_pyfunc(name: str, behaviour: str, folder: Path, x: pd.DataFrame) -> Non
 @pytest.fixture(scope="session")
 def deploy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """churn v1/v2/v3 answer 1.0/2.0/3.0 (production -> 1, staging -> 2); sleepy, raises
-    and unloadable are pyfunc models (version 1 each)."""
+    and unloadable are pyfunc models (version 1 each); wide reads churn's inputs and
+    WIDE_EXTRA more (w0, w1, ...) and answers 9.0."""
     import mlflow
     from sklearn.dummy import DummyRegressor
 
@@ -87,6 +91,9 @@ def deploy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         c.set_registered_model_alias("churn", "staging", "2")
         for behaviour in ("sleepy", "raises", "unloadable"):
             _log_pyfunc(behaviour, behaviour, home, x)
+        wide = x.assign(**{f"w{i}": 0.5 for i in range(WIDE_EXTRA)})
+        log_sklearn("wide", DummyRegressor(strategy="constant", constant=9.0).fit(
+            wide, [9.0] * len(wide)), wide)  # fmt: skip
         reset_caches()
     return Store(home=home, uri=uri, data=frame(40, seed=9))
 

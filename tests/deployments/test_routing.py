@@ -11,7 +11,7 @@ import pytest
 
 from flowship.deployments import assign
 from tests.deployments._helpers import apply, deployment_server, read_log
-from tests.deployments.conftest import SPLIT, write_spec
+from tests.deployments.conftest import SPLIT, WIDE_EXTRA, write_spec
 from tests.serving._server import metric
 
 FEATURES = ["age", "tenure", "recency", "plan"]
@@ -330,3 +330,44 @@ def test_a_failed_variant_is_named_in_the_error_and_its_metrics(
     duration = "flowship_request_duration_seconds_count"
     assert metric(metrics, duration, model="raises") == len(failed) + 2
     assert metric(metrics, duration, model="churn") == 40 - len(failed)
+
+
+WIDER_CHALLENGER = """
+name: churn
+model: churn
+key: customer_id
+variants:
+  champion:   {ref: "@production", weight: 50}
+  challenger: {ref: "models:/wide/1", weight: 50}
+"""
+
+
+def test_a_variant_with_many_more_inputs_is_not_refused(cli, store, flowship_home, tmp_path):
+    """The column cap (a signature's columns + max_extra_columns) comes from the widest
+    variant: it used to come from the heaviest, so that a challenger reading 80 more
+    features than the champion had every request for it refused."""
+    apply(cli, write_spec(tmp_path / "d.yaml", WIDER_CHALLENGER))
+    server = deployment_server(
+        "churn", "--extra-columns", "ignore",
+        home=flowship_home, store=store, log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    customers = list(range(20))
+    request = body(store, customers)
+    request["columns"] += [f"w{i}" for i in range(WIDE_EXTRA)]
+    request["data"] = [row + [0.5] * WIDE_EXTRA for row in request["data"]]
+    try:
+        response = httpx.post(server.url + "/invocations", json=request)
+        flooded = body(store, [1])
+        flooded["columns"] += [f"x{i}" for i in range(WIDE_EXTRA + 100)]
+        flooded["data"][0] += [0.0] * (WIDE_EXTRA + 100)
+        refused = httpx.post(server.url + "/invocations", json=flooded)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    weights = {"champion": 50, "challenger": 50}
+    answers = {"champion": 1.0, "challenger": 9.0}
+    expected = [answers[assign("churn", str(c), weights)] for c in customers]
+    assert response.json()["predictions"] == expected and set(expected) == {1.0, 9.0}
+    # The cap is still there: the widest variant's 84 columns + 64.
+    assert refused.status_code == 400
+    assert "more than the server's limit of 148" in refused.json()["message"]

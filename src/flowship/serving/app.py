@@ -59,16 +59,20 @@ _NO_MODEL = ("", "", "")
 class _PerModel:
     """What the hot path needs of the served version, computed once per version."""
 
-    __slots__ = ("predictor", "names", "headers", "labels", "limits", "openapi")
+    __slots__ = ("predictor", "width", "names", "headers", "labels", "limits", "openapi")
 
-    def __init__(self, predictor: Any, config: ServeConfig) -> None:
-        self.predictor = predictor
+    def __init__(self, predictor: Any, config: ServeConfig, width: int | None = None) -> None:
+        """``width``: the input columns the request limits allow for, when not the
+        predictor's own (a deployment's widest variant)."""
+        self.predictor, self.width = predictor, width
         columns = predictor.input_columns if predictor is not None else []
         self.names = frozenset(c.name for c in columns)
         self.headers = headers_of(predictor) if predictor is not None else []
         self.labels = labels_of(predictor) if predictor is not None else _NO_MODEL
         self.limits = RequestLimits.for_model(
-            len(columns), max_extra_columns=config.max_extra_columns, max_cells=config.max_cells
+            len(columns) if width is None else width,
+            max_extra_columns=config.max_extra_columns,
+            max_cells=config.max_cells,
         )
         self.openapi: bytes | None = None
 
@@ -278,9 +282,10 @@ class ServingApp:
         """The served version's names, headers, limits, computed once per version."""
         if predictor is None:
             predictor = self.holder.current
+        width = self.router.input_width if self.router is not None else None
         cached = self._cache
-        if cached.predictor is not predictor:
-            self._cache = cached = _PerModel(predictor, self.config)
+        if cached.predictor is not predictor or cached.width != width:
+            self._cache = cached = _PerModel(predictor, self.config, width)
         return cached
 
     def _filter_extra(self, columns: dict[str, Any]) -> dict[str, Any]:

@@ -124,6 +124,9 @@ class DeploymentRouter:
         self._routing: Routing | None = None
         self._pool: dict[str, tuple[ModelHolder, MicroBatcher]] = {}  # uri -> warm variant
         self.last_error: str | None = None
+        # The input columns a request may need: the widest variant's (0: a variant has no
+        # signature); the request limits allow for it, not for the heaviest variant's.
+        self.input_width: int | None = None
         self.log: PredictionLog | None = None
         self.shadows: ShadowQueue | None = None
         self._answers: dict[tuple, _Answer] = {}  # ((variant, predictor), ...) ->
@@ -207,6 +210,7 @@ class DeploymentRouter:
             if routing is not None and routing.revision == number:
                 for variant in routing.variants.values():
                     variant.holder.check()  # follow each variant's alias
+                self.input_width = _input_width(routing)
                 return False
             revision = deployments.current(self.name)
         except FlowshipError as error:
@@ -260,6 +264,7 @@ class DeploymentRouter:
             Assigner(spec.assignment_salt, spec.weights),
             tuple(v for v in variants.values() if v.shadow),
         )
+        self.input_width = _input_width(self._routing)
         self.last_error = None
         self._answers.clear()
         self.revision_gauge.set(self.name, value=revision.revision)
@@ -574,6 +579,15 @@ class DeploymentRouter:
                 labels_of(first),
             )
         return answer
+
+
+def _input_width(routing: Routing) -> int:
+    widths = [
+        len(predictor.input_columns)
+        for variant in routing.variants.values()
+        if (predictor := variant.holder.current) is not None
+    ]
+    return 0 if 0 in widths else max(widths, default=0)
 
 
 def _new_id() -> str:
