@@ -275,13 +275,13 @@ def test_a_variant_that_fails_to_load_keeps_the_previous_revision(cli, served, s
     assert "still serving revision 1" in served.logs()
 
 
-FAILING_CHALLENGER = """
+FIFTY_FIFTY = """
 name: churn
 model: churn
 key: customer_id
 variants:
   champion:   {ref: "@production", weight: 50}
-  challenger: {ref: "models:/raises/1", weight: 50}
+  challenger: {ref: "CHALLENGER", weight: 50}
 """
 
 
@@ -290,7 +290,8 @@ def test_a_failed_variant_is_named_in_the_error_and_its_metrics(
 ):
     """A request the challenger fails says so (headers, request metrics): it used to be
     labelled with the heaviest variant's model, as if the champion had failed."""
-    apply(cli, write_spec(tmp_path / "d.yaml", FAILING_CHALLENGER))
+    spec = FIFTY_FIFTY.replace("CHALLENGER", "models:/raises/1")
+    apply(cli, write_spec(tmp_path / "d.yaml", spec))
     server = deployment_server(
         "churn", home=flowship_home, store=store, log=tmp_path / "server.log"
     ).start()
@@ -332,21 +333,12 @@ def test_a_failed_variant_is_named_in_the_error_and_its_metrics(
     assert metric(metrics, duration, model="churn") == 40 - len(failed)
 
 
-WIDER_CHALLENGER = """
-name: churn
-model: churn
-key: customer_id
-variants:
-  champion:   {ref: "@production", weight: 50}
-  challenger: {ref: "models:/wide/1", weight: 50}
-"""
-
-
 def test_a_variant_with_many_more_inputs_is_not_refused(cli, store, flowship_home, tmp_path):
     """The column cap (a signature's columns + max_extra_columns) comes from the widest
     variant: it used to come from the heaviest, so that a challenger reading 80 more
     features than the champion had every request for it refused."""
-    apply(cli, write_spec(tmp_path / "d.yaml", WIDER_CHALLENGER))
+    spec = FIFTY_FIFTY.replace("CHALLENGER", "models:/wide/1")
+    apply(cli, write_spec(tmp_path / "d.yaml", spec))
     server = deployment_server(
         "churn", "--extra-columns", "ignore",
         home=flowship_home, store=store, log=tmp_path / "server.log",
