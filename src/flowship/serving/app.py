@@ -279,7 +279,8 @@ class ServingApp:
     # ------------------------------------------------------------ shared helpers
 
     def per_model(self, predictor: Any = None) -> _PerModel:
-        """The served version's names, headers, limits, computed once per version."""
+        """The served version's names, headers, limits, computed once per version (and,
+        with a deployment, once per width of its widest variant)."""
         if predictor is None:
             predictor = self.holder.current
         width = self.router.input_width if self.router is not None else None
