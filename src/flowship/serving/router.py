@@ -330,14 +330,18 @@ class DeploymentRouter:
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
 
-    def _log_failure(
-        self, routing, request_id, headers, variant, keys, n_rows, start, error
-    ) -> None:
+    def _failed(self, routing, request_id, headers, variant, keys, n_rows, start, error) -> None:
         """A primary variant that failed is counted, and logged too (status ``error``, no
-        output), so the rollout's error-rate guardrails see it; the request still fails."""
+        output), so the rollout's error-rate guardrails see it; the request still fails.
+        ``error`` carries the variant's answer (``failed_answer``): the error response's
+        headers and the request metrics name the model that failed
+        (``ServingApp.error_answer``), not the heaviest variant's."""
         self.metrics.tally.count(self.variant_metrics.requests, (self.name, variant.name, "error"))
         predictor = variant.holder.current
-        if self.log is None or predictor is None:
+        if predictor is None:
+            return
+        error.failed_answer = self._answer(routing.revision, ((variant, predictor),))
+        if self.log is None:
             return
         request_id = request_id or _new_id()
         if not self._sampled(routing, request_id):
@@ -360,14 +364,6 @@ class DeploymentRouter:
                 error=f"{type(error).__name__}: {error}"[:500],
             )
         )
-
-    def _blame(self, error: BaseException, routing: Routing, variant: _Variant) -> None:
-        """Name the variant that failed on ``error`` (as ``failed_answer``, what its answer
-        would have been): the error response's headers and the request metrics then say
-        which model failed (``ServingApp.error_answer``), not the heaviest variant's."""
-        predictor = variant.holder.current
-        if predictor is not None:
-            error.failed_answer = self._answer(routing.revision, ((variant, predictor),))  # type: ignore[attr-defined]
 
     def _log_shadow(self, entry: LogEntry) -> None:
         if self.log is not None:  # the request was sampled when its copy was made
@@ -410,8 +406,7 @@ class DeploymentRouter:
                     self._inputs(variant, columns), n_rows, sequences=sequences
                 )
             except Exception as exc:
-                self._log_failure(routing, request_id, headers, variant, keys, n_rows, start, exc)
-                self._blame(exc, routing, variant)
+                self._failed(routing, request_id, headers, variant, keys, n_rows, start, exc)
                 raise
             answer = self._answer(routing.revision, ((variant, predictor),))
             outputs: list[Any] = [result]
@@ -460,12 +455,10 @@ class DeploymentRouter:
             for (name, rows), outcome in zip(groups.items(), outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     subset = None if keys is None else [keys[i] for i in rows]
-                    self._log_failure(
+                    self._failed(
                         routing, request_id, headers, routing.variants[name], subset, len(rows),
                         start, outcome,
                     )  # fmt: skip
-            first = next(name for name, o in zip(groups, outcomes, strict=True) if o is failed[0])
-            self._blame(failed[0], routing, routing.variants[first])
             raise failed[0]
         answer = self._answer(
             routing.revision,
