@@ -29,6 +29,11 @@ def body(store, customers: list, *, key: bool = True) -> dict:
     return {"columns": FEATURES, "data": rows}
 
 
+def revision_of(response: httpx.Response) -> str:
+    """The revision in ``x-flowship-deployment: NAME; revision=N``."""
+    return response.headers["x-flowship-deployment"].rpartition("; revision=")[2]
+
+
 @pytest.fixture
 def served(cli, store, flowship_home, tmp_path):
     apply(cli, write_spec(tmp_path / "d.yaml", LOGGED))
@@ -52,8 +57,7 @@ def test_rows_are_routed_by_key_sticky_and_in_order(served, store):
         response.headers["x-flowship-variant"] == "champion,challenger"
         or response.headers["x-flowship-variant"] == "challenger,champion"
     )
-    assert response.headers["x-flowship-revision"] == "1"
-    assert response.headers["x-flowship-deployment"] == "churn"
+    assert response.headers["x-flowship-deployment"] == "churn; revision=1"
     again = httpx.post(served.url + "/invocations", json=body(store, customers[::-1]))
     assert again.json()["predictions"] == expected[::-1]  # sticky, whatever the order
 
@@ -116,7 +120,7 @@ def test_a_request_id_is_sent_only_for_a_request_in_the_log(cli, served, store, 
     deadline = time.monotonic() + 30
     while True:
         response = httpx.post(served.url + "/invocations", json=body(store, [1]))
-        if response.headers["x-flowship-revision"] == "2":
+        if revision_of(response) == "2":
             break
         assert time.monotonic() < deadline, served.logs()[-2000:]
         time.sleep(0.2)
@@ -223,7 +227,7 @@ def test_a_traffic_change_under_load_fails_no_request(cli, served, store):
                 if r.status_code != 200:
                     failures.append(r.text)
                 else:
-                    answers.append((r.headers["x-flowship-revision"], r.json()["predictions"]))
+                    answers.append((revision_of(r), r.json()["predictions"]))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
@@ -268,7 +272,7 @@ def test_a_variant_that_fails_to_load_keeps_the_previous_revision(cli, served, s
     assert info["revision"] == 1
     assert "revision 2: variant 'bad' (models:/unloadable/1) failed to load" in info["last_error"]
     response = httpx.post(served.url + "/invocations", json=body(store, [1, 2]))
-    assert response.status_code == 200 and response.headers["x-flowship-revision"] == "1"
+    assert response.status_code == 200 and revision_of(response) == "1"
     metrics = httpx.get(served.url + "/metrics").text
     failures = "flowship_deployment_load_failures_total"
     assert metric(metrics, failures, deployment="churn", revision="2")
@@ -322,7 +326,7 @@ def test_a_failed_variant_is_named_in_the_error_and_its_metrics(
         assert response.status_code == status, response.text
         assert response.headers["x-flowship-variant"] == variant
         assert response.headers["x-flowship-model-name"] == model
-        assert response.headers["x-flowship-revision"] == "1"
+        assert revision_of(response) == "1"
     assert v2.status_code == 500 and v2.headers["x-flowship-model-name"] == "raises"
     errors = "flowship_request_errors_total"
     assert metric(metrics, errors, model="raises", protocol="mlflow") == len(failed) + 1

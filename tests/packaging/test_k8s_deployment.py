@@ -611,8 +611,7 @@ def test_the_pods_commands_serve_with_only_the_secrets_keys(recorded, cli, tmp_p
         rows["data"] = [[*row, f"c{i}"] for i, row in enumerate(SEED_REQUEST["data"])]
         answer = httpx.post(server.url + "/invocations", json=rows, timeout=30)
         assert answer.status_code == 200, answer.text
-        assert answer.headers["x-flowship-deployment"] == "churn-ab"
-        assert answer.headers["x-flowship-revision"] == "1"
+        assert answer.headers["x-flowship-deployment"] == "churn-ab; revision=1"
     finally:
         server.stop()
 

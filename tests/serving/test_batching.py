@@ -11,7 +11,7 @@ import pytest
 from flowship.errors import SchemaMismatch
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.errors import Overloaded
-from flowship.serving.metrics import ServingMetrics
+from flowship.serving.metrics import FLUSH_S, ServingMetrics
 from tests._caches import reset_caches
 from tests.serving.conftest import FEATURES
 
@@ -136,7 +136,7 @@ def test_the_queue_depth_counts_the_requests_waiting_in_every_batcher(predictor,
         await asyncio.sleep(0.01)  # all three wait for their batcher's 50 ms timer
         during = metrics.queue_depth.value()
         await asyncio.gather(*waiting)
-        await asyncio.sleep(0)
+        await asyncio.sleep(FLUSH_S * 20)  # the tally writes the gauge FLUSH_S later
         return during, metrics.queue_depth.value()
 
     during, after = run(main())

@@ -24,7 +24,8 @@ from flowship.serving.errors import (
     retry_after,
     status_for,
 )
-from flowship.serving.metrics import ServingMetrics
+from flowship.serving.metrics import FLUSH_S, ServingMetrics
+from flowship.serving.router import _Answer
 from tests.serving._server import metric
 
 
@@ -103,9 +104,9 @@ def test_metrics_render_prometheus_text():
     assert m.latency.count("churn", "1", "onnx", "mlflow") == 2
 
 
-def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
-    """Requests answered in one loop turn reach the metrics together, after the turn; a
-    scrape in the same turn still sees them all (render flushes first)."""
+def test_the_tally_writes_a_millisecond_later_and_a_scrape_sees_everything():
+    """Requests answered within a millisecond reach the metrics together, FLUSH_S after
+    the first; a scrape before then still sees them all (render flushes first)."""
     m = ServingMetrics()
     labels = {"model": "churn", "version": "1", "backend": "onnx", "protocol": "mlflow"}
 
@@ -117,8 +118,9 @@ def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
         before = m.requests.value("churn", "1", "onnx", "mlflow", "200")
         scraped = m.render().decode()
         m.tally.request(("churn", "1", "onnx"), "mlflow", 200, 0.0004)
-        await asyncio.sleep(0)  # the next turn writes the last one
-        return before, scraped, m.requests.value("churn", "1", "onnx", "mlflow", "200")
+        await asyncio.sleep(FLUSH_S * 20)  # the flush after FLUSH_S writes the last one
+        after = m.requests.value("churn", "1", "onnx", "mlflow", "200")
+        return before, scraped, after
 
     before, scraped, after = asyncio.run(turn())
     assert before == 0  # nothing written during the turn
@@ -130,28 +132,36 @@ def test_the_tally_writes_once_per_loop_turn_and_a_scrape_sees_everything():
     assert after == 4
 
 
-def test_a_variant_answer_counts_rows_requests_and_latency_in_one_call():
-    """LoopTally.answered feeds the three per-variant metrics once per loop turn; a
-    request split between two variants counts once for each, with its rows apart."""
+def test_a_routed_request_counts_its_request_and_variant_metrics_in_one_call():
+    """LoopTally.routed feeds the request metrics (by the first row's model) and the three
+    per-variant ones once per loop turn; a request split between two variants counts once
+    for each, with its rows apart."""
     m = ServingMetrics()
     variant = {"deployment": "churn", "variant": "champion"}
+    model = {"model": "churn", "version": "1", "backend": "onnx", "protocol": "mlflow"}
+    champion = _Answer((), (), (), (("churn", "champion"),), ("churn", "1", "onnx"))
+    split = (("churn", "challenger"), ("churn", "champion"))
+    both = _Answer((), (), (), split, ("churn", "2", "onnx"))
 
     async def turn() -> float:
-        m.tally.answered(("churn", "champion"), 1, 0.0003)
-        m.tally.answered(("churn", "champion"), 3, 0.02)
-        m.tally.answered(("churn", "challenger"), 2, 0.02)
+        m.tally.routed(champion, (1,), "mlflow", 0.0003)
+        m.tally.routed(champion, (3,), "mlflow", 0.02)
+        m.tally.routed(both, (2, 5), "v2", 0.02)
         return m.variants().rows.value("churn", "champion")
 
     during = asyncio.run(turn())
     text = m.render().decode()
     assert during == 0
-    assert metric(text, "flowship_variant_rows_total", **variant) == 4
+    assert metric(text, "flowship_variant_rows_total", **variant) == 9
     assert metric(text, "flowship_variant_rows_total", variant="challenger") == 2
-    assert metric(text, "flowship_variant_requests_total", **variant, outcome="ok") == 2
+    assert metric(text, "flowship_variant_requests_total", **variant, outcome="ok") == 3
     assert metric(text, "flowship_variant_requests_total", variant="challenger") == 1
     assert metric(text, "flowship_variant_request_duration_seconds_bucket", **variant,
                   le="0.0005") == 1  # fmt: skip
-    assert metric(text, "flowship_variant_request_duration_seconds_count", **variant) == 2
+    assert metric(text, "flowship_variant_request_duration_seconds_count", **variant) == 3
+    assert metric(text, "flowship_requests_total", **model, status="200") == 2
+    assert metric(text, "flowship_request_duration_seconds_count", **model) == 2
+    assert metric(text, "flowship_requests_total", model="churn", version="2", protocol="v2") == 1
 
 
 @pytest.mark.parametrize("multiprocess", [False, True])

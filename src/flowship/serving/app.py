@@ -207,11 +207,12 @@ class ServingApp:
             await self._send_error(scope, send, exc)
             return
         if routed is not None:
-            labels, who = routed.answer.model_labels, routed.headers
+            who = routed.headers
+            self.observe_routed(routed, "mlflow", scope[START])
         else:
             served = self.per_model(predictor)
-            labels, who = served.labels, served.headers
-        self.observe(labels, "mlflow", 200, scope[START])
+            who = served.headers
+            self.observe(served.labels, "mlflow", 200, scope[START])
         response_headers = [
             (b"content-type", JSON),
             (b"content-length", str(len(payload)).encode()),
@@ -302,6 +303,11 @@ class ServingApp:
 
     def observe(self, labels: tuple[str, str, str], protocol: str, status: int, start: float):
         self.metrics.tally.request(labels, protocol, status, time.perf_counter() - start)
+
+    def observe_routed(self, routed: Any, protocol: str, start: float) -> None:
+        """A deployment's answered request: its request metrics and its variants'."""
+        seconds = time.perf_counter() - start
+        self.metrics.tally.routed(routed.answer, routed.rows, protocol, seconds)
 
     def served_name(self) -> str:
         predictor = self.holder.current

@@ -10,13 +10,14 @@ its numbers in memory. Values are printed exactly (``repr`` of the float), not r
 
 The hot path (a request's status and latency, the queue depth) goes through
 :class:`LoopTally`: a request only adds to plain counters, and the tally writes them to
-the metrics once per turn of the event loop, when every request answered in that turn
-(a micro-batch, under load) is in. prometheus_client takes a lock (and, in
-multiprocess mode, writes a mapped file) on every update: five updates a request cost
-about 5 us of the 40 us a single-row request spends in the app. Counters and the gauge
-are written once a turn, and so are the latency histograms (the server's, and the
-deployment router's per variant): one update per bucket used, through
-:meth:`Histogram.observe_many`.
+the metrics at most once a millisecond (``FLUSH_S``), with every request answered since.
+prometheus_client takes a lock (and, in multiprocess mode, writes a mapped file) on every
+update: five updates a request cost about 5 us of the 40 us a single-row request spends
+in the app. Writing once per turn of the event loop was not enough: under load a turn
+answers one or two requests. Counters, the gauge and the latency histograms (the
+server's, and the deployment router's per variant) are written once per flush, one
+update per bucket used (:meth:`Histogram.observe_many`). A scrape flushes its own
+worker's tally first, so it is always exact for that worker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from prometheus_client import Histogram as _Histogram
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
+# The tally's flush delay: metrics may lag answers by this long, and a server at full load
+# writes them a thousand times a second instead of once or twice a request.
+FLUSH_S = 0.001
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -228,7 +232,7 @@ class ServingMetrics:
 
 
 class VariantMetrics:
-    """A deployment's answers per primary variant (``LoopTally.answered``), which the
+    """A deployment's answers per primary variant (``LoopTally.routed``), which the
     rollout's ``server_*`` guardrails read (``flowship.rollout.servers``): a request whose
     rows two variants answered counts once for each."""
 
@@ -259,15 +263,16 @@ class VariantMetrics:
 
 class LoopTally:
     """Counts, observations and the queue depth, gathered on the event loop thread and
-    written to the metrics once per loop turn (see the module docstring): the request
-    counts and latencies of every server, and the deployment router's per-variant ones."""
+    written to the metrics ``FLUSH_S`` after the first of them (see the module
+    docstring): the request counts and latencies of every server, and the deployment
+    router's per-variant ones."""
 
     def __init__(self, metrics: ServingMetrics) -> None:
         self._metrics = metrics
         self._requests: dict[tuple[str, ...], int] = {}
         self._latencies: dict[tuple[str, ...], list[float]] = {}
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
-        self._answered: dict[tuple[str, str], list] = {}  # (deployment, variant) ->
+        self._routed: dict[tuple[Any, str], list] = {}  # (router's answer, protocol) ->
         self._waiting = 0  # requests in every batcher's queue (a deployment has several)
         self._depth_changed = False
         self._scheduled = False
@@ -292,15 +297,20 @@ class LoopTally:
         if not self._scheduled:
             self._schedule()
 
-    def answered(self, labels: tuple[str, str], rows: int, seconds: float) -> None:
-        """A deployment's variant answered ``rows`` rows of a request (flat keys: one call
-        for its three per-variant metrics, see :class:`VariantMetrics`)."""
-        entry = self._answered.get(labels)
+    def routed(self, answer: Any, rows: Sequence[int], protocol: str, seconds: float) -> None:
+        """A deployment's request answered (200) by ``answer``'s variants, ``rows[i]`` rows
+        by the i-th: one call for the request metrics and the three per-variant ones
+        (:class:`VariantMetrics`), keyed by the answer object (cached by the router, so
+        the key is hashed by identity and the labels are expanded once a flush)."""
+        key = (answer, protocol)
+        entry = self._routed.get(key)
         if entry is None:
-            self._answered[labels] = [rows, 1, [seconds]]
+            self._routed[key] = [1, list(rows), [seconds]]
         else:
-            entry[0] += rows
-            entry[1] += 1
+            entry[0] += 1
+            counts = entry[1]
+            for i, n in enumerate(rows):
+                counts[i] += n
             entry[2].append(seconds)
         if not self._scheduled:
             self._schedule()
@@ -319,14 +329,14 @@ class LoopTally:
             self.flush()
             return
         self._scheduled = True
-        loop.call_soon(self.flush)
+        loop.call_later(FLUSH_S, self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
         requests, self._requests = self._requests, {}
         latencies, self._latencies = self._latencies, {}
         counts, self._counts = self._counts, {}
-        answered, self._answered = self._answered, {}
+        routed, self._routed = self._routed, {}
         depth_changed, self._depth_changed = self._depth_changed, False
         metrics = self._metrics
         for labels, count in requests.items():
@@ -335,11 +345,15 @@ class LoopTally:
             metrics.latency.observe_many(values, labels)
         for (counter, labels), amount in counts.items():
             counter.inc(*labels, amount=amount)
-        if answered:
+        if routed:
             variants = metrics.variants()
-            for labels, (rows, requests, values) in answered.items():
-                variants.rows.inc(*labels, amount=rows)
-                variants.requests.inc(*labels, "ok", amount=requests)
-                variants.latency.observe_many(values, labels)
+            for (answer, protocol), (count, rows, values) in routed.items():
+                labels = (*answer.model_labels, protocol)
+                metrics.requests.inc(*labels, "200", amount=count)
+                metrics.latency.observe_many(values, labels)
+                for variant, n in zip(answer.labels, rows, strict=True):
+                    variants.rows.inc(*variant, amount=n)
+                    variants.requests.inc(*variant, "ok", amount=count)
+                    variants.latency.observe_many(values, variant)
         if depth_changed:
             metrics.queue_depth.set(value=self._waiting)

@@ -73,7 +73,7 @@ class Routing:
         return max((v for v in self.variants.values() if not v.shadow), key=lambda v: v.weight)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a metrics tally key
 class _Answer:
     """Who answered a request, as its response and metrics say it: built once per
     (revision, answering variants, their model versions), then only read."""
@@ -81,19 +81,21 @@ class _Answer:
     variants: tuple[str, ...]
     predictors: tuple[Any, ...]
     headers: tuple[tuple[bytes, bytes], ...]
-    labels: tuple[tuple[str, str], ...]  # (deployment, variant), for LoopTally.answered
+    labels: tuple[tuple[str, str], ...]  # (deployment, variant), for LoopTally.routed
     model_labels: tuple[str, str, str]  # the first row's model, for the request metrics
 
 
 @dataclass(slots=True)
 class Routed:
-    """One answered request: the rows' results and who answered them. ``request_id`` is
-    the id of its rows in the prediction log, None when the request is not logged."""
+    """One answered request: the rows' results, who answered them and how many rows
+    each answering variant scored. ``request_id`` is the id of its rows in the prediction
+    log, None when the request is not logged."""
 
     request_id: str | None
     revision: int
     result: np.ndarray
     answer: _Answer
+    rows: tuple[int, ...]
     shadow_copies: list[ShadowCopy] | None = None
 
     @property
@@ -415,21 +417,15 @@ class DeploymentRouter:
             result, answer, outputs = await self._route_rows(
                 routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
             )
-        seconds = time.perf_counter() - start
-        tally = self.metrics.tally
-        if groups is None:
-            tally.answered(answer.labels[0], n_rows, seconds)
-        else:
-            for labels, rows in zip(answer.labels, groups.values(), strict=True):
-                tally.answered(labels, len(rows), seconds)
+        rows = (n_rows,) if groups is None else tuple(len(g) for g in groups.values())
         if self.log is not None or routing.shadows:
             request_id = request_id or _new_id()
         logged = self.log is not None and self._sampled(routing, request_id)
-        routed = Routed(request_id if logged else None, routing.revision, result, answer)
+        routed = Routed(request_id if logged else None, routing.revision, result, answer, rows)
         if logged:
             self._log_answer(
                 routed, answer, outputs, groups, columns, keys, n_rows,
-                _client_request_id(headers), seconds * 1000,
+                _client_request_id(headers), (time.perf_counter() - start) * 1000,
             )  # fmt: skip
         if routing.shadows and n_rows:
             routed.shadow_copies = self._shadow_copies(
@@ -561,8 +557,8 @@ class DeploymentRouter:
                 names,
                 predictors,
                 (
-                    (b"x-flowship-deployment", self.name.encode()),
-                    (b"x-flowship-revision", str(revision).encode()),
+                    # One line for both: uvicorn checks each header line on every response.
+                    (b"x-flowship-deployment", f"{self.name}; revision={revision}".encode()),
                     (b"x-flowship-variant", ",".join(names).encode()),
                     (b"x-flowship-model-name", str(first.model_name or first.uri).encode()),
                     (b"x-flowship-model-version", versions.encode()),

@@ -173,7 +173,7 @@ class ShadowQueue:
         )
 
     def _count(self, counter: Counter, *labels: str, amount: float = 1.0) -> None:
-        """Counted through the loop's tally: one metrics write per loop turn, not one
+        """Counted through the loop's tally: one metrics write per flush, not one
         per copy (a full queue drops a copy per request)."""
         self._tally.count(counter, (self.deployment, *labels), amount)
 

@@ -41,6 +41,7 @@ class Server(Protocol):
     def served_name(self) -> str: ...
     def per_model(self, predictor: Any = None) -> Any: ...
     def observe(self, labels: Any, protocol: str, status: int, start: float) -> None: ...
+    def observe_routed(self, routed: Any, protocol: str, start: float) -> None: ...
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -169,7 +170,9 @@ def routes(app: Server) -> list[Route]:
         )
         if routed is not None:
             response.background = BackgroundTask(app.router.after_response, routed)
-        app.observe(labels_of(predictor), "v2", 200, request.scope[START])
+            app.observe_routed(routed, "v2", request.scope[START])
+        else:
+            app.observe(labels_of(predictor), "v2", 200, request.scope[START])
         return response
 
     return [
