@@ -40,14 +40,18 @@ def test_the_same_key_gets_the_same_variant_whatever_the_process_or_order():
     again = {key: Assigner("churn", dict(reversed(weights.items())))(key) for key in shuffled}
     assert first == [again[key] for key in KEYS[:2000]]
     # Hard-coded expectations would hide a change of hash; this pins that it is blake2b
-    # over the documented layout (the A/B report recomputes it the same way).
+    # over the documented layout: the key's bucket, then a rendezvous race per bucket.
     import hashlib
     import math
 
+    def digest(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
     def by_hand(key: str) -> str:
+        bucket = digest(f"churn\x1f#bucket\x1f{key}") >> (64 - 18)
+
         def score(name: str) -> float:
-            h = hashlib.blake2b(f"churn\x1f{name}\x1f{key}".encode(), digest_size=8).digest()
-            return -math.log((int.from_bytes(h, "big") + 0.5) / 2**64) / weights[name]
+            return -math.log((digest(f"churn\x1f{name}\x1f{bucket}") + 0.5) / 2**64) / weights[name]
 
         return min(weights, key=score)
 
