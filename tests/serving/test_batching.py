@@ -34,6 +34,7 @@ def columns(data, rows) -> dict:
 
 
 def batches(metrics: ServingMetrics, predictor) -> int:
+    metrics.tally.flush()  # what the loop's tally still holds (the loop has stopped)
     return metrics.batch_size.count("churn", "1", predictor.backend)
 
 

@@ -48,6 +48,7 @@ class _Item:
 
 
 Outcome = tuple[np.ndarray, Any] | FlowshipError  # (rows of the result, predictor) or error
+Computed = tuple[list[Outcome], Any, list[int]]  # outcomes, predictor, rows per predict call
 
 
 class MicroBatcher:
@@ -136,7 +137,7 @@ class MicroBatcher:
             try:
                 predictor = self._current()
             except FlowshipError as error:
-                self._deliver(batch, [error] * len(batch))
+                self._deliver(batch, ([error] * len(batch), None, []))
                 continue
             if (
                 self._cost_s < INLINE_LIMIT_S
@@ -153,33 +154,38 @@ class MicroBatcher:
     def _threaded_done(self, batch: list[_Item], done: asyncio.Future) -> None:
         self._busy = False
         if done.cancelled():
-            outcomes: list[Outcome] = [FlowshipError("The server is shutting down.")] * len(batch)
+            error = FlowshipError("The server is shutting down.")
+            self._deliver(batch, ([error] * len(batch), None, []))
         else:
-            outcomes = done.result()
-        self._deliver(batch, outcomes)
+            self._deliver(batch, done.result())
         self._flush()
 
-    @staticmethod
-    def _deliver(batch: list[_Item], outcomes: list[Outcome]) -> None:
+    def _deliver(self, batch: list[_Item], computed: Computed) -> None:
+        outcomes, predictor, calls = computed
+        if calls:  # the batch-size histogram, through the loop's tally (this is the loop)
+            self._metrics.tally.batches(predictor, calls)
         for item, outcome in zip(batch, outcomes, strict=True):
             if not item.future.done():
                 item.future.set_result(outcome)
 
-    def _compute(self, predictor: Any, batch: list[_Item]) -> list[Outcome]:
-        """Runs inline or on the worker thread; touches no event-loop object."""
-        if len(batch) > 1 and (together := self._together(predictor, batch)) is not None:
-            return together
+    def _compute(self, predictor: Any, batch: list[_Item]) -> Computed:
+        """Runs inline or on the worker thread; touches no event-loop object. Returns
+        each request's outcome and the rows of each predict call that answered."""
+        calls: list[int] = []
+        if len(batch) > 1 and (together := self._together(predictor, batch, calls)) is not None:
+            return together, predictor, calls
         outcomes: list[Outcome] = []
         for item in batch:
             try:
-                outcomes.append(
-                    (self._timed_predict(predictor, item.columns, item.n_rows), predictor)
-                )
+                result = self._timed_predict(predictor, item.columns, item.n_rows, calls)
+                outcomes.append((result, predictor))
             except FlowshipError as error:
                 outcomes.append(error)
-        return outcomes
+        return outcomes, predictor, calls
 
-    def _together(self, predictor: Any, batch: list[_Item]) -> list[Outcome] | None:
+    def _together(
+        self, predictor: Any, batch: list[_Item], calls: list[int]
+    ) -> list[Outcome] | None:
         """One predict call for the whole batch, or None when it cannot be built or
         scored (some request is bad: the caller finds out which, one by one)."""
         merged = merge_columns(
@@ -189,18 +195,22 @@ class MicroBatcher:
             return None
         rows = sum(item.n_rows for item in batch)
         try:
-            result = self._timed_predict(predictor, merged, rows)
+            result = self._timed_predict(predictor, merged, rows, calls)
         except FlowshipError:  # some request is bad
             return None
         if len(result) != rows:
-            return None  # rows cannot be told apart: score each request on its own
+            calls.pop()  # rows cannot be told apart: score each request on its own
+            return None
         offsets = np.cumsum([0] + [item.n_rows for item in batch])
         return [
             (result[start:end], predictor)
             for start, end in zip(offsets[:-1], offsets[1:], strict=True)
         ]
 
-    def _timed_predict(self, predictor: Any, columns: dict[str, Any], rows: int) -> np.ndarray:
+    def _timed_predict(
+        self, predictor: Any, columns: dict[str, Any], rows: int, calls: list[int]
+    ) -> np.ndarray:
+        """``predictor.predict``, timed for the inline choice; ``rows`` joins ``calls``."""
         start = time.perf_counter()
         try:
             result = predictor.predict(columns)
@@ -211,9 +221,7 @@ class MicroBatcher:
                 f"The model raised {type(exc).__name__}: {exc}", exc_type=type(exc).__name__
             ) from exc
         self._cost_s += _EWMA * ((time.perf_counter() - start) - self._cost_s)
-        self._metrics.batch_size.observe(
-            rows, predictor.model_name or "", str(predictor.model_version or ""), predictor.backend
-        )
+        calls.append(rows)
         return result
 
 

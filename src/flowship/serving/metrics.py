@@ -8,16 +8,16 @@ and ``flowship_model_info`` keeps one sample per live worker (``pid`` label), si
 workers may serve different versions for up to one poll interval. A single process keeps
 its numbers in memory. Values are printed exactly (``repr`` of the float), not rounded.
 
-The hot path (a request's status and latency, the queue depth) goes through
-:class:`LoopTally`: a request only adds to plain counters, and the tally writes them to
-the metrics at most once a millisecond (``FLUSH_S``), with every request answered since.
-prometheus_client takes a lock (and, in multiprocess mode, writes a mapped file) on every
-update: five updates a request cost about 5 us of the 40 us a single-row request spends
-in the app. Writing once per turn of the event loop was not enough: under load a turn
-answers one or two requests. Counters, the gauge and the latency histograms (the
-server's, and the deployment router's per variant) are written once per flush, one
-update per bucket used (:meth:`Histogram.observe_many`). A scrape flushes its own
-worker's tally first, so it is always exact for that worker.
+The hot path (a request's status and latency, the queue depth, each predict call's rows)
+goes through :class:`LoopTally`: a request only adds to plain counters, and the tally
+writes them to the metrics at most once a millisecond (``FLUSH_S``), with every request
+answered since. prometheus_client takes a lock (and, in multiprocess mode, writes a
+mapped file) on every update: five updates a request cost about 5 us of the 40 us a
+single-row request spends in the app. Writing once per turn of the event loop was not
+enough: under load a turn answers one or two requests. Counters, the gauge and the
+histograms (latency, the deployment router's per variant, batch size) are written once
+per flush, one update per bucket used (:meth:`Histogram.observe_many`). A scrape flushes
+its own worker's tally first, so it is always exact for that worker.
 """
 
 from __future__ import annotations
@@ -273,6 +273,7 @@ class LoopTally:
         self._latencies: dict[tuple[str, ...], list[float]] = {}
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
         self._routed: dict[tuple[Any, str], list] = {}  # (router's answer, protocol) ->
+        self._batches: dict[Any, list[int]] = {}  # predictor -> rows per predict call
         self._waiting = 0  # requests in every batcher's queue (a deployment has several)
         self._depth_changed = False
         self._scheduled = False
@@ -315,6 +316,16 @@ class LoopTally:
         if not self._scheduled:
             self._schedule()
 
+    def batches(self, predictor: Any, rows: list[int]) -> None:
+        """The rows of each predict call ``predictor`` made (the batch-size histogram)."""
+        calls = self._batches.get(predictor)
+        if calls is None:
+            self._batches[predictor] = rows
+        else:
+            calls.extend(rows)
+        if not self._scheduled:
+            self._schedule()
+
     def queue(self, change: int) -> None:
         """Requests joined (+) or left (-) a batcher's queue; the gauge shows the sum."""
         self._waiting += change
@@ -337,6 +348,7 @@ class LoopTally:
         latencies, self._latencies = self._latencies, {}
         counts, self._counts = self._counts, {}
         routed, self._routed = self._routed, {}
+        batches, self._batches = self._batches, {}
         depth_changed, self._depth_changed = self._depth_changed, False
         metrics = self._metrics
         for labels, count in requests.items():
@@ -355,5 +367,12 @@ class LoopTally:
                     variants.rows.inc(*variant, amount=n)
                     variants.requests.inc(*variant, "ok", amount=count)
                     variants.latency.observe_many(values, variant)
+        for predictor, rows in batches.items():
+            labels = (
+                predictor.model_name or "",
+                str(predictor.model_version or ""),
+                predictor.backend,
+            )
+            metrics.batch_size.observe_many(rows, labels)
         if depth_changed:
             metrics.queue_depth.set(value=self._waiting)
