@@ -5,8 +5,8 @@ bits of ``blake2b(salt, "#bucket", key)``), and each bucket goes to a variant by
 rendezvous hashing: each variant draws a uniform number ``u`` from a hash of (salt,
 variant, bucket), scores ``-ln(u) / weight`` and the lowest score wins. So
 
-- the answer depends on nothing but its arguments: every worker, every restart and the
-  A/B report agree on it;
+- the answer depends on nothing but its arguments: every worker and every restart agree
+  on it;
 - a bucket goes to a variant with probability weight / total (an exponential race), and
   with 262,144 buckets the shares of a salt's buckets are typically within a tenth of a
   point of the weights;
