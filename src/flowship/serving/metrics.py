@@ -264,8 +264,8 @@ class VariantMetrics:
 class LoopTally:
     """Counts, observations and the queue depth, gathered on the event loop thread and
     written to the metrics ``FLUSH_S`` after the first of them (see the module
-    docstring): the request counts and latencies of every server, and the deployment
-    router's per-variant ones."""
+    docstring): the request counts and latencies of every server, its batch sizes, and
+    the deployment router's per-variant counts and latencies."""
 
     def __init__(self, metrics: ServingMetrics) -> None:
         self._metrics = metrics
