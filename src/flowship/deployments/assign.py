@@ -40,7 +40,8 @@ def unit(salt: str, key: str, label: str = "") -> float:
 
 
 def assign(salt: str, key: str, weights: Mapping[str, float]) -> str:
-    """The variant ``key`` is routed to under ``weights`` (variant -> weight, any scale)."""
+    """The variant ``key`` is routed to under ``weights`` (variant -> weight, any scale).
+    For many keys build one :class:`Assigner` (it allocates its bucket table once)."""
     return Assigner(salt, weights)(key)
 
 
