@@ -147,3 +147,65 @@ def test_the_first_flush_imports_nothing(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_floating_point_models_rows_line_up_with_every_other_kind_of_row():
+    """Features of an all-double model are kept as raw doubles (no object per value);
+    rows such a model cannot keep that way (missing inputs, a null, text) and rows of
+    other models are listed. Whatever the mix, each row's values land in its own row."""
+    v1 = model("1", ("age", "double"), ("score", "float"))
+    v2 = model("2", ("age", "double"), ("plan", "string"))
+    v3 = model("3", ("score", "double"), ("tenure", "double"))
+    buffer = _Buffer()
+    out = np.array([1.0])
+    buffer.add(entry("a", v1, {"age": [30.0], "score": [0.5]}, 1, out))
+    buffer.add(entry("b", v2, {"age": [31.0], "plan": ["pro"]}, 1, out))
+    buffer.add(entry("c", v1, {"age": [32.0, 33], "score": [0.25, 0.75]}, 2, np.ones(2)))
+    buffer.add(entry("d", v1, {}, 1, None, status="error"))
+    buffer.add(entry("e", v1, {"age": [None], "score": [0.125]}, 1, out))
+    buffer.add(entry("f", v3, {"score": np.array([1.5, 2.5]), "tenure": np.array([4, 5])},
+                     2, np.ones(2)))  # fmt: skip
+    buffer.add(entry("g", v1, {"age": [float("nan")], "score": [True]}, 1, out))
+    buffer.add(entry("h", v1, {"age": [34.0]}, 1, out))  # a column short: listed
+    rows = buffer.to_arrow("churn").to_pylist()
+
+    assert [r["request_id"] for r in rows] == ["a", "b", "c", "c", "d", "e", "f", "f", "g", "h"]
+    ages = [r["age"] for r in rows]
+    assert ages[:8] == [30.0, 31.0, 32.0, 33.0, None, None, None, None]
+    assert np.isnan(ages[8]) and ages[9] == 34.0  # NaN stays a number, not a null
+    assert [r["score"] for r in rows] == [0.5, None, 0.25, 0.75, None, 0.125, 1.5, 2.5, 1.0, None]
+    assert [r["tenure"] for r in rows] == [None] * 6 + [4.0, 5.0, None, None]
+    assert [r["plan"] for r in rows] == [None, "pro"] + [None] * 8
+    assert buffer.listed == 4  # b, d, e, h
+
+
+def test_a_feature_another_model_types_as_text_keeps_every_value_as_text():
+    v1 = model("1", ("age", "string"))
+    v2 = model("2", ("age", "double"))
+    buffer = _Buffer()
+    buffer.add(entry("a", v1, {"age": ["unknown"]}, 1, np.array([1.0])))
+    buffer.add(entry("b", v2, {"age": [30.5]}, 1, np.array([1.0])))
+    buffer.add(entry("c", v2, {"age": [7.0]}, 1, np.array([1.0])))
+    assert [r["age"] for r in buffer.to_arrow("churn").to_pylist()] == ["unknown", "30.5", "7.0"]
+
+
+def test_a_buffer_of_floating_point_rows_only_builds_its_columns_without_lists():
+    v1 = model("1", ("age", "double"), ("score", "double"))
+    buffer = _Buffer()
+    for i in range(1000):
+        buffer.add(entry(f"r{i}", v1, {"age": [float(i)], "score": [i / 2]}, 1, np.ones(1)))
+    table = buffer.to_arrow("churn")
+    assert buffer.listed == 0 and buffer.features == {"age": [], "score": []}
+    assert table.column("age").to_pylist() == [float(i) for i in range(1000)]
+    assert table.column("score").null_count == 0
+    assert table.schema.field("age").type == pa.float64()
+
+
+def test_doubles_join_another_models_integer_feature_when_they_are_whole():
+    counted = model("1", ("visits", "long"))
+    measured = model("2", ("visits", "double"))
+    for value, expected in ((4.0, [2, 4]), (4.5, ["2", "4.5"])):
+        buffer = _Buffer()
+        buffer.add(entry("a", counted, {"visits": [2]}, 1, np.array([1.0])))
+        buffer.add(entry("b", measured, {"visits": [value]}, 1, np.array([1.0])))
+        assert [r["visits"] for r in buffer.to_arrow("churn").to_pylist()] == expected
