@@ -111,6 +111,38 @@ def test_only_repeating_text_is_dictionary_encoded_in_the_files(tmp_path):
     dictionary = {name for name, used in encodings.items() if any("DICT" in e for e in used)}
     assert {"variant", "model_version", "status", "plan"} <= dictionary
     assert not dictionary & {"request_id", "key", "age", "output", "latency_ms"}
+    assert {meta.column(i).compression for i in range(meta.num_columns)} == {"SNAPPY"}
+
+
+def test_the_delta_log_keeps_file_statistics_only_for_the_columns_readers_filter_by(tmp_path):
+    """deltalake builds every commit from the statistics of every file in the table, so
+    statistics for ~50 columns made each commit slower as the table grew."""
+    import json
+
+    from deltalake import DeltaTable
+
+    from flowship.serving.prediction_log import _append
+
+    v1 = model("1", ("age", "double"))
+    buffer = _Buffer()
+    for i in range(20):
+        buffer.add(entry(f"r{i}", v1, {"age": [float(i)]}, 1, np.array([0.5]), keys=[str(i)]))
+    uri = str(tmp_path / "log")
+    assert _append(uri, buffer.to_arrow("churn")) is None
+    assert _append(uri, buffer.to_arrow("churn")) is None  # an existing table: appended
+
+    table = DeltaTable(uri)
+    assert table.version() == 1 and table.to_pyarrow_table().num_rows == 40
+    actions = [
+        json.loads(line)
+        for commit in sorted((tmp_path / "log" / "_delta_log").glob("*.json"))
+        for line in commit.read_text().splitlines()
+    ]  # the Delta log itself (the protocol's format), each file's statistics in its "add"
+    stats = [json.loads(action["add"]["stats"]) for action in actions if "add" in action]
+    assert {tuple(sorted(s["minValues"])) for s in stats} == {
+        ("deployment", "model_name", "model_version", "revision", "role", "status", "ts",
+         "variant")
+    }  # fmt: skip
 
 
 FIRST_FLUSH = """
@@ -167,15 +199,18 @@ def test_floating_point_models_rows_line_up_with_every_other_kind_of_row():
                      2, np.ones(2)))  # fmt: skip
     buffer.add(entry("g", v1, {"age": [float("nan")], "score": [True]}, 1, out))
     buffer.add(entry("h", v1, {"age": [34.0]}, 1, out))  # a column short: listed
+    buffer.add(entry("i", v3, {"score": np.array([3.5]), "tenure": np.array([6])}, 1, out))
     rows = buffer.to_arrow("churn").to_pylist()
 
-    assert [r["request_id"] for r in rows] == ["a", "b", "c", "c", "d", "e", "f", "f", "g", "h"]
+    ids = ["a", "b", "c", "c", "d", "e", "f", "f", "g", "h", "i"]
+    assert [r["request_id"] for r in rows] == ids
     ages = [r["age"] for r in rows]
     assert ages[:8] == [30.0, 31.0, 32.0, 33.0, None, None, None, None]
-    assert np.isnan(ages[8]) and ages[9] == 34.0  # NaN stays a number, not a null
-    assert [r["score"] for r in rows] == [0.5, None, 0.25, 0.75, None, 0.125, 1.5, 2.5, 1.0, None]
-    assert [r["tenure"] for r in rows] == [None] * 6 + [4.0, 5.0, None, None]
-    assert [r["plan"] for r in rows] == [None, "pro"] + [None] * 8
+    assert np.isnan(ages[8]) and ages[9] == 34.0 and ages[10] is None  # NaN is not null
+    scores = [0.5, None, 0.25, 0.75, None, 0.125, 1.5, 2.5, 1.0, None, 3.5]
+    assert [r["score"] for r in rows] == scores
+    assert [r["tenure"] for r in rows] == [None] * 6 + [4.0, 5.0, None, None, 6.0]
+    assert [r["plan"] for r in rows] == [None, "pro"] + [None] * 9
     assert buffer.listed == 4  # b, d, e, h
 
 

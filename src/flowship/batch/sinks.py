@@ -665,10 +665,12 @@ def append_delta(
     partition_by: list[str],
     metadata: dict[str, str] | None = None,
     writer_properties: Any = None,
+    configuration: dict[str, str] | None = None,
     attempts: int = 20,
 ) -> None:
     """Append ``table`` to the Delta table at ``uri`` (created on first use) in ONE commit.
-    ``writer_properties``: deltalake's ``WriterProperties`` for the Parquet files.
+    ``writer_properties``: deltalake's ``WriterProperties`` for the Parquet files;
+    ``configuration``: the table properties of a table this call creates.
     ``uri`` may also be an open ``DeltaTable``, which then reads only the commits made
     since its last write (a path re-reads the log every time).
 
@@ -693,6 +695,7 @@ def append_delta(
                 schema_mode="merge",
                 commit_properties=properties,
                 writer_properties=writer_properties,
+                configuration=configuration,
             )
             return
         except Exception as exc:

@@ -204,6 +204,7 @@ def _append(uri: str, table: pa.Table) -> str | None:
                 table,
                 partition_by=["date"],
                 writer_properties=_writer_properties(table.schema),
+                configuration=_TABLE_PROPERTIES,
             )
             if uri not in _tables:
                 from deltalake import DeltaTable
@@ -215,6 +216,15 @@ def _append(uri: str, table: pa.Table) -> str | None:
     return None
 
 
+# File statistics (min, max, nulls per file, in the Delta log) only for the columns
+# readers filter the log by. deltalake builds each commit from the statistics of every
+# file in the table: kept for all ~50 columns, they made a commit cost 1.6 times as much
+# CPU, and that cost grows with each file the table holds (docs/deployments.md).
+_TABLE_PROPERTIES = {
+    "delta.dataSkippingStatsColumns": (
+        "ts,deployment,revision,variant,role,model_name,model_version,status"
+    )
+}
 # Text columns with a new value in (nearly) every row: dictionary-encoded, Parquet first
 # builds the dictionary, then gives it up for each page.
 _UNIQUE_TEXT = frozenset({"request_id", "client_request_id", "key"})
@@ -232,6 +242,7 @@ def _writer_properties(schema: pa.Schema) -> Any:
         if pa.types.is_string(field.type) and field.name not in _UNIQUE_TEXT
     ]
     return WriterProperties(
+        compression="SNAPPY",  # deltalake writes uncompressed files when given properties
         default_column_properties=ColumnProperties(dictionary_enabled=False),
         column_properties={name: ColumnProperties(dictionary_enabled=True) for name in repeating},
     )
@@ -364,33 +375,45 @@ class _Buffer:
             "error": per_entry(meta["error"], pa.string()),
             "output": _outputs(self.outputs, sizes),
         }
+        blocked = self._blocked()
         for name, kind in self.types.items():
-            arrays[f"input_{name}" if name in _RESERVED else name] = self._feature(name, kind)
+            column = self._feature(name, kind, blocked)
+            arrays[f"input_{name}" if name in _RESERVED else name] = column
         return pa.table(arrays)
 
-    def _feature(self, name: str, kind: pa.DataType) -> pa.Array:
+    def _blocked(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every block's features by name: (values, valid) over all rows, NaN and False
+        where no block has the row (one scatter per block, not per feature)."""
+        blocks = [block for block in self._blocks if block.rows]
+        at = {name: i for i, name in enumerate(dict.fromkeys(n for b in blocks for n in b.index))}
+        data = np.full((len(at), self.rows), np.nan)
+        valid = np.zeros((len(at), self.rows), bool)
+        for block in blocks:
+            rows = np.frombuffer(block.rows, np.int64)
+            where = np.ix_([at[name] for name in block.index], rows)
+            data[where] = np.frombuffer(block.values, np.float64).reshape(len(rows), -1).T
+            valid[where] = True
+        return {name: (data[i], valid[i]) for name, i in at.items()}
+
+    def _feature(self, name: str, kind: pa.DataType, blocked: dict) -> pa.Array:
         """One feature's column: its block rows and its listed rows, null elsewhere."""
-        data = valid = None
-        for block in self._blocks:
-            if block.rows and (j := block.index.get(name)) is not None:
-                if data is None:
-                    data, valid = np.full(self.rows, np.nan), np.zeros(self.rows, bool)
-                rows = np.frombuffer(block.rows, np.int64)
-                data[rows] = np.frombuffer(block.values, np.float64).reshape(len(rows), -1)[:, j]
-                valid[rows] = True
         listed = None
         if self.listed:
             values = self.features[name]
             values.extend([None] * (self.rows - len(values)))
             listed = _typed(values, kind)
-        if data is None:
+        if name not in blocked:
             return listed if listed is not None else pa.nulls(self.rows, kind)
-        blocked = pa.array(data, _DOUBLE, mask=~valid)
+        data, valid = blocked[name]
+        complete = bool(valid.all())
+        column = pa.array(data, _DOUBLE) if complete else pa.array(data, _DOUBLE, mask=~valid)
         if listed is None:
+            if kind == _DOUBLE:
+                return column
             listed = pa.nulls(self.rows, kind)
         if listed.type != _DOUBLE:  # another model gave the feature another type
-            blocked, listed = _alike(blocked, listed)
-        return pc.if_else(pa.array(valid), blocked, listed)
+            column, listed = _alike(column, listed)
+        return column if complete else pc.if_else(pa.array(valid), column, listed)
 
 
 class _Block:
@@ -412,7 +435,10 @@ class _Block:
         start = len(values)
         try:
             picked = pick(columns)
-            values.extend(chain.from_iterable(picked if n == 1 else zip(*picked, strict=True)))
+            if n == 1:  # a one-value list per column (unpacking checks it): one C call
+                values.fromlist([value for (value,) in picked])
+            else:
+                values.extend(chain.from_iterable(zip(*picked, strict=True)))
         except (KeyError, TypeError, ValueError, OverflowError):
             del values[start:]
             return False
