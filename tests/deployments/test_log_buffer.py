@@ -244,3 +244,27 @@ def test_doubles_join_another_models_integer_feature_when_they_are_whole():
         buffer.add(entry("a", counted, {"visits": [2]}, 1, np.array([1.0])))
         buffer.add(entry("b", measured, {"visits": [value]}, 1, np.array([1.0])))
         assert [r["visits"] for r in buffer.to_arrow("churn").to_pylist()] == expected
+
+
+def test_every_compact_every_commits_the_small_files_are_merged_and_no_row_is_lost(tmp_path):
+    """One file a flush would make every commit of a long-running server slower than the
+    last (deltalake reads every file's statistics to build a commit)."""
+    from deltalake import DeltaTable
+
+    from flowship.serving.prediction_log import _append
+
+    v1 = model("1", ("age", "double"))
+    uri = str(tmp_path / "log")
+    for flush in range(7):
+        buffer = _Buffer()
+        for i in range(50):
+            row = flush * 50 + i
+            buffer.add(entry(f"r{row}", v1, {"age": [float(row)]}, 1, np.array([0.5])))
+        assert _append(uri, buffer.to_arrow("churn"), compact_every=3) is None
+
+    table = DeltaTable(uri)
+    operations = [commit["operation"] for commit in reversed(table.history())]
+    assert operations.count("OPTIMIZE") == 2  # after the 3rd and the 6th append
+    assert len(table.file_uris()) == 2  # the merged file and the 7th append's
+    ages = sorted(table.to_pyarrow_table().column("age").to_pylist())
+    assert ages == [float(row) for row in range(350)]

@@ -43,6 +43,9 @@ from flowship.serving.metrics import Counter, ServingMetrics
 log = logging.getLogger(__name__)
 
 _RESERVED = frozenset(LOG_COLUMNS)
+# Every this many commits, the writer merges the table's small files (one per flush).
+COMPACT_EVERY = 100
+COMPACT_TARGET_BYTES = 64 * 2**20
 _FEATURE_TYPES = {
     "double": pa.float64(),
     "float": pa.float64(),
@@ -83,8 +86,10 @@ class PredictionLog:
         flush_interval_s: float = 1.0,
         flush_rows: int = 10_000,
         max_rows: int | None = None,
+        compact_every: int = COMPACT_EVERY,
     ) -> None:
         self.uri, self.deployment = uri, deployment
+        self.compact_every = compact_every
         self.flush_interval_s, self.flush_rows = flush_interval_s, flush_rows
         self.max_rows = max_rows or max(100_000, 10 * flush_rows)
         # Started here, before the deployment is served (a second or two), so that the
@@ -166,7 +171,7 @@ class PredictionLog:
             del buffer
             if self._writer is None:
                 self._writer = helper_pool()
-            error = self._writer.submit(_append, self.uri, table).result()
+            error = self._writer.submit(_append, self.uri, table, self.compact_every).result()
         except BrokenProcessPool:
             self._writer = None  # a new writer process at the next flush
             error = "the log writer process died"
@@ -183,7 +188,9 @@ class PredictionLog:
         return rows
 
 
-_tables: dict[str, Any] = {}  # in the writer process: the open DeltaTable of each uri
+# In the writer process, per uri: the open DeltaTable, and the commits made to it.
+_tables: dict[str, Any] = {}
+_commits: dict[str, int] = {}
 
 
 def _start_writer() -> None:
@@ -193,8 +200,9 @@ def _start_writer() -> None:
     import flowship.batch.sinks  # noqa: F401
 
 
-def _append(uri: str, table: pa.Table) -> str | None:
-    """In the writer process: ``table`` in one Delta commit; the error, or None."""
+def _append(uri: str, table: pa.Table, compact_every: int = COMPACT_EVERY) -> str | None:
+    """In the writer process: ``table`` in one Delta commit; the error, or None. Every
+    ``compact_every`` commits, the table's small files are merged (``_compact``)."""
     from flowship.batch.sinks import append_delta
 
     with finishing():  # a commit the parent's death interrupts is completed first
@@ -213,7 +221,30 @@ def _append(uri: str, table: pa.Table) -> str | None:
         except Exception as exc:
             _tables.pop(uri, None)  # the next flush re-reads the table, not this handle
             return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    _commits[uri] = _commits.get(uri, 0) + 1
+    if _commits[uri] % compact_every == 0:
+        _compact(uri, table.schema)
     return None
+
+
+def _compact(uri: str, schema: pa.Schema) -> None:
+    """Merge the table's files smaller than ``COMPACT_TARGET_BYTES`` into files of about
+    that size, in one Delta commit. deltalake builds every commit from the statistics of
+    every file in the table: with a file per flush, a commit cost a quarter of a
+    millisecond more CPU for each file, without bound for a server that runs for days
+    (docs/deployments.md). Not under ``finishing()``: a writer whose server is gone exits
+    at once, and a compaction it leaves unfinished changes nothing (its files are never
+    committed). A compaction that fails (another worker's won the race) is retried
+    ``compact_every`` commits later; the rows are written either way."""
+    try:
+        _tables[uri].optimize.compact(
+            target_size=COMPACT_TARGET_BYTES,
+            max_concurrent_tasks=1,  # one core: the server uses the others
+            writer_properties=_writer_properties(schema),
+        )
+    except Exception as exc:
+        _tables.pop(uri, None)
+        log.warning("Prediction log: compacting %s failed (%s); retrying later.", uri, exc)
 
 
 # File statistics (min, max, nulls per file, in the Delta log) only for the columns
