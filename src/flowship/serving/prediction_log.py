@@ -21,15 +21,20 @@ feature named like one of these columns is stored as ``input_<name>``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import threading
 from array import array
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -230,21 +235,57 @@ def _append(uri: str, table: pa.Table, compact_every: int = COMPACT_EVERY) -> st
 def _compact(uri: str, schema: pa.Schema) -> None:
     """Merge the table's files smaller than ``COMPACT_TARGET_BYTES`` into files of about
     that size, in one Delta commit. deltalake builds every commit from the statistics of
-    every file in the table: with a file per flush, a commit cost a quarter of a
-    millisecond more CPU for each file, without bound for a server that runs for days
-    (docs/deployments.md). Not under ``finishing()``: a writer whose server is gone exits
-    at once, and a compaction it leaves unfinished changes nothing (its files are never
-    committed). A compaction that fails (another worker's won the race) is retried
-    ``compact_every`` commits later; the rows are written either way."""
+    every file in the table: with a file per flush, each commit cost more CPU than the
+    last, without bound for a server that runs for days (docs/deployments.md).
+
+    One compaction at a time per table: two at once both committed, each with its own
+    copy of the same rows (deltalake 1.6 did not see the conflict; a test holds this),
+    so workers and servers take a lock file in the table's directory, skip their turn
+    when another holds it, and compact the table as it is after the lock (not this
+    writer's handle, which may predate another's compaction). A table that is not a
+    local path (object storage, where there is no such lock) is not compacted. Not under
+    ``finishing()``: a writer whose server is gone exits at once, and an unfinished
+    compaction changes nothing (its files are never committed). A compaction that fails
+    is retried ``compact_every`` commits later; rows are never at stake."""
+    from deltalake import DeltaTable
+
+    root = _local_path(uri)
+    if root is None:
+        return
     try:
-        _tables[uri].optimize.compact(
-            target_size=COMPACT_TARGET_BYTES,
-            max_concurrent_tasks=1,  # one core: the server uses the others
-            writer_properties=_writer_properties(schema),
-        )
+        with _try_lock(root / ".flowship-compact.lock") as locked:
+            if not locked:
+                return
+            table = DeltaTable(uri)
+            table.optimize.compact(
+                target_size=COMPACT_TARGET_BYTES,
+                max_concurrent_tasks=1,  # one core: the server uses the others
+                writer_properties=_writer_properties(schema),
+            )
+            _tables[uri] = table
     except Exception as exc:
-        _tables.pop(uri, None)
         log.warning("Prediction log: compacting %s failed (%s); retrying later.", uri, exc)
+
+
+def _local_path(uri: str) -> Path | None:
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    return None if "://" in uri else Path(uri)
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """An exclusive lock on ``path`` across processes, if free (False: someone has it)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # File statistics (min, max, nulls per file, in the Delta log) only for the columns
