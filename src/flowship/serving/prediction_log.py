@@ -11,7 +11,9 @@ the table cannot keep up, new rows are dropped and counted, never queued without
 ``close()`` (a graceful stop) flushes everything; a killed server loses at most the rows
 buffered since the last flush (its writer completes a commit under way, then exits).
 Several workers append to one table at once: ``batch.sinks.append_delta`` retries lost
-commit races, so no commit is lost.
+commit races, so no commit is lost. Every ``COMPACT_EVERY`` commits a writer merges the
+table's small files (``_compact``: one compaction at a time per table), so that commits
+do not grow slower with every flush a long-running server made.
 
 Columns (docs/deployments.md): request_id, client_request_id, ts, date (the partition),
 deployment, revision, variant, role, model_name, model_version, run_id, key, latency_ms,
