@@ -311,3 +311,18 @@ def test_two_workers_compacting_one_table_never_duplicate_a_row(tmp_path):
     ids = collections.Counter(table.to_pyarrow_table().column("request_id").to_pylist())
     assert len(ids) == 2 * 30 * 50 and set(ids.values()) == {1}
     assert [c["operation"] for c in table.history()].count("OPTIMIZE") >= 5
+
+
+def test_only_a_table_on_a_local_path_is_compacted_by_the_writer():
+    """No lock file can be taken on an object store: such a table is left to one
+    scheduled compaction job (docs/deployments.md)."""
+    from pathlib import Path
+
+    from flowship.serving.prediction_log import _local_path
+
+    assert _local_path("/srv/flowship/tables/prediction_log") == Path(
+        "/srv/flowship/tables/prediction_log"
+    )
+    assert _local_path("file:///srv/log") == Path("/srv/log")
+    assert _local_path("s3://bucket/prediction_log") is None
+    assert _local_path("abfss://container@account.dfs.core.windows.net/log") is None
