@@ -326,3 +326,64 @@ def test_only_a_table_on_a_local_path_is_compacted_by_the_writer():
     assert _local_path("file:///srv/log") == Path("/srv/log")
     assert _local_path("s3://bucket/prediction_log") is None
     assert _local_path("abfss://container@account.dfs.core.windows.net/log") is None
+
+
+COMPACTOR = """
+import sys
+
+from deltalake import DeltaTable
+
+from flowship.serving import prediction_log
+
+uri = sys.argv[1]
+schema = DeltaTable(uri).to_pyarrow_dataset().schema
+print("compacting", flush=True)
+prediction_log._compact(uri, schema)
+"""
+
+
+def test_a_writer_killed_while_compacting_leaves_every_row_once_and_no_lock(tmp_path):
+    """The compaction is not shielded from its server's death: a SIGKILL halfway must
+    leave the table as it was (its new files are never committed) and the lock free."""
+    import collections
+    import signal
+    import time
+
+    from deltalake import DeltaTable
+
+    from flowship.serving.prediction_log import _append, _compact
+
+    v1 = model("1", ("age", "double"), ("score", "double"))
+    buffer = _Buffer()
+    for i in range(20_000):
+        buffer.add(entry("r", v1, {"age": [float(i)], "score": [i / 3]}, 1, np.array([0.5])))
+    rows = buffer.to_arrow("churn")
+    uri = str(tmp_path / "log")
+    for flush in range(40):
+        ids = pa.array([f"{flush}-{i}" for i in range(rows.num_rows)])
+        assert _append(uri, rows.set_column(0, "request_id", ids), compact_every=10**9) is None
+
+    script = tmp_path / "compactor.py"
+    script.write_text(COMPACTOR)
+    compactor = subprocess.Popen([sys.executable, str(script), uri], stdout=subprocess.PIPE)
+    assert compactor.stdout.readline().strip() == b"compacting"
+    time.sleep(0.15)  # into the merge of 800,000 rows (about a second of work)
+    still_running = compactor.poll() is None
+    compactor.send_signal(signal.SIGKILL)
+    compactor.wait(timeout=60)
+    assert still_running, "the compaction ended before the kill: give it more rows"
+
+    def unique_rows() -> int:
+        ids = DeltaTable(uri).to_pyarrow_table().column("request_id").to_pylist()
+        ids = collections.Counter(ids)
+        assert set(ids.values()) == {1}
+        return len(ids)
+
+    def compactions() -> int:
+        return [c["operation"] for c in DeltaTable(uri).history()].count("OPTIMIZE")
+
+    assert unique_rows() == 40 * 20_000
+    before = compactions()
+    _compact(uri, rows.schema)  # the dead writer's lock went with it
+    assert compactions() == before + 1
+    assert unique_rows() == 40 * 20_000
