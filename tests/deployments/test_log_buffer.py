@@ -26,6 +26,23 @@ def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="
                     error="boom" if status == "error" else None)  # fmt: skip
 
 
+def test_each_row_names_the_model_that_scored_it_even_a_reloaded_one():
+    # The buffer keeps each model's name, version and run once; rows refer to it.
+    first, unversioned = model("1", ("age", "double")), model(None, ("age", "double"))
+    unversioned.model_name = unversioned.run_id = None
+    reloaded = model("1", ("age", "double"))
+    reloaded.run_id = "run1-reloaded"
+    buffer = _Buffer()
+    for request_id, predictor in (("a", first), ("b", unversioned), ("c", reloaded), ("d", first)):
+        buffer.add(entry(request_id, predictor, {"age": [1.0]}, 1, np.array([0.0])))
+    rows = buffer.to_arrow("churn").to_pylist()
+
+    assert [(r["model_name"], r["model_version"], r["run_id"]) for r in rows] == [
+        ("churn", "1", "run1"), (None, "", None), ("churn", "1", "run1-reloaded"),
+        ("churn", "1", "run1"),
+    ]  # fmt: skip
+
+
 def test_rows_of_several_models_line_up_column_by_column():
     v1 = model("1", ("age", "double"), ("plan", "string"))
     v2 = model("2", ("age", "double"), ("tenure", "long"), ("ts", "double"))
@@ -42,6 +59,7 @@ def test_rows_of_several_models_line_up_column_by_column():
     rows = table.to_pylist()
     assert [r["request_id"] for r in rows] == ["a", "b", "b", "c", "c", "d"]
     assert [r["model_version"] for r in rows] == ["1", "2", "2", "1", "1", "1"]
+    assert [r["run_id"] for r in rows] == ["run1", "run2", "run2", "run1", "run1", "run1"]
     assert [r["key"] for r in rows] == ["k1", None, None, "k2", "k3", None]
     assert [r["age"] for r in rows] == [30.0, 40.0, 41.0, None, None, 50.0]
     assert [r["plan"] for r in rows] == ["pro", None, None, None, None, "basic"]

@@ -322,10 +322,11 @@ def _writer_properties(schema: pa.Schema) -> Any:
     )
 
 
-# What _Buffer.add keeps once per entry, in this order.
+# What _Buffer.add keeps once per entry, in this order ("model": the entry's model, an
+# index into _Buffer.models).
 _META = (
-    "request_id", "client_request_id", "ts", "revision", "variant", "role", "model_name",
-    "model_version", "run_id", "latency_ms", "status", "error",
+    "request_id", "client_request_id", "ts", "revision", "variant", "role", "model",
+    "latency_ms", "status", "error",
 )  # fmt: skip
 _FLOAT_TYPES = frozenset({"double", "float"})
 _DOUBLE = pa.float64()
@@ -363,23 +364,23 @@ class _Buffer:
         self.features: dict[str, list[Any]] = {}
         self.types: dict[str, pa.DataType] = {}
         self.listed = 0  # rows kept in the lists
+        self.models: list[tuple[str | None, str, str | None]] = []  # name, version, run
         self._plans: dict[int, tuple] = {}  # id(predictor) -> how its columns are read
         self._blocks: list[_Block] = []
 
     def add(self, e: LogEntry) -> None:
         n, p = e.n_rows, e.predictor
-        self.sizes.append(n)
-        self.meta.extend((
-            e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role,
-            p.model_name, str(p.model_version or ""), p.run_id, e.latency_ms, e.status,
-            e.error,
-        ))  # fmt: skip
-        self.keys.extend(e.keys if e.keys is not None else [None] * n)
-        self.outputs.append(e.output)
         plan = self._plans.get(id(p))
         if plan is None or plan[0] is not p:
             plan = self._plan(p)
-        _, names, pick, targets, block = plan
+        _, model, names, pick, targets, block = plan
+        self.sizes.append(n)
+        self.meta.extend((
+            e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role, model,
+            e.latency_ms, e.status, e.error,
+        ))  # fmt: skip
+        self.keys.extend(e.keys if e.keys is not None else [None] * n)
+        self.outputs.append(e.output)
         if block is None or not block.add(self.rows, n, e.columns, pick):
             self._list(e.columns, n, names, pick, targets)
         self.rows += n
@@ -413,7 +414,11 @@ class _Buffer:
         if names and all(c.type in _FLOAT_TYPES for c in predictor.input_columns):
             block = _Block(names)
             self._blocks.append(block)
-        plan = (predictor, names, pick, [self.features[name] for name in names], block)
+        self.models.append(
+            (predictor.model_name, str(predictor.model_version or ""), predictor.run_id)
+        )
+        targets = [self.features[name] for name in names]
+        plan = (predictor, len(self.models) - 1, names, pick, targets, block)
         self._plans[id(predictor)] = plan
         return plan
 
@@ -440,9 +445,7 @@ class _Buffer:
             "revision": per_entry(meta["revision"], pa.int64()),
             "variant": per_entry(meta["variant"], pa.string()),
             "role": per_entry(meta["role"], pa.string()),
-            "model_name": per_entry(meta["model_name"], pa.string()),
-            "model_version": per_entry(meta["model_version"], pa.string()),
-            "run_id": per_entry(meta["run_id"], pa.string()),
+            **_model_columns(self.models, per_entry(meta["model"], pa.int64())),
             "key": pa.array(self.keys, pa.string()),
             "latency_ms": per_entry(meta["latency_ms"], pa.float64()),
             "status": per_entry(meta["status"], pa.string()),
@@ -511,19 +514,27 @@ class _Block:
             picked = pick(columns)
             if n == 1:  # a one-value list per column (unpacking checks it): one C call
                 values.fromlist([value for (value,) in picked])
-            else:
-                values.extend(chain.from_iterable(zip(*picked, strict=True)))
+                self.rows.append(first)
+                return True
+            values.extend(chain.from_iterable(zip(*picked, strict=True)))
         except (KeyError, TypeError, ValueError, OverflowError):
             del values[start:]
             return False
         if len(values) - start != n * self.width:  # a column of another length
             del values[start:]
             return False
-        if n == 1:
-            self.rows.append(first)
-        else:
-            self.rows.extend(range(first, first + n))
+        self.rows.extend(range(first, first + n))
         return True
+
+
+def _model_columns(models: list[tuple], index: pa.Array) -> dict[str, pa.Array]:
+    """Each row's model_name, model_version and run_id, from its index into ``models``."""
+    names, versions, runs = zip(*models, strict=True) if models else ((), (), ())
+    return {
+        "model_name": pa.array(names, pa.string()).take(index),
+        "model_version": pa.array(versions, pa.string()).take(index),
+        "run_id": pa.array(runs, pa.string()).take(index),
+    }
 
 
 def _alike(blocked: pa.Array, listed: pa.Array) -> tuple[pa.Array, pa.Array]:
