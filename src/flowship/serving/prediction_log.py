@@ -23,14 +23,10 @@ feature named like one of these columns is stored as ``input_<name>``).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import threading
 from array import array
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,6 +42,7 @@ import pyarrow.compute as pc
 from flowship.deployments.spec import LOG_COLUMNS
 from flowship.serving.helper_process import finishing, helper_pool
 from flowship.serving.metrics import Counter, ServingMetrics
+from flowship.store.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +252,7 @@ def _compact(uri: str, schema: pa.Schema) -> None:
     if root is None:
         return
     try:
-        with _try_lock(root / ".flowship-compact.lock") as locked:
+        with file_lock(root / ".flowship-compact.lock", wait=False) as locked:
             if not locked:
                 return
             table = DeltaTable(uri)
@@ -273,21 +270,6 @@ def _local_path(uri: str) -> Path | None:
     if uri.startswith("file://"):
         return Path(uri.removeprefix("file://"))
     return None if "://" in uri else Path(uri)
-
-
-@contextlib.contextmanager
-def _try_lock(path: Path) -> Iterator[bool]:
-    """An exclusive lock on ``path`` across processes, if free (False: someone has it)."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
 
 
 # File statistics (min, max, nulls per file, in the Delta log) only for the columns

@@ -46,7 +46,7 @@ def held(key: str, url: str | None = None) -> Iterator[None]:
         with lock:
             yield
         return
-    with _flock(Path(f"{path}.locks") / f"{_digest(key)}.lock"):
+    with file_lock(Path(f"{path}.locks") / f"{_digest(key)}.lock"):
         yield
 
 
@@ -72,13 +72,20 @@ def _advisory(eng, key: str) -> Iterator[None]:
 
 
 @contextmanager
-def _flock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` (created, with its directory) for the block,
+    across processes; the kernel drops it when the holder dies. ``wait=False``: when
+    another process holds it, do not wait: the block runs without it, given False."""
     import fcntl
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)  # closing the descriptor releases the lock
