@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flowship.errors import SchemaMismatch
-from flowship.serving.batching import MicroBatcher
+from flowship.serving.batching import MicroBatcher, merge_columns
 from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import FLUSH_S, ServingMetrics
 from tests._caches import reset_caches
@@ -63,6 +63,42 @@ def test_concurrent_requests_share_one_predict_call(predictor, serving_store):
         assert rows.tolist() == want[start : start + size].tolist()
     assert batches(metrics, predictor) == 1  # twelve rows, one call
     batcher.close()
+
+
+def test_one_row_requests_as_decoded_share_one_call_in_any_column_order(predictor, serving_store):
+    """The decoder's shape (one tuple per column, one row each), columns in another
+    order in every other request: one predict call, each request its own row."""
+    data, want = serving_store.data, serving_store.expected["1"]
+    metrics = ServingMetrics()
+    batcher = MicroBatcher(lambda: predictor, metrics=metrics)
+    batcher._cost_s = 0.0
+
+    def row(i: int) -> dict:
+        names = FEATURES if i % 2 else FEATURES[::-1]
+        return {c: (data[c].iloc[i],) for c in names}
+
+    async def main():
+        return await asyncio.gather(*(batcher.predict(row(i), 1, sequences=True) for i in range(6)))
+
+    results = run(main())
+    assert [rows.tolist() for rows, _ in results] == [[want[i]] for i in range(6)]
+    assert batches(metrics, predictor) == 1
+    batcher.close()
+
+
+def test_merge_columns_keeps_each_requests_rows_in_order():
+    one = [{"a": (1,), "b": ("x",)}, {"b": ("y",), "a": (2,)}]
+    assert merge_columns(one, sequences=True, one_row=True) == {"a": (1, 2), "b": ("x", "y")}
+    many = [{"a": [1, 2], "b": [3, 4]}, {"a": [5], "b": [6]}]
+    assert merge_columns(many, sequences=True) == {"a": [1, 2, 5], "b": [3, 4, 6]}
+    arrays = [{"a": np.array([1.0])}, {"a": np.array([2.0, 3.0])}]
+    assert merge_columns(arrays)["a"].tolist() == [1.0, 2.0, 3.0]
+    assert merge_columns([{"a": (1,)}, {"a": (2,)}], sequences=True, one_row=True) == {"a": (1, 2)}
+    # Other names, or a "one row" request whose columns hold more: not merged.
+    assert merge_columns([{"a": [1]}, {"b": [2]}], sequences=True) is None
+    assert merge_columns([{"a": [1]}, {"a": [1], "b": [2]}], sequences=True) is None
+    assert merge_columns([{"a": (1,)}, {"a": (2, 3)}], sequences=True, one_row=True) is None
+    assert merge_columns([{"a": 1}, {"a": 2}], sequences=True) is None  # not sequences
 
 
 def test_a_bad_request_fails_alone(predictor, serving_store):
