@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from flowship.errors import FlowshipError
 from flowship.redact import redact
-from flowship.serving import mlflow_protocol, openapi, v2_routes
+from flowship.serving import heap, mlflow_protocol, openapi, v2_routes
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
 from flowship.serving.decoder import INLINE_BYTES, DecoderProcess
@@ -143,12 +143,12 @@ class ServingApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
-        if self.config.workers > 1:
-            # Workers share one socket, and uvicorn starts accepting on it only after
-            # startup: making the first load attempt part of startup means the kernel
-            # never hands a request to a worker that is still loading. (A lone process
-            # answers at once instead: live, and 503 until ready.)
-            await asyncio.to_thread(self.holder.check)
+        # Workers share one socket, and uvicorn starts accepting on it only after
+        # startup: making the first load attempt part of startup means the kernel never
+        # hands a request to a worker that is still loading. (A lone process answers at
+        # once instead: live, and 503 until ready.)
+        if self.config.workers > 1 and await asyncio.to_thread(self.holder.check):
+            await asyncio.to_thread(heap.settle)
         if self.router is not None:
             self.router.start()
         follower = asyncio.create_task(self.holder.follow(), name="flowship-follow")

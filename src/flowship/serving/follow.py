@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from flowship.errors import FlowshipError, NotFound
+from flowship.serving import heap
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
 from flowship.serving.metrics import ServingMetrics
@@ -133,7 +134,8 @@ class ModelHolder:
         while True:
             interval = self.config.poll_interval_s
             try:
-                await asyncio.to_thread(self.check)
+                if await asyncio.to_thread(self.check):
+                    await asyncio.to_thread(heap.settle)
             except Exception as error:  # the loop must outlive any one failure
                 failures += 1
                 self.metrics.follow_errors.inc()

@@ -30,6 +30,7 @@ import numpy as np
 
 from flowship.deployments.assign import Assigner, unit
 from flowship.errors import FlowshipError, InvalidInput
+from flowship.serving import heap
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
@@ -201,7 +202,8 @@ class DeploymentRouter:
     # ------------------------------------------------------------ following
 
     def check(self) -> bool:
-        """Converge on the newest revision (blocking: call on a thread). True if switched."""
+        """Converge on the newest revision (blocking: call on a thread). True if it, or a
+        variant's model, switched."""
         from flowship import deployments
 
         try:
@@ -210,10 +212,10 @@ class DeploymentRouter:
                 raise deployments.DeploymentNotFound(self.name)
             routing = self._routing
             if routing is not None and routing.revision == number:
-                for variant in routing.variants.values():
-                    variant.holder.check()  # follow each variant's alias
+                # Each variant follows its alias; True when one of them switched.
+                switched = [variant.holder.check() for variant in routing.variants.values()]
                 self.input_width = _input_width(routing)
-                return False
+                return any(switched)
             revision = deployments.current(self.name)
         except FlowshipError as error:
             self.last_error = str(error)
@@ -223,7 +225,8 @@ class DeploymentRouter:
 
     async def follow(self) -> None:
         while True:
-            await asyncio.to_thread(self.check)
+            if await asyncio.to_thread(self.check):
+                await asyncio.to_thread(heap.settle)
             interval = self.config.poll_interval_s
             await asyncio.sleep(interval if interval > 0 else 1.0)
 
