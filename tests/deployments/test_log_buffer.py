@@ -20,10 +20,37 @@ def model(version: str, *columns: tuple[str, str]) -> SimpleNamespace:
                            input_columns=inputs)  # fmt: skip
 
 
-def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="ok"):
+def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="ok",
+          inputs=None):  # fmt: skip
     return LogEntry(request_id, None, 1_800_000_000.0, 3, f"v{predictor.model_version}",
                     "primary", predictor, keys, columns, n_rows, output, 1.5, status=status,
-                    error="boom" if status == "error" else None)  # fmt: skip
+                    error="boom" if status == "error" else None, inputs=inputs)  # fmt: skip
+
+
+def test_the_scored_matrix_rows_are_kept_when_their_columns_are_the_signatures():
+    """A request's features come from the matrix the model scored (no copy) when its
+    columns are the signature's, in order; otherwise from the request, as sent."""
+    same = model("1", ("age", "double"), ("tenure", "double"))
+    same.matrix_columns = ["age", "tenure"]
+    reordered = model("2", ("age", "double"), ("tenure", "double"))
+    reordered.matrix_columns = ["tenure", "age"]  # e.g. the estimator's own order
+    scored = np.array([[30.0, 2.0], [31.0, 3.0], [32.0, 4.0]])
+    buffer = _Buffer()
+    buffer.add(entry("a", same, {"age": [99.0], "tenure": [99.0]}, 1, np.array([1.0]),
+                     inputs=scored[0:1]))  # fmt: skip
+    buffer.add(entry("b", same, {"age": [40.0], "tenure": [5.0]}, 1, np.array([0.0])))
+    buffer.add(entry("c", reordered, {"age": [50.0], "tenure": [6.0]}, 1, np.array([1.0]),
+                     inputs=np.array([[6.0, 50.0]])))  # fmt: skip
+    buffer.add(entry("d", same, {"age": [60.0, 61.0], "tenure": [7.0, 8.0]}, 2,
+                     np.array([0.0, 1.0]), inputs=scored[1:3]))  # fmt: skip
+    buffer.add(entry("e", same, {"age": [70.0], "tenure": [9.0]}, 1, np.array([1.0]),
+                     inputs=scored[0:2]))  # another shape: the request's values  # fmt: skip
+    rows = buffer.to_arrow("churn").to_pylist()
+
+    assert [r["request_id"] for r in rows] == ["a", "b", "c", "d", "d", "e"]
+    # "a" and "d" from the matrix (so the request's 99s and 60s are not what is kept)
+    assert [r["age"] for r in rows] == [30.0, 40.0, 50.0, 31.0, 32.0, 70.0]
+    assert [r["tenure"] for r in rows] == [2.0, 5.0, 6.0, 3.0, 4.0, 9.0]
 
 
 def test_each_row_names_the_model_that_scored_it_even_a_reloaded_one():
@@ -90,8 +117,11 @@ def test_buffered_rows_leave_nothing_for_the_garbage_collector():
     import gc
 
     v1 = model("1", ("age", "double"), ("plan", "string"))
+    v2 = model("2", ("age", "double"))
+    v2.matrix_columns = ["age"]
     buffer = _Buffer()
     buffer.add(entry("warm", v1, {"age": [1.0], "plan": ["pro"]}, 1, np.array([1.0])))
+    buffer.add(entry("warm2", v2, {"age": [1.0]}, 1, np.array([1.0]), inputs=np.ones((1, 1))))
     gc.collect()
     gc.disable()
     try:
@@ -100,11 +130,16 @@ def test_buffered_rows_leave_nothing_for_the_garbage_collector():
             columns = {"age": [float(i)], "plan": ["pro"]}
             buffer.add(entry(f"r{i}", v1, columns, 1, np.array([1.0]), keys=[str(i)]))
             del columns
+        for i in range(2000):  # rows kept from the scored matrix (views)
+            scored = np.array([[float(i)]])
+            buffer.add(entry(f"s{i}", v2, {"age": [0.0]}, 1, np.array([1.0]), inputs=scored))
+            del scored
         grown = len(gc.get_objects()) - before
     finally:
         gc.enable()
-    assert grown < 50, f"{grown} objects tracked by the collector after 2,000 buffered rows"
-    assert buffer.to_arrow("churn").num_rows == 2001
+    assert grown < 50, f"{grown} objects tracked by the collector after 4,000 buffered rows"
+    rows = buffer.to_arrow("churn").to_pylist()
+    assert len(rows) == 4002 and rows[-1]["age"] == 1999.0
 
 
 def test_only_repeating_text_is_dictionary_encoded_in_the_files(tmp_path):

@@ -445,3 +445,21 @@ def test_tree_splits_match_scikit_learn_at_float32_boundaries(store):
     frame = dict(zip(FEATURES, matrix.T, strict=True))
     p = Predictor.load("models:/rf/1", output="proba")
     np.testing.assert_allclose(p.predict(frame), model.predict_proba(matrix), atol=1e-5)
+
+
+def test_score_gives_the_float64_rows_it_scored_only_when_they_are_the_inputs_as_sent(store):
+    """The prediction log keeps these rows instead of copying each request's features, so
+    they must be the features as sent: a numeric signature with every column required."""
+    lr = Predictor.load("models:/lr/1")
+    data = rows(store.data.head(3))
+    result, matrix = lr.score(data)
+    np.testing.assert_array_equal(result, lr.predict(data))
+    assert lr.matrix_columns == [c.name for c in lr.input_columns]
+    assert matrix.dtype == np.float64
+    np.testing.assert_array_equal(matrix, np.column_stack([data[n] for n in lr.matrix_columns]))
+    hgb = Predictor.load("models:/hgb/1", output="proba")  # 'monetary' is optional (NaN)
+    assert hgb.matrix_columns is None and hgb.score(data)[1] is None
+    mixed = Predictor.load("models:/mixed/1")  # a text column
+    assert mixed.matrix_columns is None
+    mixed_columns = ["age", "tenure", "n_products", "plan"]
+    assert mixed.score(rows(store.data.head(3), mixed_columns))[1] is None

@@ -58,9 +58,12 @@ def test_concurrent_requests_share_one_predict_call(predictor, serving_store):
 
     batcher._cost_s = 0.0  # measured as fast: predict inline
     starts, sizes, results = run(main())
-    for start, size, (rows, used) in zip(starts, sizes, results, strict=True):
+    for start, size, (rows, used, scored) in zip(starts, sizes, results, strict=True):
         assert used is predictor
         assert rows.tolist() == want[start : start + size].tolist()
+        # The merged matrix's rows that were this request's (what the prediction log keeps)
+        sent = data[predictor.matrix_columns].iloc[start : start + size].to_numpy(float)
+        np.testing.assert_array_equal(scored, sent)
     assert batches(metrics, predictor) == 1  # twelve rows, one call
     batcher.close()
 
@@ -81,7 +84,7 @@ def test_one_row_requests_as_decoded_share_one_call_in_any_column_order(predicto
         return await asyncio.gather(*(batcher.predict(row(i), 1, sequences=True) for i in range(6)))
 
     results = run(main())
-    assert [rows.tolist() for rows, _ in results] == [[want[i]] for i in range(6)]
+    assert [rows.tolist() for rows, _, _ in results] == [[want[i]] for i in range(6)]
     assert batches(metrics, predictor) == 1
     batcher.close()
 

@@ -62,6 +62,12 @@ class Predictor:
         self.classes = classes
         self._schema = schema
         self._backend = backend
+        # The columns of the matrix :meth:`score` returns: a numeric signature whose
+        # every column is required (no missing value is filled in on the way).
+        self.matrix_columns: list[str] | None = (
+            list(schema.order) if schema is not None and schema.numeric and schema.all_required
+            else None
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- loading
 
@@ -198,9 +204,16 @@ class Predictor:
     def predict(self, data: Any) -> np.ndarray:
         """Check ``data`` against the signature, then score it: shape (n,) for labels,
         values and binary probabilities, (n, k) for multi-class probabilities."""
+        return self.score(data)[0]
+
+    def score(self, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict`, and the rows it scored as the float64 matrix the model took,
+        columns in ``matrix_columns`` order (None when the model took another form: a
+        frame, float32, a signature with optional columns). The prediction log keeps
+        these rows instead of copying each request's values again."""
         prepared = self._prepare(data)
         try:
-            return self._backend(prepared)
+            result = self._backend(prepared)
         except FlowshipError:
             raise
         except Exception as exc:
@@ -210,6 +223,14 @@ class Predictor:
                 "Check the input values against the model's signature (describe()).",
                 exc_type=type(exc).__name__,
             ) from exc
+        if (
+            self.matrix_columns is not None
+            and type(prepared) is np.ndarray
+            and prepared.dtype == np.float64
+            and prepared.ndim == 2
+        ):
+            return result, prepared
+        return result, None
 
     def validate(self, data: Any) -> None:
         """The checks :meth:`predict` makes, without predicting."""

@@ -197,7 +197,7 @@ class ServingApp:
                     result, predictor = routed.result, routed.predictor
                 else:
                     columns = self._filter_extra(decoded.columns)
-                    result, predictor = await self.batcher.predict(
+                    result, predictor, _ = await self.batcher.predict(
                         columns, decoded.n_rows, sequences=sequences
                     )
             payload = mlflow_protocol.encode_predictions(result)

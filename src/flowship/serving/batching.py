@@ -48,7 +48,8 @@ class _Item:
     sequences: bool = False  # every value is a list or tuple (decoded JSON)
 
 
-Outcome = tuple[np.ndarray, Any] | FlowshipError  # (rows of the result, predictor) or error
+# (rows of the result, predictor, rows of the matrix it scored or None: Predictor.score)
+Outcome = tuple[np.ndarray, Any, np.ndarray | None] | FlowshipError
 Computed = tuple[list[Outcome], Any, list[int]]  # outcomes, predictor, rows per predict call
 
 
@@ -81,8 +82,9 @@ class MicroBatcher:
 
     async def predict(
         self, columns: dict[str, Any], n_rows: int, *, sequences: bool = False
-    ) -> tuple[np.ndarray, Any]:
-        """Predict ``n_rows`` rows; returns the result rows and the Predictor that made them.
+    ) -> tuple[np.ndarray, Any, np.ndarray | None]:
+        """Predict ``n_rows`` rows; returns the result rows, the Predictor that made them
+        and the rows of the matrix it scored (``Predictor.score``: None when it took none).
         ``sequences``: every column is a list or tuple (lets batches merge without numpy)."""
         if self._waiting >= self.max_queue:
             raise Overloaded(f"{self._waiting} requests are already waiting")
@@ -178,8 +180,8 @@ class MicroBatcher:
         outcomes: list[Outcome] = []
         for item in batch:
             try:
-                result = self._timed_predict(predictor, item.columns, item.n_rows, calls)
-                outcomes.append((result, predictor))
+                result, inputs = self._timed_predict(predictor, item.columns, item.n_rows, calls)
+                outcomes.append((result, predictor, inputs))
             except FlowshipError as error:
                 outcomes.append(error)
         return outcomes, predictor, calls
@@ -198,7 +200,7 @@ class MicroBatcher:
             return None
         rows = sum(item.n_rows for item in batch)
         try:
-            result = self._timed_predict(predictor, merged, rows, calls)
+            result, inputs = self._timed_predict(predictor, merged, rows, calls)
         except FlowshipError:  # some request is bad
             return None
         if len(result) != rows:
@@ -208,17 +210,18 @@ class MicroBatcher:
         start = 0
         for item in batch:  # plain ints: slicing with numpy's costs twice as much
             end = start + item.n_rows
-            outcomes.append((result[start:end], predictor))
+            rows = None if inputs is None else inputs[start:end]
+            outcomes.append((result[start:end], predictor, rows))
             start = end
         return outcomes
 
     def _timed_predict(
         self, predictor: Any, columns: dict[str, Any], rows: int, calls: list[int]
-    ) -> np.ndarray:
-        """``predictor.predict``, timed for the inline choice; ``rows`` joins ``calls``."""
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predictor.score``, timed for the inline choice; ``rows`` joins ``calls``."""
         start = time.perf_counter()
         try:
-            result = predictor.predict(columns)
+            result, inputs = predictor.score(columns)
         except FlowshipError:
             raise
         except Exception as exc:  # past the Predictor's own net: still the model's failure
@@ -227,7 +230,7 @@ class MicroBatcher:
             ) from exc
         self._cost_s += _EWMA * ((time.perf_counter() - start) - self._cost_s)
         calls.append(rows)
-        return result
+        return result, inputs
 
 
 def merge_columns(

@@ -78,6 +78,9 @@ class LogEntry:
     latency_ms: float
     status: str = "ok"  # ok | error
     error: str | None = None
+    # The rows of the matrix the model scored (Predictor.score), kept instead of copying
+    # the features from ``columns`` when the buffer can use them; None otherwise.
+    inputs: np.ndarray | None = None
 
 
 class PredictionLog:
@@ -355,7 +358,7 @@ class _Buffer:
         plan = self._plans.get(id(p))
         if plan is None or plan[0] is not p:
             plan = self._plan(p)
-        _, model, names, pick, targets, block = plan
+        _, model, names, pick, targets, block, takes_inputs = plan
         self.sizes.append(n)
         self.meta.extend((
             e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role, model,
@@ -363,7 +366,10 @@ class _Buffer:
         ))  # fmt: skip
         self.keys.extend(e.keys if e.keys is not None else [None] * n)
         self.outputs.append(e.output)
-        if block is None or not block.add(self.rows, n, e.columns, pick):
+        if block is None or not (
+            (takes_inputs and e.inputs is not None and block.keep(self.rows, n, e.inputs))
+            or block.add(self.rows, n, e.columns, pick)
+        ):
             self._list(e.columns, n, names, pick, targets)
         self.rows += n
 
@@ -400,7 +406,9 @@ class _Buffer:
             (predictor.model_name, str(predictor.model_version or ""), predictor.run_id)
         )
         targets = [self.features[name] for name in names]
-        plan = (predictor, len(self.models) - 1, names, pick, targets, block)
+        # The scored matrix's rows are the features as sent when its columns are these.
+        takes_inputs = block is not None and getattr(predictor, "matrix_columns", None) == names
+        plan = (predictor, len(self.models) - 1, names, pick, targets, block, takes_inputs)
         self._plans[id(predictor)] = plan
         return plan
 
@@ -443,15 +451,22 @@ class _Buffer:
     def _blocked(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every block's features by name: (values, valid) over all rows, NaN and False
         where no block has the row (one scatter per block, not per feature)."""
-        blocks = [block for block in self._blocks if block.rows]
+        blocks = [block for block in self._blocks if block.rows or block.kept_rows]
         at = {name: i for i, name in enumerate(dict.fromkeys(n for b in blocks for n in b.index))}
         data = np.full((len(at), self.rows), np.nan)
         valid = np.zeros((len(at), self.rows), bool)
         for block in blocks:
-            rows = np.frombuffer(block.rows, np.int64)
-            where = np.ix_([at[name] for name in block.index], rows)
-            data[where] = np.frombuffer(block.values, np.float64).reshape(len(rows), -1).T
-            valid[where] = True
+            features = [at[name] for name in block.index]
+            parts = []  # (buffer rows, their values row by row)
+            if block.rows:
+                copied = np.frombuffer(block.values, np.float64).reshape(len(block.rows), -1)
+                parts.append((block.rows, copied))
+            if block.kept_rows:
+                parts.append((block.kept_rows, np.concatenate(block.kept)))
+            for rows, values in parts:
+                where = np.ix_(features, np.frombuffer(rows, np.int64))
+                data[where] = values.T
+                valid[where] = True
         return {name: (data[i], valid[i]) for name, i in at.items()}
 
     def _feature(self, name: str, kind: pa.DataType, blocked: dict) -> pa.Array:
@@ -477,15 +492,28 @@ class _Buffer:
 
 class _Block:
     """The feature rows of one all-floating-point model, as raw doubles: ``values``
-    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``."""
+    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and
+    ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``: no copy on
+    the request path), one per buffer row listed in ``kept_rows``."""
 
-    __slots__ = ("index", "width", "values", "rows")
+    __slots__ = ("index", "width", "values", "rows", "kept", "kept_rows")
 
     def __init__(self, names: list[str]) -> None:
         self.index = {name: j for j, name in enumerate(names)}
         self.width = len(names)
         self.values = array("d")
         self.rows = array("q")
+        self.kept: list[np.ndarray] = []
+        self.kept_rows = array("q")
+
+    def keep(self, first: int, n: int, inputs: np.ndarray) -> bool:
+        """Rows ``first`` .. ``first + n - 1`` as the scored matrix's rows (a view, kept
+        until the flush); False when it has another shape."""
+        if inputs.shape != (n, self.width):
+            return False
+        self.kept.append(inputs)
+        self.kept_rows.extend(range(first, first + n))
+        return True
 
     def add(self, first: int, n: int, columns: dict[str, Any], pick: Any) -> bool:
         """Rows ``first`` .. ``first + n - 1``; False (nothing kept) when a value is not

@@ -407,17 +407,17 @@ class DeploymentRouter:
         if n_rows <= 1 or assigned.count(first) == n_rows:  # one variant answers every row
             variant = routing.variants[first]
             try:
-                result, predictor = await variant.batcher.predict(  # type: ignore[union-attr]
+                result, predictor, inputs = await variant.batcher.predict(  # type: ignore[union-attr]
                     self._inputs(variant, columns), n_rows, sequences=sequences
                 )
             except Exception as exc:
                 self._failed(routing, request_id, headers, variant, keys, n_rows, start, exc)
                 raise
             answer = self._answer(routing.revision, ((variant, predictor),))
-            outputs: list[Any] = [result]
+            scored: list[tuple[np.ndarray, np.ndarray | None]] = [(result, inputs)]
         else:
             groups = _groups(assigned)
-            result, answer, outputs = await self._route_rows(
+            result, answer, scored = await self._route_rows(
                 routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
             )
         rows = (n_rows,) if groups is None else tuple(len(g) for g in groups.values())
@@ -427,7 +427,7 @@ class DeploymentRouter:
         routed = Routed(request_id if logged else None, routing.revision, result, answer, rows)
         if logged:
             self._log_answer(
-                routed, answer, outputs, groups, columns, keys, n_rows,
+                routed, answer, scored, groups, columns, keys, n_rows,
                 _client_request_id(headers), (time.perf_counter() - start) * 1000,
             )  # fmt: skip
         if routing.shadows and n_rows:
@@ -439,9 +439,9 @@ class DeploymentRouter:
 
     async def _route_rows(
         self, routing, groups, columns, keys, n_rows, request_id, headers, sequences, start
-    ) -> tuple[np.ndarray, _Answer, list[Any]]:
+    ) -> tuple[np.ndarray, _Answer, list[tuple[np.ndarray, np.ndarray | None]]]:
         """Rows of one request that several variants answer: scored at once, merged back
-        into row order."""
+        into row order. Also each variant's (result, scored matrix rows), for the log."""
         calls = []
         for name, rows in groups.items():
             variant = routing.variants[name]
@@ -463,19 +463,20 @@ class DeploymentRouter:
             routing.revision,
             tuple(
                 (routing.variants[name], predictor)
-                for name, (_, predictor) in zip(groups, outcomes, strict=True)
+                for name, (_, predictor, _) in zip(groups, outcomes, strict=True)
             ),
         )
-        outputs = [result for result, _ in outcomes]
-        return _merge(n_rows, list(zip(groups.values(), outputs, strict=True))), answer, outputs
+        scored = [(result, inputs) for result, _, inputs in outcomes]
+        parts = [(rows, result) for rows, (result, _) in zip(groups.values(), scored, strict=True)]
+        return _merge(n_rows, parts), answer, scored
 
     def _log_answer(
-        self, routed, answer, outputs, groups, columns, keys, n_rows, client_request_id, latency
+        self, routed, answer, scored, groups, columns, keys, n_rows, client_request_id, latency
     ) -> None:
         """The answered rows into the prediction log, one entry per answering variant."""
         now = time.time()
-        for name, predictor, output in zip(
-            answer.variants, answer.predictors, outputs, strict=True
+        for name, predictor, (output, inputs) in zip(
+            answer.variants, answer.predictors, scored, strict=True
         ):
             rows = None if groups is None else groups[name]
             self.log.add(  # type: ignore[union-attr]
@@ -492,6 +493,7 @@ class DeploymentRouter:
                     n_rows if rows is None else len(rows),
                     output,
                     latency,
+                    inputs=inputs,
                 )
             )
 

@@ -154,7 +154,7 @@ def routes(app: Server) -> list[Route]:
                 )
                 result, predictor = routed.result, routed.predictor
             else:
-                result, predictor = await app.batcher.predict(decoded.columns, decoded.rows)
+                result, predictor, _ = await app.batcher.predict(decoded.columns, decoded.rows)
             outputs = v2.response_outputs(result, predictor.output_columns, decoded.outputs)
         response = _json(
             v2.InferenceResponse(
