@@ -210,8 +210,8 @@ class MicroBatcher:
         start = 0
         for item in batch:  # plain ints: slicing with numpy's costs twice as much
             end = start + item.n_rows
-            rows = None if inputs is None else inputs[start:end]
-            outcomes.append((result[start:end], predictor, rows))
+            scored = None if inputs is None else inputs[start:end]
+            outcomes.append((result[start:end], predictor, scored))
             start = end
         return outcomes
 
