@@ -1,6 +1,7 @@
 """The prediction log's column buffer: rows of several models, multi-row requests,
 failed requests and numpy columns line up in one table. (The buffer reads only a model's
-name, version, run id and signature columns, given here as plain records.)"""
+name, version, run id, signature columns and the columns of the matrix it scores, given
+here as plain records.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from flowship.serving.prediction_log import LogEntry, _Buffer
 def model(version: str, *columns: tuple[str, str]) -> SimpleNamespace:
     inputs = [SimpleNamespace(name=name, type=kind) for name, kind in columns]
     return SimpleNamespace(model_name="churn", model_version=version, run_id=f"run{version}",
-                           input_columns=inputs)  # fmt: skip
+                           input_columns=inputs, matrix_columns=None)  # fmt: skip
 
 
 def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="ok",
@@ -211,7 +212,8 @@ if __name__ == "__main__":
     log = PredictionLog(sys.argv[1], deployment="churn", metrics=ServingMetrics())
     before = set(sys.modules)
     predictor = SimpleNamespace(model_name="churn", model_version="1", run_id="r",
-                                input_columns=[SimpleNamespace(name="age", type="double")])
+                                input_columns=[SimpleNamespace(name="age", type="double")],
+                                matrix_columns=None)
     log.add(LogEntry("a", None, 1.8e9, 1, "v1", "primary", predictor, ["k"], {"age": [1.0]},
                      1, np.array([1.0]), 0.5))
     assert log.flush() == 1
@@ -333,7 +335,8 @@ from flowship.serving.prediction_log import LogEntry, _append, _Buffer
 
 uri, worker = sys.argv[1], sys.argv[2]
 predictor = SimpleNamespace(model_name="churn", model_version="1", run_id="r",
-                            input_columns=[SimpleNamespace(name="age", type="double")])
+                            input_columns=[SimpleNamespace(name="age", type="double")],
+                            matrix_columns=None)
 for flush in range(30):
     buffer = _Buffer()
     for i in range(50):

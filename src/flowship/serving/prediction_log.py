@@ -407,7 +407,7 @@ class _Buffer:
         )
         targets = [self.features[name] for name in names]
         # The scored matrix's rows are the features as sent when its columns are these.
-        takes_inputs = block is not None and getattr(predictor, "matrix_columns", None) == names
+        takes_inputs = block is not None and predictor.matrix_columns == names
         plan = (predictor, len(self.models) - 1, names, pick, targets, block, takes_inputs)
         self._plans[id(predictor)] = plan
         return plan
