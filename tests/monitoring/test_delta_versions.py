@@ -58,6 +58,20 @@ def test_each_version_reads_its_own_rows(versions):
     assert open_source(f"{path}@v1").label() == f"{path}@v1"
 
 
+def test_a_time_goes_by_the_commit_times_the_history_shows(versions):
+    """A log file written (or copied) after its recorded commit time: the instant its
+    history shows still reads that version (deltalake's own lookup goes by the file's
+    modification time, which under load lagged the recorded time by a few ms)."""
+    import os
+
+    path, stamps = versions
+    log_file = os.path.join(path, "_delta_log", f"{1:020d}.json")
+    later = stamps[1] / 1000 + 5
+    os.utime(log_file, (later, later))
+    assert open_source(f"{path}@{iso(stamps[1])}").rows_hint == 3000
+    assert open_source(f"{path}@{iso(stamps[2])}").rows_hint == 2000
+
+
 def test_drift_between_versions_of_one_table(cli, versions, tmp_path):
     path, _ = versions
     out = tmp_path / "same.json"

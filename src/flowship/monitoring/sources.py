@@ -332,16 +332,24 @@ def _delta_table(uri: str, role: str, at: int | datetime | None) -> Any:
                 "Give a version the table still keeps (see its history).",
             ) from None
     elif isinstance(at, datetime):
-        first = min((h["timestamp"] for h in table.history()), default=None)
-        if first is not None and at.timestamp() * 1000 < first:
-            oldest = datetime.fromtimestamp(first / 1000, UTC).isoformat(timespec="seconds")
+        # The version current at that instant by the commit times the table records (what
+        # its history shows): deltalake's own lookup by time goes by the log files'
+        # modification times, which can be a few ms later than the recorded time.
+        written = {h["version"]: h["timestamp"] for h in table.history() if h.get("timestamp")}
+        instant = at.timestamp() * 1000
+        if written and instant < min(written.values()):
+            oldest = datetime.fromtimestamp(min(written.values()) / 1000, UTC)
             raise InvalidInput(
                 f"The {role} table {uri!r} has no version as old as {at.isoformat()}: "
-                f"its oldest kept version was written at {oldest}.",
+                f"its oldest kept version was written at {oldest.isoformat(timespec='seconds')}.",
                 "Give a later time, or a version as SOURCE@vN.",
             )
+        current = max((v for v, ms in written.items() if ms <= instant), default=None)
         try:
-            table.load_as_version(at)
+            if current is None:  # no recorded commit times: deltalake's lookup
+                table.load_as_version(at)
+            elif current != latest:
+                table.load_as_version(current)
         except Exception as exc:
             raise InvalidInput(
                 f"The {role} table {uri!r} cannot be read as of {at.isoformat()}: "
