@@ -91,3 +91,22 @@ def test_a_new_salt_reshuffles():
     two = Assigner("s2", weights).many(KEYS[:10_000])
     same = sum(x == y for x, y in zip(one, two, strict=True)) / 10_000
     assert 0.45 < same < 0.55
+
+
+def test_a_race_table_computed_at_once_gives_every_key_the_same_variant():
+    """A server fills its table in a helper process: the same numbers the keys would draw."""
+    from flowship.deployments.assign import BUCKETS, race_table
+
+    weights = {"a": 50, "b": 30, "c": 20}
+    lazy, filled = Assigner("churn", weights), Assigner("churn", weights)
+    lazy.many(KEYS[:1000])  # some buckets drawn first, by keys
+    assert 0 < lazy.drawn < BUCKETS and filled.drawn == 0
+    table = race_table("churn", weights)
+    lazy.fill(table)
+    filled.fill(table)
+    assert lazy.drawn == filled.drawn == BUCKETS
+    assert filled.many(KEYS) == lazy.many(KEYS) == Assigner("churn", weights).many(KEYS)
+    assert race_table("churn", {"blue": 0, "green": 100}) == b""  # one live variant: no race
+    for wrong in (table[:-1], bytes([3]) * BUCKETS):  # another size, a variant it lacks
+        with pytest.raises(ValueError):
+            Assigner("churn", weights).fill(wrong)

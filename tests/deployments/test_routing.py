@@ -90,6 +90,20 @@ def test_the_key_header_and_no_key(served, store):
     assert "champion" in seen
 
 
+def test_the_server_fills_its_assignment_table_off_the_event_loop(served):
+    """Every bucket's race comes from a helper process soon after a revision is served
+    (the keys of the first minutes would otherwise run them one by one): no request is
+    sent here, so no key drew a bucket."""
+
+    def drawn_now() -> int:
+        return httpx.get(served.url + "/flowship").json()["deployment"]["buckets_drawn"]
+
+    deadline = time.monotonic() + 60
+    while (drawn := drawn_now()) < 2**18:
+        assert time.monotonic() < deadline, f"{drawn} buckets drawn after 60 s"
+        time.sleep(0.2)
+
+
 def test_v2_says_who_answered_in_headers_and_parameters(served, store):
     customers = [1000, 1001, 1002]
     data = store.data.head(3)

@@ -16,7 +16,9 @@ variant, bucket), scores ``-ln(u) / weight`` and the lowest score wins. So
 
 The buckets make a request cost one hash, not one per variant: :class:`Assigner` (the
 function with its hash state prepared once per revision) remembers each bucket's race
-in a fixed-size table, so only a bucket's first key runs it.
+in a fixed-size table, so only a bucket's first key runs it. :func:`race_table` runs
+every bucket's race at once (half a second of CPU for two variants), for a server to
+compute in a helper process and hand to :meth:`Assigner.fill`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def assign(salt: str, key: str, weights: Mapping[str, float]) -> str:
     """The variant ``key`` is routed to under ``weights`` (variant -> weight, any scale).
     For many keys build one :class:`Assigner` (it allocates its bucket table once)."""
     return Assigner(salt, weights)(key)
+
+
+def race_table(salt: str, weights: Mapping[str, float]) -> bytes:
+    """Every bucket's race for (salt, weights): the table :meth:`Assigner.fill` takes."""
+    assigner = Assigner(salt, weights)
+    if assigner._only is not None:
+        return b""
+    return bytes(map(assigner._race, range(BUCKETS)))
 
 
 class Assigner:
@@ -74,6 +84,20 @@ class Assigner:
         if index == _UNDRAWN:
             index = self._table[bucket] = self._race(bucket)
         return self._names[index]
+
+    @property
+    def drawn(self) -> int:
+        """Buckets whose race has run (all of them with one live variant: no race)."""
+        return BUCKETS if self._only is not None else BUCKETS - self._table.count(_UNDRAWN)
+
+    def fill(self, table: bytes) -> None:
+        """Take every bucket's race at once: ``race_table(salt, weights)``, computed
+        elsewhere. Races already run here are the same numbers (a pure function)."""
+        if self._only is not None:
+            return
+        if len(table) != BUCKETS or max(table) >= len(self._names):
+            raise ValueError("not a race table of this assigner's variants")
+        self._table[:] = table
 
     def _race(self, bucket: int) -> int:
         """The index of the variant with the lowest score for ``bucket``."""

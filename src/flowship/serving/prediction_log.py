@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -454,8 +454,8 @@ class _Buffer:
         blocks = [block for block in self._blocks if block.rows or block.kept_rows]
         at = {name: i for i, name in enumerate(dict.fromkeys(n for b in blocks for n in b.index))}
         data = np.full((len(at), self.rows), np.nan)
-        valid = np.zeros((len(at), self.rows), bool)
-        for block in blocks:
+        covered = np.zeros((len(blocks), self.rows), bool)  # the rows each block has
+        for b, block in enumerate(blocks):
             features = [at[name] for name in block.index]
             parts = []  # (buffer rows, their values row by row)
             if block.rows:
@@ -464,10 +464,17 @@ class _Buffer:
             if block.kept_rows:
                 parts.append((block.kept_rows, np.concatenate(block.kept)))
             for rows, values in parts:
-                where = np.ix_(features, np.frombuffer(rows, np.int64))
-                data[where] = values.T
-                valid[where] = True
-        return {name: (data[i], valid[i]) for name, i in at.items()}
+                index = np.frombuffer(rows, np.int64)
+                if features == list(range(len(at))):  # every feature, in order: a
+                    data[:, index] = values.T  # tenth of the time of the general case
+                else:
+                    data[np.ix_(features, index)] = values.T
+                covered[b, index] = True
+        valid = {}  # a feature's rows: those of the blocks that have it
+        for name in at:
+            having = [b for b, block in enumerate(blocks) if name in block.index]
+            valid[name] = covered[having[0]] if len(having) == 1 else covered[having].any(axis=0)
+        return {name: (data[i], valid[name]) for name, i in at.items()}
 
     def _feature(self, name: str, kind: pa.DataType, blocked: dict) -> pa.Array:
         """One feature's column: its block rows and its listed rows, null elsewhere."""
@@ -566,12 +573,17 @@ def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+_ndim, _kind, _NONE = attrgetter("ndim"), attrgetter("dtype.kind"), type(None)
+
+
 def _outputs(parts: list[np.ndarray | None], sizes: list[int]) -> pa.Array:
     """Numeric predictions as double, probability rows as list<double>, others as text."""
-    shapes = {p.ndim for p in parts if p is not None}
-    numeric = all(p is None or p.dtype.kind in "biuf" for p in parts)
+    # Looked at in C (map, set): a generator per question cost a millisecond a flush.
+    present = [p for p in parts if p is not None] if _NONE in map(type, parts) else parts
+    shapes = set(map(_ndim, present))
+    numeric = all(kind in "biuf" for kind in set(map(_kind, present)))
     values: list[Any] = []
-    if numeric and shapes == {1} and all(p is not None for p in parts):
+    if numeric and shapes == {1} and present is parts:
         return pa.array(np.concatenate(parts).astype("float64", copy=False), pa.float64())
     for part, n in zip(parts, sizes, strict=True):
         values.extend([None] * n if part is None else part.tolist())

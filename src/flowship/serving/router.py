@@ -13,6 +13,8 @@ Per request: the key field is taken out of the columns (or read from the
 ``X-Flowship-Key`` header), each row is assigned with ``flowship.deployments.Assigner``
 (the same pure function everywhere), rows are scored by their variant's micro-batcher
 and put back in request order. Without a key, a request goes to one variant at random.
+The assigner's table of bucket races is filled in a helper process at each revision
+(``_fill``), so that keys do not run the races on the event loop one bucket at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from flowship.deployments.assign import Assigner, unit
+from flowship.deployments.assign import BUCKETS, Assigner, race_table, unit
 from flowship.errors import FlowshipError, InvalidInput
 from flowship.serving import heap
 from flowship.serving.batching import MicroBatcher
 from flowship.serving.config import ServeConfig
 from flowship.serving.errors import NotReady
 from flowship.serving.follow import ModelHolder, labels_of
+from flowship.serving.helper_process import helper_pool
 from flowship.serving.metrics import Counter, Gauge, ServingMetrics
 from flowship.serving.prediction_log import LogEntry, PredictionLog
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
@@ -184,6 +188,7 @@ class DeploymentRouter:
             "name": self.name,
             "revision": routing.revision if routing else None,
             "key": routing.spec.key if routing else None,
+            "buckets_drawn": routing.assigner.drawn if routing else None,
             "log": self.log.uri if self.log else None,
             "variants": [
                 {
@@ -262,13 +267,18 @@ class DeploymentRouter:
         self._pool.update({v.uri: (v.holder, v.batcher) for v in variants.values() if v.batcher})
         self._configure_log(spec)
         old = self._routing
+        assigner = Assigner(spec.assignment_salt, spec.weights)
         self._routing = Routing(
             revision.revision,
             spec,
             variants,
-            Assigner(spec.assignment_salt, spec.weights),
+            assigner,
             tuple(v for v in variants.values() if v.shadow),
         )
+        if assigner.drawn < BUCKETS:
+            threading.Thread(
+                target=_fill, args=(assigner,), name="flowship-fill", daemon=True
+            ).start()
         self.input_width = _input_width(self._routing)
         self.last_error = None
         self._answers.clear()
@@ -573,6 +583,22 @@ class DeploymentRouter:
                 labels_of(first),
             )
         return answer
+
+
+def _fill(assigner: Assigner) -> None:
+    """Every bucket's race, computed in a helper process and handed to ``assigner``: run
+    by each bucket's first key instead, the races cost a third of the requests of a
+    server's first minutes a few microseconds each (262,144 buckets); run here, they
+    would hold the GIL half a second at each revision. Until the table arrives, keys
+    run their races as before (the same numbers)."""
+    try:
+        with helper_pool() as pool:
+            table = pool.submit(race_table, assigner.salt, assigner.weights).result()
+        assigner.fill(table)
+    except Exception as exc:  # the table is only a head start
+        log.warning(
+            "Could not fill the assignment table (%s); buckets are drawn as keys come.", exc
+        )
 
 
 def _input_width(routing: Routing) -> int:
