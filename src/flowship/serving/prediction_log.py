@@ -366,10 +366,12 @@ class _Buffer:
         ))  # fmt: skip
         self.keys.extend(e.keys if e.keys is not None else [None] * n)
         self.outputs.append(e.output)
-        if block is None or not (
-            (takes_inputs and e.inputs is not None and block.keep(self.rows, n, e.inputs))
-            or block.add(self.rows, n, e.columns, pick)
-        ):
+        inputs = e.inputs
+        if takes_inputs and inputs is not None and inputs.shape == (n, block.width):
+            # The scored matrix's rows (a view, kept until the flush): no copy here.
+            block.kept.append(inputs)
+            block.kept_rows.extend(range(self.rows, self.rows + n))
+        elif block is None or not block.add(self.rows, n, e.columns, pick):
             self._list(e.columns, n, names, pick, targets)
         self.rows += n
 
@@ -500,8 +502,8 @@ class _Buffer:
 class _Block:
     """The feature rows of one all-floating-point model, as raw doubles: ``values``
     holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and
-    ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``: no copy on
-    the request path), one per buffer row listed in ``kept_rows``."""
+    ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``, of shape
+    (rows, width): no copy on the request path), one per buffer row in ``kept_rows``."""
 
     __slots__ = ("index", "width", "values", "rows", "kept", "kept_rows")
 
@@ -512,15 +514,6 @@ class _Block:
         self.rows = array("q")
         self.kept: list[np.ndarray] = []
         self.kept_rows = array("q")
-
-    def keep(self, first: int, n: int, inputs: np.ndarray) -> bool:
-        """Rows ``first`` .. ``first + n - 1`` as the scored matrix's rows (a view, kept
-        until the flush); False when it has another shape."""
-        if inputs.shape != (n, self.width):
-            return False
-        self.kept.append(inputs)
-        self.kept_rows.extend(range(first, first + n))
-        return True
 
     def add(self, first: int, n: int, columns: dict[str, Any], pick: Any) -> bool:
         """Rows ``first`` .. ``first + n - 1``; False (nothing kept) when a value is not
