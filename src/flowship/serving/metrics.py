@@ -15,10 +15,11 @@ answered since. prometheus_client takes a lock (and, in multiprocess mode, write
 mapped file) on every update: five updates a request cost about 5 us of the 40 us a
 single-row request spends in the app. Writing once per turn of the event loop was not
 enough: under load a turn answers one or two requests; once a millisecond, the writes
-still took 2% of a server's time, 3.5% with a deployment's per-variant metrics. Counters, the gauge and the
-histograms (latency, the deployment router's per variant, batch size) are written once
-per flush, one update per bucket used (:meth:`Histogram.observe_many`). A scrape flushes
-its own worker's tally first, so it is always exact for that worker.
+still took 2% of a server's time, 3.5% with a deployment's per-variant metrics.
+Counters, the gauge and the histograms (latency, the deployment router's per variant,
+batch size) are written once per flush, one update per bucket used
+(:meth:`Histogram.observe_many`). A scrape flushes its own worker's tally first, so it
+is always exact for that worker.
 """
 
 from __future__ import annotations
