@@ -70,6 +70,7 @@ def run(copies, *, batch_rows=4, max_requests=1000, model=None):
             queue.submit(c)
         await scored(queue)
         await queue.close()
+        metrics.tally.flush()  # what the tally would write FLUSH_S later, as a scrape does
         return queue
 
     queue = asyncio.run(main())
@@ -208,6 +209,7 @@ def test_a_fault_while_scoring_loses_that_batch_only(caplog):
                 queue.submit(copy(holder, 10 * round_ + i, [1.0]))
             await scored(queue)
         await queue.close()
+        metrics.tally.flush()  # what the tally would write FLUSH_S later, as a scrape does
         return queue
 
     queue = asyncio.run(main())

@@ -1,9 +1,9 @@
 """The prediction log: every scored row of a deployment, appended to a Delta table.
 
-Requests only append a small entry to an in-memory buffer (no I/O on the request path).
-A background thread turns the buffer into one Arrow table every ``flush_interval_s``,
-or as soon as ``flush_rows`` rows wait, and hands it to the log's writer process, which
-appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
+Requests only append a small entry to an in-memory list or buffer (no I/O on the
+request path; ``PredictionLog.add``). A background thread turns the buffer into one
+Arrow table every ``flush_interval_s``, or as soon as ``flush_rows`` rows wait, and
+hands it to the log's writer process, which appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
 because deltalake holds the GIL for much of it (15-25 ms of CPU), time the event loop
 would otherwise lose; the thread waits for the outcome, so the commits of one worker
 are made one after the other and counted in ``/metrics``. The buffer is bounded: when
@@ -113,6 +113,7 @@ class PredictionLog:
         # did, holding the GIL the event loop needs; here the deployment is still loading.
         pa.array(np.zeros(1))
         self._buffer = _Buffer()
+        self._scored: list[LogEntry] = []  # entries with their scored rows, see add()
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,12 +136,21 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, entry: LogEntry) -> None:
-        """Buffer ``entry``'s rows; a few microseconds, never blocks on I/O."""
+        """Buffer ``entry``'s rows; never blocks on I/O. An entry with the rows its model
+        scored (``inputs``, no request columns: the router's) is only appended to a
+        list, and buffered by the flush: spread over the request path, a buffer's
+        column-by-column work cost a server at full load a tenth of its throughput, four
+        times its cost in one loop. Such an entry keeps two objects the garbage
+        collector tracks (it, its keys) until the flush; other entries, which hold
+        their request's columns, are buffered at once (see ``_Buffer``)."""
         with self._lock:
             if self._rows + entry.n_rows > self.max_rows:
                 self.rows.inc(self.deployment, "dropped", amount=entry.n_rows)
                 return
-            self._buffer.add(entry)
+            if entry.inputs is None:
+                self._buffer.add(entry)
+            else:
+                self._scored.append(entry)
             self._rows += entry.n_rows
             full = self._rows >= self.flush_rows
         if full:
@@ -171,9 +181,13 @@ class PredictionLog:
         """Commit every buffered row in one Delta commit; returns the rows written."""
         with self._lock:
             buffer, self._buffer, rows, self._rows = self._buffer, _Buffer(), self._rows, 0
+            scored, self._scored = self._scored, []
         if not rows:
             return 0
         try:
+            for entry in scored:
+                buffer.add(entry)
+            del scored
             table = buffer.to_arrow(self.deployment)
             del buffer
             if self._writer is None:
@@ -329,13 +343,15 @@ class _Buffer:
     hundred requests, promoting the requests in flight to older generations), so this
     buffer costs it nothing.
 
-    The features of a model whose inputs are all floating point (most models) are kept
-    as raw doubles, row after row, in one ``array`` per model (a "block"): no Python
-    object per value outlives its request, and the flush builds their columns with NumPy
-    instead of converting each value (that conversion was most of the flush thread's
-    work under the GIL: 7.6 us a request, 3.5 now; docs/benchmarks.md).
-    Every other entry, and one whose values a double cannot hold (a missing input, a
-    null, text), is kept in per-feature lists ("listed" rows), as before.
+    The rows of the float matrix a model scored (``LogEntry.inputs``: any model whose
+    features are all numbers and required) are kept as they are, a NumPy view per entry,
+    in a "block" with the matrix's column order. A request's own values are copied as
+    raw doubles, row after row, into one ``array`` per model (a block too) when its
+    inputs are all floating point: no Python object per value outlives its request, and
+    the flush builds the columns with NumPy instead of converting each value (that
+    conversion was most of the flush thread's work under the GIL: 7.6 us a request, 3.5
+    then; docs/benchmarks.md). Every other entry, and one whose values a double cannot
+    hold (a missing input, a null, text), is kept in per-feature lists ("listed" rows).
     """
 
     def __init__(self) -> None:
@@ -358,7 +374,7 @@ class _Buffer:
         plan = self._plans.get(id(p))
         if plan is None or plan[0] is not p:
             plan = self._plan(p)
-        _, model, names, pick, targets, block, takes_inputs = plan
+        _, model, names, pick, targets, block, scored = plan
         self.sizes.append(n)
         self.meta.extend((
             e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role, model,
@@ -367,10 +383,10 @@ class _Buffer:
         self.keys.extend(e.keys if e.keys is not None else [None] * n)
         self.outputs.append(e.output)
         inputs = e.inputs
-        if takes_inputs and inputs is not None and inputs.shape == (n, block.width):
-            # The scored matrix's rows (a view, kept until the flush): no copy here.
-            block.kept.append(inputs)
-            block.kept_rows.extend(range(self.rows, self.rows + n))
+        if scored is not None and inputs is not None and inputs.shape == (n, scored.width):
+            # The scored matrix's rows (a view, kept until the flush): no copy.
+            scored.kept.append(inputs)
+            scored.kept_rows.extend(range(self.rows, self.rows + n))
         elif block is None or not block.add(self.rows, n, e.columns, pick):
             self._list(e.columns, n, names, pick, targets)
         self.rows += n
@@ -400,17 +416,23 @@ class _Buffer:
             pick = lambda columns: (columns[names[0]],)  # noqa: E731
         else:
             pick = itemgetter(*names)
-        block = None
+        block = None  # a request's values copied as doubles: an all-double model's
         if names and all(c.type in _FLOAT_TYPES for c in predictor.input_columns):
             block = _Block(names)
             self._blocks.append(block)
+        # The rows of the matrix the model scored (LogEntry.inputs), in its columns'
+        # order: every numeric feature as the double the model took (an integer one is
+        # cast back at the flush).
+        scored = None
+        if (order := predictor.matrix_columns) is not None:
+            scored = block if block is not None and list(order) == names else _Block(list(order))
+            if scored is not block:
+                self._blocks.append(scored)
         self.models.append(
             (predictor.model_name, str(predictor.model_version or ""), predictor.run_id)
         )
         targets = [self.features[name] for name in names]
-        # The scored matrix's rows are the features as sent when its columns are these.
-        takes_inputs = block is not None and predictor.matrix_columns == names
-        plan = (predictor, len(self.models) - 1, names, pick, targets, block, takes_inputs)
+        plan = (predictor, len(self.models) - 1, names, pick, targets, block, scored)
         self._plans[id(predictor)] = plan
         return plan
 
@@ -500,7 +522,7 @@ class _Buffer:
 
 
 class _Block:
-    """The feature rows of one all-floating-point model, as raw doubles: ``values``
+    """The feature rows of one model, as doubles in ``index``'s order: ``values``
     holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and
     ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``, of shape
     (rows, width): no copy on the request path), one per buffer row in ``kept_rows``."""
