@@ -3,11 +3,12 @@
 Requests only append a small entry to an in-memory list or buffer (no I/O on the
 request path; ``PredictionLog.add``). A background thread turns the buffer into one
 Arrow table every ``flush_interval_s``, or as soon as ``flush_rows`` rows wait, and
-hands it to the log's writer process, which appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
-because deltalake holds the GIL for much of it (15-25 ms of CPU), time the event loop
-would otherwise lose; the thread waits for the outcome, so the commits of one worker
-are made one after the other and counted in ``/metrics``. The buffer is bounded: when
-the table cannot keep up, new rows are dropped and counted, never queued without bound.
+hands it to the log's writer process, which appends it in ONE Delta commit. The commit
+runs in its own process (``helper_process``) because deltalake holds the GIL for much
+of it (15-25 ms of CPU), time the event loop would otherwise lose; the thread waits
+for the outcome, so the commits of one worker are made one after the other and counted
+in ``/metrics``. The buffer is bounded: when the table cannot keep up, new rows are
+dropped and counted, never queued without bound.
 ``close()`` (a graceful stop) flushes everything; a killed server loses at most the rows
 buffered since the last flush (its writer completes a commit under way, then exits).
 Several workers append to one table at once: ``batch.sinks.append_delta`` retries lost
