@@ -450,9 +450,7 @@ class DeploymentRouter:
         if self.log is None and not routing.shadows:
             return Routed(None, routing.revision, result, answer, rows)
         request_id = request_id or _new_id()
-        logged = self.log is not None and (
-            routing.log_sample >= 1.0 or self._sampled(routing, request_id)
-        )
+        logged = self.log is not None and self._sampled(routing, request_id)
         routed = Routed(request_id if logged else None, routing.revision, result, answer, rows)
         client_request_id = _client_request_id(headers)
         if logged:
