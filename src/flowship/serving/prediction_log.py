@@ -1,14 +1,13 @@
 """The prediction log: every scored row of a deployment, appended to a Delta table.
 
-Requests only append a small entry to an in-memory list or buffer (no I/O on the
-request path; ``PredictionLog.add``). A background thread turns the buffer into one
-Arrow table every ``flush_interval_s``, or as soon as ``flush_rows`` rows wait, and
-hands it to the log's writer process, which appends it in ONE Delta commit. The commit
-runs in its own process (``helper_process``) because deltalake holds the GIL for much
-of it (15-25 ms of CPU), time the event loop would otherwise lose; the thread waits
-for the outcome, so the commits of one worker are made one after the other and counted
-in ``/metrics``. The buffer is bounded: when the table cannot keep up, new rows are
-dropped and counted, never queued without bound.
+Requests only append a small entry to an in-memory buffer (no I/O on the request path).
+A background thread turns the buffer into one Arrow table every ``flush_interval_s``,
+or as soon as ``flush_rows`` rows wait, and hands it to the log's writer process, which
+appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
+because deltalake holds the GIL for much of it (15-25 ms of CPU), time the event loop
+would otherwise lose; the thread waits for the outcome, so the commits of one worker
+are made one after the other and counted in ``/metrics``. The buffer is bounded: when
+the table cannot keep up, new rows are dropped and counted, never queued without bound.
 ``close()`` (a graceful stop) flushes everything; a killed server loses at most the rows
 buffered since the last flush (its writer completes a commit under way, then exits).
 Several workers append to one table at once: ``batch.sinks.append_delta`` retries lost
@@ -114,7 +113,6 @@ class PredictionLog:
         # did, holding the GIL the event loop needs; here the deployment is still loading.
         pa.array(np.zeros(1))
         self._buffer = _Buffer()
-        self._scored: list[LogEntry] = []  # entries with their scored rows, see add()
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -137,21 +135,12 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, entry: LogEntry) -> None:
-        """Buffer ``entry``'s rows; never blocks on I/O. An entry with the rows its model
-        scored (``inputs``, no request columns: the router's) is only appended to a
-        list, and buffered by the flush: spread over the request path, a buffer's
-        column-by-column work cost a server at full load a tenth of its throughput, four
-        times its cost in one loop. Such an entry keeps two objects the garbage
-        collector tracks (it, its keys) until the flush; other entries, which hold
-        their request's columns, are buffered at once (see ``_Buffer``)."""
+        """Buffer ``entry``'s rows; a few microseconds, never blocks on I/O."""
         with self._lock:
             if self._rows + entry.n_rows > self.max_rows:
                 self.rows.inc(self.deployment, "dropped", amount=entry.n_rows)
                 return
-            if entry.inputs is None:
-                self._buffer.add(entry)
-            else:
-                self._scored.append(entry)
+            self._buffer.add(entry)
             self._rows += entry.n_rows
             full = self._rows >= self.flush_rows
         if full:
@@ -182,13 +171,9 @@ class PredictionLog:
         """Commit every buffered row in one Delta commit; returns the rows written."""
         with self._lock:
             buffer, self._buffer, rows, self._rows = self._buffer, _Buffer(), self._rows, 0
-            scored, self._scored = self._scored, []
         if not rows:
             return 0
         try:
-            for entry in scored:
-                buffer.add(entry)
-            del scored
             table = buffer.to_arrow(self.deployment)
             del buffer
             if self._writer is None:

@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 # Request ids: each worker process seeds its own generator from os.urandom at start.
 _random = random.Random()
 
-# A log entry's columns when it has the rows its model scored (the log keeps those): the
-# request's own would only keep a dict and a list per feature alive until the flush.
-_NO_COLUMNS: dict[str, Any] = {}
 KEY_HEADER = b"x-flowship-key"
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_HEADER_CHARS = 200  # a client's request id or key longer than this is cut
@@ -456,11 +453,10 @@ class DeploymentRouter:
         if logged:
             latency = (time.perf_counter() - start) * 1000
             if groups is None:  # the common case, without a loop over variants
-                features = columns if inputs is None else _NO_COLUMNS
                 self.log.add(  # type: ignore[union-attr]
                     LogEntry(
                         request_id, client_request_id, time.time(), routing.revision, first,
-                        "primary", predictor, keys, features, n_rows, result, latency,
+                        "primary", predictor, keys, columns, n_rows, result, latency,
                         inputs=inputs,
                     )
                 )  # fmt: skip
@@ -527,7 +523,7 @@ class DeploymentRouter:
                     "primary",
                     predictor,
                     None if keys is None else [keys[i] for i in rows],
-                    _NO_COLUMNS if inputs is not None else _take(columns, rows),
+                    _take(columns, rows),
                     len(rows),
                     output,
                     latency,
