@@ -29,9 +29,9 @@ def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="
 
 
 def test_the_scored_matrix_rows_are_kept_in_the_order_the_model_took_them():
-    """A request's features come from the matrix the model scored (no copy), whatever
-    its column order (the estimator's own) and an integer feature's type; otherwise, and
-    for rows of another shape, from the request, as sent."""
+    """An all-double model's features come from the matrix it scored (no copy), whatever
+    its column order (the estimator's own); otherwise (an integer feature, whose doubles
+    may have lost digits; rows of another shape) from the request, as sent."""
     same = model("1", ("age", "double"), ("tenure", "double"))
     same.matrix_columns = ["age", "tenure"]
     reordered = model("2", ("age", "double"), ("tenure", "double"))
@@ -43,23 +43,26 @@ def test_the_scored_matrix_rows_are_kept_in_the_order_the_model_took_them():
     buffer.add(entry("a", same, {"age": [99.0], "tenure": [99.0]}, 1, np.array([1.0]),
                      inputs=scored[0:1]))  # fmt: skip
     buffer.add(entry("b", same, {"age": [40.0], "tenure": [5.0]}, 1, np.array([0.0])))
-    buffer.add(entry("c", reordered, {}, 1, np.array([1.0]), inputs=np.array([[6.0, 50.0]])))
+    buffer.add(entry("c", reordered, {"age": [99.0], "tenure": [99.0]}, 1, np.array([1.0]),
+                     inputs=np.array([[6.0, 50.0]])))  # fmt: skip
     buffer.add(entry("d", same, {"age": [60.0, 61.0], "tenure": [7.0, 8.0]}, 2,
                      np.array([0.0, 1.0]), inputs=scored[1:3]))  # fmt: skip
     buffer.add(entry("e", same, {"age": [70.0], "tenure": [9.0]}, 1, np.array([1.0]),
                      inputs=scored[0:2]))  # another shape: the request's values  # fmt: skip
-    buffer.add(entry("f", counted, {}, 1, np.array([1.0]), inputs=np.array([[41.0, 1.5]])))
+    buffer.add(entry("f", counted, {"age": [41], "tenure": [1.5]}, 1, np.array([1.0]),
+                     inputs=np.array([[99.0, 99.0]])))  # an integer model: as sent  # fmt: skip
     rows = buffer.to_arrow("churn").to_pylist()
 
     assert [r["request_id"] for r in rows] == ["a", "b", "c", "d", "d", "e", "f"]
-    # "a" and "d" from the matrix (so the request's 99s and 60s are not what is kept)
-    assert [r["age"] for r in rows] == [30, 40, 50, 31, 32, 70, 41]
+    # "a", "c" and "d" from the matrix (so the request's 99s and 60s are not what is kept)
+    assert [r["age"] for r in rows] == [30.0, 40.0, 50.0, 31.0, 32.0, 70.0, 41.0]
     assert [r["tenure"] for r in rows] == [2.0, 5.0, 6.0, 3.0, 4.0, 9.0, 1.5]
-    alone = _Buffer()  # the model's own rows: the integer feature keeps its type
-    alone.add(entry("g", counted, {}, 1, np.array([1.0]), inputs=np.array([[42.0, 2.5]])))
+    alone = _Buffer()  # the integer model's rows alone: its feature as sent, every digit
+    alone.add(entry("g", counted, {"age": [2**53 + 1], "tenure": [2.5]}, 1, np.array([1.0]),
+                    inputs=np.array([[2.0**53 + 1, 2.5]])))  # fmt: skip
     table = alone.to_arrow("churn")
     assert table.schema.field("age").type == pa.int64()
-    assert table.to_pylist()[0]["age"] == 42 and table.to_pylist()[0]["tenure"] == 2.5
+    assert table.to_pylist()[0]["age"] == 2**53 + 1
 
 
 def test_each_row_names_the_model_that_scored_it_even_a_reloaded_one():

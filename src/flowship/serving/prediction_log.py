@@ -329,15 +329,15 @@ class _Buffer:
     hundred requests, promoting the requests in flight to older generations), so this
     buffer costs it nothing.
 
-    The rows of the float matrix a model scored (``LogEntry.inputs``: any model whose
-    features are all numbers and required) are kept as they are, a NumPy view per entry,
-    in a "block" with the matrix's column order. A request's own values are copied as
-    raw doubles, row after row, into one ``array`` per model (a block too) when its
-    inputs are all floating point: no Python object per value outlives its request, and
-    the flush builds the columns with NumPy instead of converting each value (that
-    conversion was most of the flush thread's work under the GIL: 7.6 us a request, 3.5
-    then; docs/benchmarks.md). Every other entry, and one whose values a double cannot
-    hold (a missing input, a null, text), is kept in per-feature lists ("listed" rows).
+    The features of a model whose inputs are all floating point (most models) are kept
+    as doubles in a "block" per model: the rows of the float64 matrix it scored
+    (``LogEntry.inputs``), as they are, a NumPy view per entry, in the matrix's column
+    order; or else the request's own values, copied row after row into an ``array``.
+    No Python object per value outlives its request, and the flush builds their columns
+    with NumPy instead of converting each value (that conversion was most of the flush
+    thread's work under the GIL: 7.6 us a request, 3.5 then; docs/benchmarks.md).
+    Every other entry, and one whose values a double cannot hold (a missing input, a
+    null, text), is kept in per-feature lists ("listed" rows).
     """
 
     def __init__(self) -> None:
@@ -406,12 +406,11 @@ class _Buffer:
         if names and all(c.type in _FLOAT_TYPES for c in predictor.input_columns):
             block = _Block(names)
             self._blocks.append(block)
-        # The rows of the matrix the model scored (LogEntry.inputs), in its columns'
-        # order: every numeric feature as the double the model took (an integer one is
-        # cast back at the flush).
+        # The rows of the matrix an all-double model scored (LogEntry.inputs), in its
+        # columns' order. (Not an integer model's: its doubles may have lost digits.)
         scored = None
-        if (order := predictor.matrix_columns) is not None:
-            scored = block if block is not None and list(order) == names else _Block(list(order))
+        if block is not None and (order := predictor.matrix_columns) is not None:
+            scored = block if list(order) == names else _Block(list(order))
             if scored is not block:
                 self._blocks.append(scored)
         self.models.append(
@@ -508,7 +507,7 @@ class _Buffer:
 
 
 class _Block:
-    """The feature rows of one model, as doubles in ``index``'s order: ``values``
+    """The feature rows of one all-double model, in ``index``'s order: ``values``
     holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and
     ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``, of shape
     (rows, width): no copy on the request path), one per buffer row in ``kept_rows``."""
