@@ -337,8 +337,9 @@ def _delta_table(uri: str, role: str, at: int | datetime | None) -> Any:
         # modification times, which can be a few ms later than the recorded time.
         written = {h["version"]: h["timestamp"] for h in table.history() if h.get("timestamp")}
         instant = at.timestamp() * 1000
-        if written and instant < min(written.values()):
-            oldest = datetime.fromtimestamp(min(written.values()) / 1000, UTC)
+        first = min(written.values(), default=None)
+        if first is not None and instant < first:
+            oldest = datetime.fromtimestamp(first / 1000, UTC)
             raise InvalidInput(
                 f"The {role} table {uri!r} has no version as old as {at.isoformat()}: "
                 f"its oldest kept version was written at {oldest.isoformat(timespec='seconds')}.",

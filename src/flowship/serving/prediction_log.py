@@ -402,7 +402,7 @@ class _Buffer:
             pick = lambda columns: (columns[names[0]],)  # noqa: E731
         else:
             pick = itemgetter(*names)
-        block = None  # a request's values copied as doubles: an all-double model's
+        block = None  # an all-double model's features, kept as doubles
         if names and all(c.type in _FLOAT_TYPES for c in predictor.input_columns):
             block = _Block(names)
             self._blocks.append(block)
@@ -466,6 +466,8 @@ class _Buffer:
         covered = np.zeros((len(blocks), self.rows), bool)  # the rows each block has
         for b, block in enumerate(blocks):
             features = [at[name] for name in block.index]
+            # Every feature, in order: a plain scatter, a tenth of the time of np.ix_'s.
+            whole = features == list(range(len(at)))
             parts = []  # (buffer rows, their values row by row)
             if block.rows:
                 copied = np.frombuffer(block.values, np.float64).reshape(len(block.rows), -1)
@@ -474,16 +476,15 @@ class _Buffer:
                 parts.append((block.kept_rows, np.concatenate(block.kept)))
             for rows, values in parts:
                 index = np.frombuffer(rows, np.int64)
-                if features == list(range(len(at))):  # every feature, in order: a
-                    data[:, index] = values.T  # tenth of the time of the general case
+                if whole:
+                    data[:, index] = values.T
                 else:
                     data[np.ix_(features, index)] = values.T
                 covered[b, index] = True
-        valid = {}  # a feature's rows: those of the blocks that have it
-        for name in at:
-            having = [b for b, block in enumerate(blocks) if name in block.index]
-            valid[name] = covered[having[0]] if len(having) == 1 else covered[having].any(axis=0)
-        return {name: (data[i], valid[name]) for name, i in at.items()}
+        return {  # a feature's valid rows: those of the blocks that have it
+            name: (data[i], covered[[name in b.index for b in blocks]].any(axis=0))
+            for name, i in at.items()
+        }
 
     def _feature(self, name: str, kind: pa.DataType, blocked: dict) -> pa.Array:
         """One feature's column: its block rows and its listed rows, null elsewhere."""
