@@ -29,7 +29,7 @@ def entry(request_id, predictor, columns, n_rows, output, *, keys=None, status="
 
 
 def test_the_scored_matrix_rows_are_kept_in_the_order_the_model_took_them():
-    """An all-double model's features come from the matrix it scored (no copy), whatever
+    """An all-double model's features come from the matrix it scored (one copy), whatever
     its column order (the estimator's own); otherwise (an integer feature, whose doubles
     may have lost digits; rows of another shape) from the request, as sent."""
     same = model("1", ("age", "double"), ("tenure", "double"))
@@ -245,6 +245,47 @@ def test_the_first_flush_imports_nothing(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_a_micro_batch_is_one_entry_and_each_request_keeps_its_own_rows():
+    """A batch's requests (PredictionLog.add_scored) share its arrays, columns and answer
+    time; each row still carries its own request's id, key, revision, variant and
+    latency, between the rows of entries made one request at a time."""
+    doubles = model("1", ("age", "double"), ("tenure", "double"))
+    doubles.matrix_columns = ["tenure", "age"]
+    texts = model("2", ("age", "double"), ("plan", "string"))
+    buffer = _Buffer()
+    buffer.add(entry("a", doubles, {"age": [20.0], "tenure": [1.0]}, 1, np.array([0.5])))
+    requests = [("b", "client-b", ["k1", "k2"], 2, 3, "champion", 1.25),
+                ("c", None, None, 1, 4, "challenger", 2.5)]  # fmt: skip
+    buffer.scored(doubles, requests, {"age": [99.0] * 3, "tenure": [99.0] * 3}, 3,
+                  np.array([0.1, 0.2, 0.3]), np.array([[2.0, 21.0], [3.0, 22.0], [4.0, 23.0]]),
+                  ts=1_800_000_001.0)  # fmt: skip
+    listed = [("d", None, ["k3"], 1, 4, "challenger", 0.75), ("e", None, ["k4"], 1, 4, "x", 1.0)]
+    buffer.scored(texts, listed, {"age": [30.0, 31.0], "plan": ["pro", "basic"]}, 2,
+                  np.array([[0.9, 0.1], [0.4, 0.6]]), None, ts=1_800_000_002.0)  # fmt: skip
+    rows = buffer.to_arrow("churn").to_pylist()
+
+    assert [r["request_id"] for r in rows] == ["a", "b", "b", "c", "d", "e"]
+    assert [r["client_request_id"] for r in rows] == [
+        None,
+        "client-b",
+        "client-b",
+        None,
+        None,
+        None,
+    ]
+    assert [r["key"] for r in rows] == [None, "k1", "k2", None, "k3", "k4"]
+    assert [r["revision"] for r in rows] == [3, 3, 3, 4, 4, 4]
+    assert [r["variant"] for r in rows] == ["v1", "champion", "champion", "challenger",
+                                            "challenger", "x"]  # fmt: skip
+    assert [r["latency_ms"] for r in rows] == [1.5, 1.25, 1.25, 2.5, 0.75, 1.0]
+    assert [r["ts"].timestamp() for r in rows] == [1.8e9] + [1_800_000_001.0] * 3 + [1.8e9 + 2] * 2
+    assert [r["age"] for r in rows] == [20.0, 21.0, 22.0, 23.0, 30.0, 31.0]  # the matrix's
+    assert [r["tenure"] for r in rows] == [1.0, 2.0, 3.0, 4.0, None, None]
+    assert [r["plan"] for r in rows] == [None] * 4 + ["pro", "basic"]
+    assert [r["model_version"] for r in rows] == ["1"] * 4 + ["2"] * 2
+    assert [r["output"] for r in rows] == ["0.5", "0.1", "0.2", "0.3", "[0.9, 0.1]", "[0.4, 0.6]"]
 
 
 def test_floating_point_models_rows_line_up_with_every_other_kind_of_row():

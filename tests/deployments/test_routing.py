@@ -214,6 +214,47 @@ def test_every_answered_row_is_in_the_log_after_a_graceful_stop(served, store, f
     assert table.ts.dt.tz is not None and (table.date == table.ts.dt.date).all()
 
 
+def test_requests_scored_in_one_batch_each_keep_their_own_rows_in_the_log(
+    cli, store, flowship_home, tmp_path
+):
+    """Concurrent requests that one predict call scores reach the log as one entry (the
+    batch's); every row still has its own request's id, key, variant, answer and inputs."""
+    apply(cli, write_spec(tmp_path / "d.yaml", LOGGED))
+    server = deployment_server(
+        "churn", "--max-batch-wait-ms", "50",  # requests within 50 ms share a predict call
+        home=flowship_home, store=store, log=tmp_path / "server.log",
+    ).start()  # fmt: skip
+    rows = store.data.head(24)[FEATURES].values.tolist()
+    answers = {}
+
+    def send(i: int) -> None:
+        response = httpx.post(
+            server.url + "/invocations",
+            json={"columns": ["customer_id", *FEATURES], "data": [[1000 + i, *rows[i]]]},
+            headers={"X-Request-ID": f"client-{i}"},
+        )
+        assert response.status_code == 200, response.text
+        answers[i] = (response.headers["x-flowship-request-id"], response.json()["predictions"])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(rows))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    scrape = httpx.get(server.url + "/metrics").text
+    calls = metric(scrape, "flowship_batch_size_rows_count")
+    assert calls is not None and calls < len(rows)  # some requests were scored together
+    assert server.stop() in (0, -15)
+    table = read_log(flowship_home / "tables" / "prediction_log").set_index("client_request_id")
+    assert len(table) == len(rows)
+    for i, (request_id, predictions) in answers.items():
+        row = table.loc[f"client-{i}"]
+        variant = assign("churn", str(1000 + i), {"champion": 90, "challenger": 10})
+        assert (row.request_id, row.key, row.variant) == (request_id, str(1000 + i), variant)
+        assert [row.output] == predictions == [ANSWER[variant]]
+        assert [row[f] for f in FEATURES] == rows[i]
+
+
 def test_monitor_drift_reads_the_log_as_it_is(cli, served, store, flowship_home, tmp_path):
     import json
 

@@ -124,6 +124,62 @@ def test_a_bad_request_fails_alone(predictor, serving_store):
     batcher.close()
 
 
+def test_tagged_requests_reach_on_scored_once_per_batch(predictor, serving_store):
+    """The prediction log's hook: one call per answered batch, with each tagged request's
+    rows and outcome, and the batch as one (columns, result, scored rows) only when the
+    tagged requests are all of it and one predict call scored them."""
+    data, want = serving_store.data, serving_store.expected["1"]
+    calls = []
+    batcher = MicroBatcher(
+        lambda: predictor,
+        metrics=ServingMetrics(),
+        on_scored=lambda *args: calls.append(args),
+    )
+    batcher._cost_s = 0.0  # measured as fast: predict inline
+    bad = columns(data, [0])
+    bad["age"] = ["old"]
+
+    async def main(jobs):
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    run(main([batcher.predict(columns(data, [0, 1]), 2, tag="a"),
+              batcher.predict(columns(data, [2]), 1, tag="b")]))  # fmt: skip
+    [(used, tagged, together)] = calls
+    assert used is predictor and [(tag, rows) for tag, rows, _, _ in tagged] == [("a", 2), ("b", 1)]
+    merged, result, scored = together
+    assert result.tolist() == want[:3].tolist() and merged["age"] == data["age"][:3].tolist()
+    sent = data[predictor.matrix_columns].iloc[:3].to_numpy(float)
+    np.testing.assert_array_equal(scored, sent)
+
+    calls.clear()  # an untagged request: the tagged one alone, without the batch's arrays
+    run(main([batcher.predict(columns(data, [3]), 1, tag="c"),
+              batcher.predict(columns(data, [4]), 1)]))  # fmt: skip
+    [(_, [(tag, rows, sent_columns, (result, _, _))], together)] = calls
+    assert (tag, rows, result.tolist(), together) == ("c", 1, [want[3]], None)
+    assert sent_columns["age"] == [data["age"][3]]
+
+    calls.clear()  # a bad request fails alone, untold; its neighbours are scored one by one
+    run(main([batcher.predict(columns(data, [5]), 1, tag="d"), batcher.predict(bad, 1, tag="x"),
+              batcher.predict(columns(data, [6]), 1, tag="e")]))  # fmt: skip
+    [(_, tagged, together)] = calls
+    assert [(tag, outcome[0].tolist()) for tag, _, _, outcome in tagged] == [
+        ("d", [want[5]]), ("e", [want[6]])
+    ]  # fmt: skip
+    assert together is None
+
+    calls.clear()  # a request that timed out before its batch was scored is not told
+
+    async def timed_out():
+        waiting = asyncio.ensure_future(batcher.predict(columns(data, [7]), 1, tag="late"))
+        await asyncio.sleep(0)  # queued; its flush comes at the end of this loop turn
+        waiting.cancel()
+        return await main([batcher.predict(columns(data, [8]), 1, tag="f")])
+
+    run(timed_out())
+    assert [[tag for tag, *_ in tagged] for _, tagged, _ in calls] == [["f"]]
+    batcher.close()
+
+
 def test_max_batch_size_splits_whole_requests(predictor, serving_store):
     data = serving_store.data
     metrics = ServingMetrics()

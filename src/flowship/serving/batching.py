@@ -46,11 +46,18 @@ class _Item:
     n_rows: int
     future: asyncio.Future = field(repr=False)
     sequences: bool = False  # every value is a list or tuple (decoded JSON)
+    tag: Any = None  # the caller's, handed to ``on_scored`` with the request's outcome
 
 
 # (rows of the result, predictor, rows of the matrix it scored or None: Predictor.score)
 Outcome = tuple[np.ndarray, Any, np.ndarray | None] | FlowshipError
-Computed = tuple[list[Outcome], Any, list[int]]  # outcomes, predictor, rows per predict call
+# A batch scored in one predict call: its merged columns, result and scored matrix rows.
+Together = tuple[dict[str, Any], np.ndarray, np.ndarray | None]
+# outcomes, predictor, rows per predict call, the batch when it was scored in one call
+Computed = tuple[list[Outcome], Any, list[int], Together | None]
+# on_scored(predictor, [(tag, rows, columns, outcome) per tagged request it answered],
+# the whole batch when those are all of it and it was scored in one call)
+OnScored = Callable[[Any, list[tuple[Any, int, dict[str, Any], Outcome]], Together | None], None]
 
 
 class MicroBatcher:
@@ -62,8 +69,12 @@ class MicroBatcher:
         max_batch_size: int = 64,
         max_wait_s: float = 0.0,
         max_queue: int = 256,
+        on_scored: OnScored | None = None,
     ) -> None:
         self._current = current  # returns the Predictor to use now (or raises NotReady)
+        # Called on the event loop once per answered batch with its tagged requests (the
+        # prediction log: one buffer entry per batch, not per request).
+        self._on_scored = on_scored
         self._metrics = metrics
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -81,15 +92,16 @@ class MicroBatcher:
         return self._waiting
 
     async def predict(
-        self, columns: dict[str, Any], n_rows: int, *, sequences: bool = False
+        self, columns: dict[str, Any], n_rows: int, *, sequences: bool = False, tag: Any = None
     ) -> tuple[np.ndarray, Any, np.ndarray | None]:
         """Predict ``n_rows`` rows; returns the result rows, the Predictor that made them
         and the rows of the matrix it scored (``Predictor.score``: None when it took none).
-        ``sequences``: every column is a list or tuple (lets batches merge without numpy)."""
+        ``sequences``: every column is a list or tuple (lets batches merge without numpy).
+        A request with a ``tag`` is handed to ``on_scored`` when it is answered."""
         if self._waiting >= self.max_queue:
             raise Overloaded(f"{self._waiting} requests are already waiting")
         loop = asyncio.get_running_loop()
-        item = _Item(columns, n_rows, loop.create_future(), sequences)
+        item = _Item(columns, n_rows, loop.create_future(), sequences, tag)
         self._pending.append(item)
         self._waiting += 1
         self._metrics.tally.queue(1)
@@ -140,7 +152,7 @@ class MicroBatcher:
             try:
                 predictor = self._current()
             except FlowshipError as error:
-                self._deliver(batch, ([error] * len(batch), None, []))
+                self._deliver(batch, ([error] * len(batch), None, [], None))
                 continue
             if (
                 self._cost_s < INLINE_LIMIT_S
@@ -158,25 +170,31 @@ class MicroBatcher:
         self._busy = False
         if done.cancelled():
             error = FlowshipError("The server is shutting down.")
-            self._deliver(batch, ([error] * len(batch), None, []))
+            self._deliver(batch, ([error] * len(batch), None, [], None))
         else:
             self._deliver(batch, done.result())
         self._flush()
 
     def _deliver(self, batch: list[_Item], computed: Computed) -> None:
-        outcomes, predictor, calls = computed
+        outcomes, predictor, calls, together = computed
         if calls:  # the batch-size histogram, through the loop's tally (this is the loop)
             self._metrics.tally.batches(predictor, calls)
+        tagged = []  # answered (not timed out), scored and tagged
         for item, outcome in zip(batch, outcomes, strict=True):
             if not item.future.done():
                 item.future.set_result(outcome)
+                if item.tag is not None and type(outcome) is tuple:
+                    tagged.append((item.tag, item.n_rows, item.columns, outcome))
+        if tagged and self._on_scored is not None:
+            self._on_scored(predictor, tagged, together if len(tagged) == len(batch) else None)
 
     def _compute(self, predictor: Any, batch: list[_Item]) -> Computed:
         """Runs inline or on the worker thread; touches no event-loop object. Returns
         each request's outcome and the rows of each predict call that answered."""
         calls: list[int] = []
-        if len(batch) > 1 and (together := self._together(predictor, batch, calls)) is not None:
-            return together, predictor, calls
+        if len(batch) > 1 and (scored := self._together(predictor, batch, calls)) is not None:
+            outcomes, together = scored
+            return outcomes, predictor, calls, together
         outcomes: list[Outcome] = []
         for item in batch:
             try:
@@ -184,13 +202,14 @@ class MicroBatcher:
                 outcomes.append((result, predictor, inputs))
             except FlowshipError as error:
                 outcomes.append(error)
-        return outcomes, predictor, calls
+        return outcomes, predictor, calls, None
 
     def _together(
         self, predictor: Any, batch: list[_Item], calls: list[int]
-    ) -> list[Outcome] | None:
-        """One predict call for the whole batch, or None when it cannot be built or
-        scored (some request is bad: the caller finds out which, one by one)."""
+    ) -> tuple[list[Outcome], Together] | None:
+        """One predict call for the whole batch (each request's outcome, and the batch's
+        own), or None when it cannot be built or scored (some request is bad: the caller
+        finds out which, one by one)."""
         merged = merge_columns(
             [item.columns for item in batch],
             sequences=all(item.sequences for item in batch),
@@ -213,7 +232,7 @@ class MicroBatcher:
             scored = None if inputs is None else inputs[start:end]
             outcomes.append((result[start:end], predictor, scored))
             start = end
-        return outcomes
+        return outcomes, (merged, result, inputs)
 
     def _timed_predict(
         self, predictor: Any, columns: dict[str, Any], rows: int, calls: list[int]

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -62,7 +64,9 @@ _FEATURE_TYPES = {
 
 @dataclass(slots=True)
 class LogEntry:
-    """The rows one variant scored (or failed to score) for one request."""
+    """The rows one variant scored (or failed to score) for one request, when they do not
+    come with their micro-batch (``PredictionLog.add_scored``): a shadow's, a failed
+    request's, a request that several variants answered."""
 
     request_id: str
     client_request_id: str | None
@@ -78,9 +82,14 @@ class LogEntry:
     latency_ms: float
     status: str = "ok"  # ok | error
     error: str | None = None
-    # The rows of the matrix the model scored (Predictor.score), kept instead of copying
-    # the features from ``columns`` when the buffer can use them; None otherwise.
+    # The rows of the matrix the model scored (Predictor.score), copied instead of the
+    # features in ``columns`` when the buffer can use them; None otherwise.
     inputs: np.ndarray | None = None
+
+
+# One request's part of an entry: (request_id, client_request_id, keys (one per row, or
+# None), n_rows, revision, variant, latency_ms).
+Request = tuple[str, str | None, list[str] | None, int, int, str, float]
 
 
 class PredictionLog:
@@ -137,14 +146,38 @@ class PredictionLog:
     def add(self, entry: LogEntry) -> None:
         """Buffer ``entry``'s rows; a few microseconds, never blocks on I/O."""
         with self._lock:
-            if self._rows + entry.n_rows > self.max_rows:
-                self.rows.inc(self.deployment, "dropped", amount=entry.n_rows)
+            if not self._admit(entry.n_rows):
                 return
             self._buffer.add(entry)
-            self._rows += entry.n_rows
-            full = self._rows >= self.flush_rows
-        if full:
+        if self._rows >= self.flush_rows:
             self._wake.set()
+
+    def add_scored(
+        self,
+        predictor: Any,
+        requests: Sequence[Request],
+        columns: dict[str, Any],
+        n_rows: int,
+        output: np.ndarray,
+        inputs: np.ndarray | None,
+    ) -> None:
+        """Buffer the rows ``predictor`` answered for ``requests`` (a micro-batch's, in
+        row order) in one entry: ``columns``, ``output`` and ``inputs`` are the batch's."""
+        ts = time.time()
+        with self._lock:
+            if not self._admit(n_rows):
+                return
+            self._buffer.scored(predictor, requests, columns, n_rows, output, inputs, ts=ts)
+        if self._rows >= self.flush_rows:
+            self._wake.set()
+
+    def _admit(self, n_rows: int) -> bool:
+        """Room for ``n_rows`` more rows (under the lock), or they are dropped and counted."""
+        if self._rows + n_rows > self.max_rows:
+            self.rows.inc(self.deployment, "dropped", amount=n_rows)
+            return False
+        self._rows += n_rows
+        return True
 
     @property
     def pending_rows(self) -> int:
@@ -330,9 +363,10 @@ class _Buffer:
     buffer costs it nothing.
 
     The features of a model whose inputs are all floating point (most models) are kept
-    as doubles in a "block" per model: the rows of the float64 matrix it scored
-    (``LogEntry.inputs``), as they are, a NumPy view per entry, in the matrix's column
-    order; or else the request's own values, copied row after row into an ``array``.
+    as doubles in a "block" per model: the rows of the float64 matrix it scored (a
+    micro-batch's, or ``LogEntry.inputs``), copied in one call in the matrix's column
+    order; or else the request's own values, copied row after row. (Kept as views of
+    the scored matrices instead, they held every batch's matrix until the flush.)
     No Python object per value outlives its request, and the flush builds their columns
     with NumPy instead of converting each value (that conversion was most of the flush
     thread's work under the GIL: 7.6 us a request, 3.5 then; docs/benchmarks.md).
@@ -346,6 +380,7 @@ class _Buffer:
         self.meta: list[Any] = []  # per entry, the _META values in turn (one flat list)
         self.keys: list[str | None] = []
         self.outputs: list[np.ndarray | None] = []  # per entry
+        self.output_rows: list[int] = []  # per entry
         # name -> one value per listed row, None elsewhere (padded when a listed entry
         # comes, and at the flush: block entries never touch these lists)
         self.features: dict[str, list[Any]] = {}
@@ -356,25 +391,45 @@ class _Buffer:
         self._blocks: list[_Block] = []
 
     def add(self, e: LogEntry) -> None:
-        n, p = e.n_rows, e.predictor
+        request = (e.request_id, e.client_request_id, e.keys, e.n_rows, e.revision, e.variant,
+                   e.latency_ms)  # fmt: skip
+        self.scored(e.predictor, (request,), e.columns, e.n_rows, e.output, e.inputs, ts=e.ts,
+                    role=e.role, status=e.status, error=e.error)  # fmt: skip
+
+    def scored(
+        self,
+        p: Any,
+        requests: Sequence[Request],
+        columns: dict[str, Any],
+        n: int,
+        output: np.ndarray | None,
+        inputs: np.ndarray | None,
+        *,
+        ts: float,
+        role: str = "primary",
+        status: str = "ok",
+        error: str | None = None,
+    ) -> None:
+        """The ``n`` rows predictor ``p`` answered (or failed) for ``requests``, in row
+        order: ``columns``, ``output`` and ``inputs`` hold all of them."""
         plan = self._plans.get(id(p))
         if plan is None or plan[0] is not p:
             plan = self._plan(p)
         _, model, names, pick, targets, block, scored = plan
-        self.sizes.append(n)
-        self.meta.extend((
-            e.request_id, e.client_request_id, e.ts, e.revision, e.variant, e.role, model,
-            e.latency_ms, e.status, e.error,
-        ))  # fmt: skip
-        self.keys.extend(e.keys if e.keys is not None else [None] * n)
-        self.outputs.append(e.output)
-        inputs = e.inputs
+        sizes, meta, keys = self.sizes, self.meta, self.keys
+        for request_id, client_id, request_keys, rows, revision, variant, latency in requests:
+            sizes.append(rows)
+            meta.extend((
+                request_id, client_id, ts, revision, variant, role, model, latency, status, error,
+            ))  # fmt: skip
+            keys.extend(request_keys if request_keys is not None else [None] * rows)
+        self.outputs.append(output)
+        self.output_rows.append(n)
         if scored is not None and inputs is not None and inputs.shape == (n, scored.width):
-            # The scored matrix's rows (a view, kept until the flush): no copy.
-            scored.kept.append(inputs)
-            scored.kept_rows.extend(range(self.rows, self.rows + n))
-        elif block is None or not block.add(self.rows, n, e.columns, pick):
-            self._list(e.columns, n, names, pick, targets)
+            scored.values.frombytes(np.ascontiguousarray(inputs).data.cast("B"))
+            scored.rows.extend(range(self.rows, self.rows + n))
+        elif block is None or not block.add(self.rows, n, columns, pick):
+            self._list(columns, n, names, pick, targets)
         self.rows += n
 
     def _list(self, columns: dict[str, Any], n: int, names, pick, targets) -> None:
@@ -449,7 +504,7 @@ class _Buffer:
             "latency_ms": per_entry(meta["latency_ms"], pa.float64()),
             "status": per_entry(meta["status"], pa.string()),
             "error": per_entry(meta["error"], pa.string()),
-            "output": _outputs(self.outputs, sizes),
+            "output": _outputs(self.outputs, self.output_rows),
         }
         blocked = self._blocked()
         for name, kind in self.types.items():
@@ -460,7 +515,7 @@ class _Buffer:
     def _blocked(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every block's features by name: (values, valid) over all rows, NaN and False
         where no block has the row (one scatter per block, not per feature)."""
-        blocks = [block for block in self._blocks if block.rows or block.kept_rows]
+        blocks = [block for block in self._blocks if block.rows]
         at = {name: i for i, name in enumerate(dict.fromkeys(n for b in blocks for n in b.index))}
         data = np.full((len(at), self.rows), np.nan)
         covered = np.zeros((len(blocks), self.rows), bool)  # the rows each block has
@@ -468,19 +523,13 @@ class _Buffer:
             features = [at[name] for name in block.index]
             # Every feature, in order: a plain scatter, a tenth of the time of np.ix_'s.
             whole = features == list(range(len(at)))
-            parts = []  # (buffer rows, their values row by row)
-            if block.rows:
-                copied = np.frombuffer(block.values, np.float64).reshape(len(block.rows), -1)
-                parts.append((block.rows, copied))
-            if block.kept_rows:
-                parts.append((block.kept_rows, np.concatenate(block.kept)))
-            for rows, values in parts:
-                index = np.frombuffer(rows, np.int64)
-                if whole:
-                    data[:, index] = values.T
-                else:
-                    data[np.ix_(features, index)] = values.T
-                covered[b, index] = True
+            values = np.frombuffer(block.values, np.float64).reshape(len(block.rows), -1)
+            index = np.frombuffer(block.rows, np.int64)
+            if whole:
+                data[:, index] = values.T
+            else:
+                data[np.ix_(features, index)] = values.T
+            covered[b, index] = True
         return {  # a feature's valid rows: those of the blocks that have it
             name: (data[i], covered[[name in b.index for b in blocks]].any(axis=0))
             for name, i in at.items()
@@ -509,19 +558,15 @@ class _Buffer:
 
 class _Block:
     """The feature rows of one all-double model, in ``index``'s order: ``values``
-    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and
-    ``kept`` the rows of the matrices the model scored (``LogEntry.inputs``, of shape
-    (rows, width): no copy on the request path), one per buffer row in ``kept_rows``."""
+    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``."""
 
-    __slots__ = ("index", "width", "values", "rows", "kept", "kept_rows")
+    __slots__ = ("index", "width", "values", "rows")
 
     def __init__(self, names: list[str]) -> None:
         self.index = {name: j for j, name in enumerate(names)}
         self.width = len(names)
         self.values = array("d")
         self.rows = array("q")
-        self.kept: list[np.ndarray] = []
-        self.kept_rows = array("q")
 
     def add(self, first: int, n: int, columns: dict[str, Any], pick: Any) -> bool:
         """Rows ``first`` .. ``first + n - 1``; False (nothing kept) when a value is not
