@@ -180,6 +180,29 @@ def test_tagged_requests_reach_on_scored_once_per_batch(predictor, serving_store
     batcher.close()
 
 
+def test_a_failing_on_scored_loses_no_answer_and_stalls_no_batch(predictor, serving_store, caplog):
+    """Fault injection: the hook (the prediction log) raising is logged; every request
+    is answered, the batches queued behind the failed one included."""
+    data, want = serving_store.data, serving_store.expected["1"]
+
+    def broken(*args):
+        raise RuntimeError("the log is broken")
+
+    batcher = MicroBatcher(
+        lambda: predictor, metrics=ServingMetrics(), max_batch_size=2, on_scored=broken
+    )
+    batcher._cost_s = 0.0  # inline: all three batches in one flush
+
+    async def main():
+        jobs = [batcher.predict(columns(data, [i]), 1, tag=i) for i in range(6)]
+        return await asyncio.wait_for(asyncio.gather(*jobs), 10)
+
+    results = run(main())
+    assert [rows.tolist() for rows, _, _ in results] == [[want[i]] for i in range(6)]
+    assert caplog.text.count("on_scored failed") == 3
+    batcher.close()
+
+
 def test_max_batch_size_splits_whole_requests(predictor, serving_store):
     data = serving_store.data
     metrics = ServingMetrics()

@@ -16,6 +16,7 @@ health checks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ import numpy as np
 from flowship.errors import FlowshipError, ScoringFailed
 from flowship.serving.errors import Overloaded
 from flowship.serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
 
 # Above this many seconds per predict call, predict on the worker thread instead of inline.
 INLINE_LIMIT_S = 0.002
@@ -186,7 +189,10 @@ class MicroBatcher:
                 if item.tag is not None and type(outcome) is tuple:
                     tagged.append((item.tag, item.n_rows, item.columns, outcome))
         if tagged and self._on_scored is not None:
-            self._on_scored(predictor, tagged, together if len(tagged) == len(batch) else None)
+            try:
+                self._on_scored(predictor, tagged, together if len(tagged) == len(batch) else None)
+            except Exception:  # the answers are out; the batches after this one must go too
+                log.exception("on_scored failed for a batch of %d requests", len(tagged))
 
     def _compute(self, predictor: Any, batch: list[_Item]) -> Computed:
         """Runs inline or on the worker thread; touches no event-loop object. Returns
