@@ -1,6 +1,8 @@
 """The prediction log: every scored row of a deployment, appended to a Delta table.
 
-Requests only append a small entry to an in-memory buffer (no I/O on the request path).
+Each answered micro-batch appends one small entry to an in-memory buffer (``add_scored``;
+a shadow's rows, a failed request's and a request several variants answered: one entry
+per request, ``add``), with no I/O on the request path.
 A background thread turns the buffer into one Arrow table every ``flush_interval_s``,
 or as soon as ``flush_rows`` rows wait, and hands it to the log's writer process, which
 appends it in ONE Delta commit. The commit runs in its own process (``helper_process``)
