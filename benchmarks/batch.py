@@ -111,8 +111,9 @@ def make_input(path: Path, rows: int) -> None:
     writer.close()
 
 
-def register_models(home: Path, which: list[str]) -> dict[str, str]:
-    """Train and register the churn models in a fresh store; returns kind -> model URI."""
+def register_models(env: dict[str, str], which: list[str]) -> dict[str, str]:
+    """Train and register the churn models in the store ``env`` names; returns kind ->
+    model URI."""
     code = f"""
 import numpy as np, pandas as pd
 from sklearn.ensemble import RandomForestClassifier
@@ -130,7 +131,6 @@ models = {{"lr": LogisticRegression(max_iter=1000),
 for kind in {which!r}:
     register_estimator("Churn_" + kind, models[kind].fit(x, y), x.head(100))
 """
-    env = {**os.environ, "FLOWSHIP_HOME": str(home)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
     return {kind: f"models:/Churn_{kind}/1" for kind in which}
 
@@ -144,10 +144,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="flowship-bench-batch-"))
     home = work / "home"
-    env = {**os.environ, "FLOWSHIP_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    uris = register_models(home, args.models)
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    # The throwaway store, never the one a user's MLFLOW_TRACKING_URI names.
+    env = {
+        **os.environ,
+        "FLOWSHIP_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
+    uris = register_models(env, args.models)
     results = []
     header = (
         f"{'model':5} {'rows':>11} {'approach':9} {'wall s':>7} {'rows/s':>10} "

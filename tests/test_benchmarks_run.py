@@ -1,0 +1,41 @@
+"""Every benchmark that can run in seconds, run small: a benchmark that no longer runs
+(an API it calls was renamed) is found here, not when someone needs its numbers.
+Nothing is timed. (``serving.py`` and ``traffic.py`` need wrk and minutes; ``drift.py``
+a minute even small: the docs' commands run them.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "printed"),
+    [
+        ("metrics_cost.py", ["--number", "200"], "us per request's metric updates"),
+        ("variant_metrics_cost.py", ["--turns", "200"], "tally"),
+        ("ab.py", ["--rows", "2000", "--experiments", "20"], "peak"),
+        ("performance.py", ["--rows", "5000", "--clean"], "predictions x"),
+        pytest.param(
+            "predict.py", ["--rows", "1000", "--repeat", "10"], "backend", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            "batch.py", ["--rows", "5000", "--models", "lr"], "work folder", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_benchmark_runs(script: str, args: list[str], printed: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert printed in done.stdout
