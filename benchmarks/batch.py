@@ -27,6 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from _isolate import isolate
+
 FEATURES = ["age", "tenure_months", "recency_days", "frequency", "monetary_total"]
 
 SEED = f"""
@@ -141,10 +143,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["lr", "rf"], choices=["lr", "rf"])
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
+    isolate()
 
     work = Path(tempfile.mkdtemp(prefix="flowship-bench-batch-"))
     home = work / "home"
-    # The throwaway store, never the one a user's MLFLOW_TRACKING_URI names.
+    # The throwaway store (isolate() forgot the caller's).
     env = {
         **os.environ,
         "FLOWSHIP_HOME": str(home),

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _isolate import isolate
+
 HERE = Path(__file__).resolve().parent
 EVIDENTLY_VENV = HERE / ".venv-evidently"
 DATA = HERE / ".data"
@@ -249,6 +251,7 @@ def main() -> None:
     parser.add_argument("--evidently-max", type=int, default=1_000_000)
     parser.add_argument("--clean", action="store_true", help="delete generated data after")
     args = parser.parse_args()
+    isolate()
     print(f"30 columns ({N_NUM} numerical, {N_CAT} categorical); shifted: {', '.join(SHIFTED)}")
     for rows in args.rows:
         base, cur = make_data(rows)

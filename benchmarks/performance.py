@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _isolate import isolate
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 CHUNK = 1_000_000
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[50_000_000])
     parser.add_argument("--clean", action="store_true", help="delete generated data after")
     args = parser.parse_args()
+    isolate()
     flowship = Path(sys.executable).parent / "flowship"
     for rows in args.rows:
         predictions, actuals = make_data(rows)

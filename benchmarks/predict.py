@@ -18,6 +18,7 @@ import time
 import warnings
 
 import numpy as np
+from _isolate import isolate
 
 
 def _register(name: str, estimator, frame) -> None:
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the batch test")
     parser.add_argument("--repeat", type=int, default=2000, help="single-row predicts")
     args = parser.parse_args()
+    isolate()
     home = tempfile.mkdtemp(prefix="flowship-bench-")
     os.environ["FLOWSHIP_HOME"] = home
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"  # not the cwd's store

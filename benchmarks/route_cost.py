@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import traffic  # noqa: E402  (the model and the deployments of the traffic benchmark)
+from _isolate import isolate  # noqa: E402
 
 CONCURRENCY, ROUNDS = 8, 400  # requests at a time; rounds of them per block
 # uvicorn's checks of each response header line (uvicorn/protocols/http/httptools_impl.py)
@@ -140,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=30, help="blocks of each server")
     args = parser.parse_args()
+    isolate()
     home = Path(tempfile.mkdtemp(prefix="flowship-route-cost-"))
     uri = traffic.register(home)
     os.environ.update(MLFLOW_TRACKING_URI=uri, FLOWSHIP_HOME=str(home / "home"))

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _isolate import isolate
 
 N_FEATURES = 30
 LUA = """
@@ -165,6 +166,7 @@ def main() -> None:
         "--flowship-src", type=Path, help="serve flowship from this source tree (before/after)"
     )
     args = parser.parse_args()
+    isolate()
     if shutil.which("wrk") is None:
         raise SystemExit("This benchmark needs wrk: apt-get update && apt-get install -y wrk")
 

@@ -36,6 +36,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _isolate import isolate  # noqa: E402
+
 from serving import free_port, start, stop  # noqa: E402  (the serving benchmark's helpers)
 
 N_FEATURES = 30
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternations per pair")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    isolate()
     if shutil.which("wrk") is None:
         raise SystemExit("This benchmark needs wrk: apt-get update && apt-get install -y wrk")
 

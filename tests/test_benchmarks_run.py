@@ -32,13 +32,24 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ],
 )
 def test_benchmark_runs(script: str, args: list[str], printed: str, tmp_path: Path) -> None:
+    # Stores a user's environment may name: a benchmark must leave them alone.
+    trap = tmp_path / "user-stores"
+    trap.mkdir()
+    stores = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{trap / 'mlflow.db'}",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{trap / 'registry.db'}",
+        "FLOWSHIP_DATABASE_URL": f"sqlite:///{trap / 'state.db'}",
+        "FLOWSHIP_TABLES_URI": str(trap / "tables"),
+    }
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp_path)},  # batch.py keeps its work folder
+        # TMPDIR: batch.py keeps its work folder
+        env={**os.environ, **stores, "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert printed in done.stdout
+    assert list(trap.iterdir()) == []
