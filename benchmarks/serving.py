@@ -114,7 +114,7 @@ def stop(proc: subprocess.Popen) -> None:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and its children (the decoder process), from /proc."""
     total = 0.0
-    for task in [pid, *_children(pid)]:
+    for task in [pid, *children(pid)]:
         try:
             fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -123,7 +123,7 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     found = []
     for path in Path(f"/proc/{pid}/task").glob("*/children"):
         found += [int(c) for c in path.read_text().split()]

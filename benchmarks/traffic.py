@@ -18,6 +18,12 @@ on it, weighs on both alike):
    ``--log-duration`` seconds (60 by default); target at least 85% of the unlogged
    throughput, and every answered request in the Delta table after a graceful stop.
 
+For the pairs at concurrency 8 it also prints where each server's CPU went, in
+microseconds a request over all its rounds: the event loop's thread, the server's other
+threads (the log's flush thread), its helper processes (the log's writer) and wrk. A
+ratio of throughputs moves by points from run to run on a shared machine; these say
+which part of the server a cost lands on.
+
 Needs wrk (``apt-get install -y wrk``).
 
     .venv/bin/python benchmarks/traffic.py [--duration 10] [--log-duration 60]
@@ -29,16 +35,18 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _isolate import isolate  # noqa: E402
 
-from serving import free_port, start, stop  # noqa: E402  (the serving benchmark's helpers)
+from serving import children, free_port, start, stop  # noqa: E402  (the serving benchmark's)
 
 N_FEATURES = 30
 COLUMNS = [f"f{i}" for i in range(N_FEATURES)]
@@ -141,6 +149,39 @@ def wrk(port: int, script: Path, concurrency: int, duration: int) -> dict[str, f
     }
 
 
+CPU_PARTS = ("event loop", "other threads", "helper processes")
+
+
+def cpu_parts(pid: int) -> dict[str, float]:
+    """CPU seconds of server ``pid`` so far: its main thread (the event loop), its other
+    threads and its child processes, from /proc."""
+
+    def seconds(stat: Path) -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0  # exited
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    threads = {int(t.name): seconds(t / "stat") for t in Path(f"/proc/{pid}/task").iterdir()}
+    loop = threads.pop(pid, 0.0)
+    helpers = sum(seconds(Path(f"/proc/{child}/stat")) for child in children(pid))
+    return dict(zip(CPU_PARTS, (loop, sum(threads.values()), helpers), strict=True))
+
+
+def wrk_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_per_request(first: dict, last: dict, runs: list[dict]) -> dict[str, float]:
+    requests = sum(run["requests"] for run in runs)
+    cpu = {part: (last[part] - first[part]) / requests * 1e6 for part in CPU_PARTS}
+    cpu["wrk"] = sum(run["wrk_cpu"] for run in runs) / requests * 1e6
+    return cpu
+
+
 def _median(runs: list[dict]) -> dict:
     """The run with the median throughput (its latencies with it), failures summed."""
     ordered = sorted(runs, key=lambda run: run["rps"])
@@ -202,9 +243,12 @@ def main() -> None:
 
     answered: dict[str, int] = {}  # requests wrk saw answered, per server (log check)
     rounds_of: dict[str, tuple[list, list]] = {}  # second server of a pair -> both's rounds
+    cpu_of: dict[str, tuple[dict, dict]] = {}  # second server of a pair -> both's CPU
 
     def drive(name: str, port: int, script: str, concurrency: int, seconds: int) -> dict:
+        before = wrk_cpu()
         result = wrk(port, home / f"{script}.lua", concurrency, seconds)
+        result["wrk_cpu"] = wrk_cpu() - before
         answered[name] = answered.get(name, 0) + result["requests"]
         return result
 
@@ -218,6 +262,9 @@ def main() -> None:
         try:
             drive(name_a, port_a, script_a, 2, 2)  # warm-up
             drive(name_b, port_b, script_b, 2, 2)
+            # Between its rounds a server is idle but for its last flush of the log, so
+            # its CPU from here to the end over its rounds' requests is what they cost.
+            first = {name_a: cpu_parts(proc_a.pid), name_b: cpu_parts(proc_b.pid)}
             each = max(1, total // rounds)
             for round_ in range(rounds):
                 # a, b, then b, a: any edge of going first (two servers of the same
@@ -225,6 +272,11 @@ def main() -> None:
                 order = [(name_a, port_a, script_a), (name_b, port_b, script_b)]
                 for name, port, script in order if round_ % 2 == 0 else order[::-1]:
                     runs[name].append(drive(name, port, script, concurrency, each))
+            time.sleep(1.5)  # the log's last flush
+            cpu_of[name_b] = tuple(
+                _cpu_per_request(first[name], cpu_parts(proc.pid), runs[name])
+                for name, proc in ((name_a, proc_a), (name_b, proc_b))
+            )
         finally:
             stop(proc_a)
             stop(proc_b)
@@ -277,11 +329,21 @@ def main() -> None:
         a, b = rounds_of[name]
         each = " ".join(f"{y[key] / x[key]:.2f}" for x, y in zip(a, b, strict=True))
         print(f"  {name}, {key} against its pair, round by round: {each}")
+    print("\nCPU us per request at c=8, over all rounds of a pair:")
+    print(
+        f"{'pair':16} {'server':8} {'event loop':>11} {'other threads':>14} "
+        f"{'helpers':>8} {'wrk':>6}"
+    )
+    for pair_name, names in (("split", ("single", "split")), ("logged", ("split", "logged"))):
+        for name, cpu in zip(names, cpu_of[pair_name], strict=True):
+            print(
+                f"{' / '.join(names):16} {name:8} {cpu['event loop']:11.1f} "
+                f"{cpu['other threads']:14.1f} {cpu['helper processes']:8.1f} {cpu['wrk']:6.1f}"
+            )
     if args.json:
         paired = {"split": split_ratio, "shadow_p50": shadow, "log": log}
-        args.json.write_text(
-            json.dumps({**results, "paired": paired, "logged_rows": logged_rows}, indent=2)
-        )
+        document = {**results, "paired": paired, "logged_rows": logged_rows, "cpu_us": cpu_of}
+        args.json.write_text(json.dumps(document, indent=2))
     shutil.rmtree(home, ignore_errors=True)
 
 
