@@ -113,14 +113,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and its children (the decoder process), from /proc."""
-    total = 0.0
-    for task in [pid, *children(pid)]:
-        try:
-            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited
-        total += int(fields[11]) + int(fields[12])  # utime, stime (in clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(stat_seconds(Path(f"/proc/{task}/stat")) for task in [pid, *children(pid)])
+
+
+def stat_seconds(stat: Path) -> float:
+    """User + system CPU in a /proc ``stat`` file (a process's or a thread's); 0 once gone."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # exited
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def children(pid: int) -> list[int]:

@@ -46,7 +46,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _isolate import isolate  # noqa: E402
 
-from serving import children, free_port, start, stop  # noqa: E402  (the serving benchmark's)
+from serving import (  # noqa: E402  (the serving benchmark's helpers)
+    children,
+    free_port,
+    start,
+    stat_seconds,
+    stop,
+)
 
 N_FEATURES = 30
 COLUMNS = [f"f{i}" for i in range(N_FEATURES)]
@@ -155,17 +161,10 @@ CPU_PARTS = ("event loop", "other threads", "helper processes")
 def cpu_parts(pid: int) -> dict[str, float]:
     """CPU seconds of server ``pid`` so far: its main thread (the event loop), its other
     threads and its child processes, from /proc."""
-
-    def seconds(stat: Path) -> float:
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0  # exited
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    threads = {int(t.name): seconds(t / "stat") for t in Path(f"/proc/{pid}/task").iterdir()}
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    threads = {int(task.name): stat_seconds(task / "stat") for task in tasks}
     loop = threads.pop(pid, 0.0)
-    helpers = sum(seconds(Path(f"/proc/{child}/stat")) for child in children(pid))
+    helpers = sum(stat_seconds(Path(f"/proc/{child}/stat")) for child in children(pid))
     return dict(zip(CPU_PARTS, (loop, sum(threads.values()), helpers), strict=True))
 
 
