@@ -256,36 +256,41 @@ def test_a_micro_batch_is_one_entry_and_each_request_keeps_its_own_rows():
     texts = model("2", ("age", "double"), ("plan", "string"))
     buffer = _Buffer()
     buffer.add(entry("a", doubles, {"age": [20.0], "tenure": [1.0]}, 1, np.array([0.5])))
-    requests = [("b", "client-b", ["k1", "k2"], 2, 3, "champion", 1.25),
-                ("c", None, None, 1, 4, "challenger", 2.5)]  # fmt: skip
-    buffer.scored(doubles, requests, {"age": [99.0] * 3, "tenure": [99.0] * 3}, 3,
-                  np.array([0.1, 0.2, 0.3]), np.array([[2.0, 21.0], [3.0, 22.0], [4.0, 23.0]]),
-                  ts=1_800_000_001.0)  # fmt: skip
-    listed = [("d", None, ["k3"], 1, 4, "challenger", 0.75), ("e", None, ["k4"], 1, 4, "x", 1.0)]
+    # (tag, ...) per request, as the micro-batcher hands them over; each tag is the
+    # request's id, client id, key (or keys), rows, revision, variant and start time.
+    tagged = [(("b", "client-b", ["k1", "k2"], 2, 3, "champion", 8.75), 2),
+              (("c", None, None, 1, 4, "challenger", 7.5), 1)]  # fmt: skip
+    scored = np.array([[2.0, 21.0], [3.0, 22.0], [4.0, 23.0], [5.0, 24.0]])
+    buffer.scored(doubles, tagged, {"age": [99.0] * 3, "tenure": [99.0] * 3}, 3,
+                  np.array([0.1, 0.2, 0.3]), scored[:3], clock=10.0, scale=1.0,
+                  ts=1_800_000_001.0)  # a view of a larger matrix: copied  # fmt: skip
+    scored[:] = 0.0
+    listed = [(("d", None, "k3", 1, 4, "challenger", 9.25),), (("e", None, "k4", 1, 4, "x", 9.0),)]
     buffer.scored(texts, listed, {"age": [30.0, 31.0], "plan": ["pro", "basic"]}, 2,
-                  np.array([[0.9, 0.1], [0.4, 0.6]]), None, ts=1_800_000_002.0)  # fmt: skip
+                  np.array([[0.9, 0.1], [0.4, 0.6]]), None, clock=10.0, scale=1.0,
+                  ts=1_800_000_002.0)  # fmt: skip
+    header = [(("f", None, "k5", 2, 4, "x", 0.0095),)]  # one key for both rows (a header's)
+    buffer.scored(texts, header, {"age": [32.0, 33.0], "plan": ["pro", "pro"]}, 2,
+                  np.array([0.0, 1.0]), None, clock=0.0105, ts=1_800_000_003.0)  # fmt: skip
     rows = buffer.to_arrow("churn").to_pylist()
 
-    assert [r["request_id"] for r in rows] == ["a", "b", "b", "c", "d", "e"]
-    assert [r["client_request_id"] for r in rows] == [
-        None,
-        "client-b",
-        "client-b",
-        None,
-        None,
-        None,
-    ]
-    assert [r["key"] for r in rows] == [None, "k1", "k2", None, "k3", "k4"]
-    assert [r["revision"] for r in rows] == [3, 3, 3, 4, 4, 4]
+    assert [r["request_id"] for r in rows] == ["a", "b", "b", "c", "d", "e", "f", "f"]
+    assert [r["client_request_id"] for r in rows] == [None, "client-b", "client-b"] + [None] * 5
+    assert [r["key"] for r in rows] == [None, "k1", "k2", None, "k3", "k4", "k5", "k5"]
+    assert [r["revision"] for r in rows] == [3, 3, 3, 4, 4, 4, 4, 4]
     assert [r["variant"] for r in rows] == ["v1", "champion", "champion", "challenger",
-                                            "challenger", "x"]  # fmt: skip
-    assert [r["latency_ms"] for r in rows] == [1.5, 1.25, 1.25, 2.5, 0.75, 1.0]
-    assert [r["ts"].timestamp() for r in rows] == [1.8e9] + [1_800_000_001.0] * 3 + [1.8e9 + 2] * 2
-    assert [r["age"] for r in rows] == [20.0, 21.0, 22.0, 23.0, 30.0, 31.0]  # the matrix's
-    assert [r["tenure"] for r in rows] == [1.0, 2.0, 3.0, 4.0, None, None]
-    assert [r["plan"] for r in rows] == [None] * 4 + ["pro", "basic"]
-    assert [r["model_version"] for r in rows] == ["1"] * 4 + ["2"] * 2
-    assert [r["output"] for r in rows] == ["0.5", "0.1", "0.2", "0.3", "[0.9, 0.1]", "[0.4, 0.6]"]
+                                            "challenger", "x", "x", "x"]  # fmt: skip
+    assert [r["latency_ms"] for r in rows][:6] == [1.5, 1.25, 1.25, 2.5, 0.75, 1.0]
+    assert [round(r["latency_ms"], 9) for r in rows][6:] == [1.0, 1.0]  # (clock - start) s
+    assert [r["ts"].timestamp() for r in rows] == (
+        [1.8e9] + [1_800_000_001.0] * 3 + [1.8e9 + 2] * 2 + [1.8e9 + 3] * 2
+    )
+    assert [r["age"] for r in rows] == [20.0, 21.0, 22.0, 23.0, 30.0, 31.0, 32.0, 33.0]
+    assert [r["tenure"] for r in rows] == [1.0, 2.0, 3.0, 4.0, None, None, None, None]
+    assert [r["plan"] for r in rows] == [None] * 4 + ["pro", "basic", "pro", "pro"]
+    assert [r["model_version"] for r in rows] == ["1"] * 4 + ["2"] * 4
+    assert [r["output"] for r in rows] == ["0.5", "0.1", "0.2", "0.3", "[0.9, 0.1]",
+                                           "[0.4, 0.6]", "0.0", "1.0"]  # fmt: skip
 
 
 def test_floating_point_models_rows_line_up_with_every_other_kind_of_row():

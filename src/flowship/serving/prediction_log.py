@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -89,9 +89,10 @@ class LogEntry:
     inputs: np.ndarray | None = None
 
 
-# One request's part of an entry: (request_id, client_request_id, keys (one per row, or
-# None), n_rows, revision, variant, latency_ms).
-Request = tuple[str, str | None, list[str] | None, int, int, str, float]
+# A logged request, as DeploymentRouter.route tags it for its micro-batcher: request_id,
+# client_request_id, key (the one key of all its rows, a list of one per row, or None),
+# rows, revision, variant, start (time.perf_counter() when it was received).
+Tag = tuple[str, str | None, str | list[str] | None, int, int, str, float]
 
 
 class PredictionLog:
@@ -157,19 +158,22 @@ class PredictionLog:
     def add_scored(
         self,
         predictor: Any,
-        requests: Sequence[Request],
+        tagged: Sequence[Sequence[Any]],
         columns: dict[str, Any],
         n_rows: int,
         output: np.ndarray,
         inputs: np.ndarray | None,
     ) -> None:
-        """Buffer the rows ``predictor`` answered for ``requests`` (a micro-batch's, in
-        row order) in one entry: ``columns``, ``output`` and ``inputs`` are the batch's."""
-        ts = time.time()
+        """Buffer the rows ``predictor`` answered for a micro-batch's ``tagged`` requests
+        (each one's ``Tag`` first, in row order) as one entry: ``columns``, ``output`` and
+        ``inputs`` are the batch's."""
+        clock, ts = time.perf_counter(), time.time()
         with self._lock:
             if not self._admit(n_rows):
                 return
-            self._buffer.scored(predictor, requests, columns, n_rows, output, inputs, ts=ts)
+            self._buffer.scored(
+                predictor, tagged, columns, n_rows, output, inputs, clock=clock, ts=ts
+            )
         if self._rows >= self.flush_rows:
             self._wake.set()
 
@@ -342,12 +346,13 @@ def _writer_properties(schema: pa.Schema) -> Any:
     )
 
 
-# What _Buffer.add keeps once per entry, in this order ("model": the entry's model, an
-# index into _Buffer.models).
-_META = (
-    "request_id", "client_request_id", "ts", "revision", "variant", "role", "model",
-    "latency_ms", "status", "error",
-)  # fmt: skip
+# What _Buffer keeps of each request (a Tag: "key" is a key, None, or _LISTED), and of
+# each entry ("model": an index into _Buffer.models; its rows' latency in ms is
+# (clock - start) * scale).
+_REQUEST = ("request_id", "client_request_id", "key", "rows", "revision", "variant", "start")
+_ENTRY = ("requests", "rows", "clock", "scale", "ts", "model", "role", "status", "error")
+_LISTED = object()  # a request whose keys (one per row) wait in _Buffer.keys
+_TAG = itemgetter(0)
 _FLOAT_TYPES = frozenset({"double", "float"})
 _DOUBLE = pa.float64()
 
@@ -364,25 +369,30 @@ class _Buffer:
     hundred requests, promoting the requests in flight to older generations), so this
     buffer costs it nothing.
 
+    A micro-batch is taken in a few C calls, with no Python step per request (each step
+    cost the event loop, which answers the requests, time: docs/benchmarks.md): its
+    requests' tags go into one flat list as they are, and what is per batch (its answer
+    time, model, output) once. Latencies are computed, and per-batch values spread over
+    their rows, at the flush. Only a request of several rows with a key each takes a
+    Python step: its keys move to a list of their own.
+
     The features of a model whose inputs are all floating point (most models) are kept
-    as doubles in a "block" per model: the rows of the float64 matrix it scored (a
-    micro-batch's, or ``LogEntry.inputs``), copied in one call in the matrix's column
-    order; or else the request's own values, copied row after row. (Kept as views of
-    the scored matrices instead, they held every batch's matrix until the flush.)
-    No Python object per value outlives its request, and the flush builds their columns
-    with NumPy instead of converting each value (that conversion was most of the flush
-    thread's work under the GIL: 7.6 us a request, 3.5 then; docs/benchmarks.md).
-    Every other entry, and one whose values a double cannot hold (a missing input, a
-    null, text), is kept in per-feature lists ("listed" rows).
+    as doubles in a "block" per model: the float64 matrix it scored (a micro-batch's, or
+    ``LogEntry.inputs``), kept as it is (copied when it is a part of a larger matrix,
+    which it would keep alive) and joined at the flush; or else the request's own
+    values, copied row after row. No Python object per value outlives its request, and
+    the flush builds their columns with NumPy instead of converting each value (that
+    conversion was most of the flush thread's work under the GIL: 7.6 us a request, 3.5
+    then; docs/benchmarks.md). Every other entry, and one whose values a double cannot
+    hold (a missing input, a null, text), is kept in per-feature lists ("listed" rows).
     """
 
     def __init__(self) -> None:
         self.rows = 0
-        self.sizes: list[int] = []  # rows per entry
-        self.meta: list[Any] = []  # per entry, the _META values in turn (one flat list)
-        self.keys: list[str | None] = []
+        self.requests: list[Any] = []  # per request, the _REQUEST values in turn (flat)
+        self.entries: list[Any] = []  # per entry, the _ENTRY values in turn (flat)
+        self.keys: list[str | None] = []  # the keys of _LISTED requests, in turn
         self.outputs: list[np.ndarray | None] = []  # per entry
-        self.output_rows: list[int] = []  # per entry
         # name -> one value per listed row, None elsewhere (padded when a listed entry
         # comes, and at the flush: block entries never touch these lists)
         self.features: dict[str, list[Any]] = {}
@@ -393,46 +403,59 @@ class _Buffer:
         self._blocks: list[_Block] = []
 
     def add(self, e: LogEntry) -> None:
-        request = (e.request_id, e.client_request_id, e.keys, e.n_rows, e.revision, e.variant,
-                   e.latency_ms)  # fmt: skip
-        self.scored(e.predictor, (request,), e.columns, e.n_rows, e.output, e.inputs, ts=e.ts,
-                    role=e.role, status=e.status, error=e.error)  # fmt: skip
+        keys = e.keys
+        key = keys[0] if keys is not None and e.n_rows == 1 and len(keys) == 1 else keys
+        tag = (e.request_id, e.client_request_id, key, e.n_rows, e.revision, e.variant, 0.0)
+        self.scored(e.predictor, ((tag,),), e.columns, e.n_rows, e.output, e.inputs,
+                    clock=e.latency_ms, scale=1.0, ts=e.ts, role=e.role, status=e.status,
+                    error=e.error)  # fmt: skip
 
     def scored(
         self,
         p: Any,
-        requests: Sequence[Request],
+        tagged: Sequence[Sequence[Any]],
         columns: dict[str, Any],
         n: int,
         output: np.ndarray | None,
         inputs: np.ndarray | None,
         *,
+        clock: float,
         ts: float,
+        scale: float = 1000.0,
         role: str = "primary",
         status: str = "ok",
         error: str | None = None,
     ) -> None:
-        """The ``n`` rows predictor ``p`` answered (or failed) for ``requests``, in row
-        order: ``columns``, ``output`` and ``inputs`` hold all of them."""
+        """The ``n`` rows predictor ``p`` answered (or failed) for the ``tagged`` requests
+        (each one's ``Tag`` first), in row order: ``columns``, ``output`` and ``inputs``
+        hold all of them. ``clock``: when they were answered, on their tags' clock."""
         plan = self._plans.get(id(p))
         if plan is None or plan[0] is not p:
             plan = self._plan(p)
         _, model, names, pick, targets, block, scored = plan
-        sizes, meta, keys = self.sizes, self.meta, self.keys
-        for request_id, client_id, request_keys, rows, revision, variant, latency in requests:
-            sizes.append(rows)
-            meta.extend((
-                request_id, client_id, ts, revision, variant, role, model, latency, status, error,
-            ))  # fmt: skip
-            keys.extend(request_keys if request_keys is not None else [None] * rows)
+        requests = self.requests
+        first = len(requests)
+        requests.extend(chain.from_iterable(map(_TAG, tagged)))
+        count = (len(requests) - first) // len(_REQUEST)
+        if count != n:  # a request of several rows (every tagged request has one or more)
+            self._list_keys(first)
+        self.entries.extend((count, n, clock, scale, ts, model, role, status, error))
         self.outputs.append(output)
-        self.output_rows.append(n)
         if scored is not None and inputs is not None and inputs.shape == (n, scored.width):
-            scored.values.frombytes(np.ascontiguousarray(inputs).data.cast("B"))
-            scored.rows.extend(range(self.rows, self.rows + n))
+            scored.keep(self.rows, inputs)
         elif block is None or not block.add(self.rows, n, columns, pick):
             self._list(columns, n, names, pick, targets)
         self.rows += n
+
+    def _list_keys(self, first: int) -> None:
+        """The per-row keys of requests from ``first`` on to ``self.keys`` (a list kept
+        in ``requests`` until the flush would be tracked by the garbage collector)."""
+        requests = self.requests
+        for i in range(first + _REQUEST.index("key"), len(requests), len(_REQUEST)):
+            keys = requests[i]
+            if type(keys) is list:
+                self.keys.extend(keys)
+                requests[i] = _LISTED
 
     def _list(self, columns: dict[str, Any], n: int, names, pick, targets) -> None:
         for target in self.features.values():  # rows since the last listed entry: null
@@ -480,33 +503,49 @@ class _Buffer:
 
     def to_arrow(self, deployment: str) -> pa.Table:
         """The rows as one table (the schema in the module docstring)."""
-        sizes = self.sizes
-        spread = None  # an entry's values repeated over its rows (single-row entries: as is)
-        if sizes.count(1) != len(sizes):  # counted in C: a generator cost 2 ms a flush
-            spread = pa.array(np.repeat(np.arange(len(sizes)), sizes))
-        meta = {name: self.meta[i :: len(_META)] for i, name in enumerate(_META)}
+        request = {name: self.requests[i :: len(_REQUEST)] for i, name in enumerate(_REQUEST)}
+        entry = {name: self.entries[i :: len(_ENTRY)] for i, name in enumerate(_ENTRY)}
+        # Each request's entry, and each row's request (None: one each, counted in C).
+        counts, sizes = entry["requests"], request["rows"]
+        request_entry = None
+        if counts.count(1) != len(counts):
+            request_entry = np.repeat(np.arange(len(counts)), counts)
+        row_request = None
+        if sizes.count(1) != len(sizes):
+            row_request = np.repeat(np.arange(len(sizes)), sizes)
+        row_entry = row_request if request_entry is None else request_entry
+        if request_entry is not None and row_request is not None:
+            row_entry = request_entry[row_request]
+
+        def per_request(values: Any, kind: pa.DataType) -> pa.Array:
+            array = pa.array(values, kind)
+            return array if row_request is None else array.take(row_request)
 
         def per_entry(values: Any, kind: pa.DataType) -> pa.Array:
             array = pa.array(values, kind)
-            return array if spread is None else array.take(spread)
+            return array if row_entry is None else array.take(row_entry)
 
-        micros = (np.array(meta["ts"]) * 1e6).astype("int64")
+        clock, scale = np.array(entry["clock"], float), np.array(entry["scale"], float)
+        if request_entry is not None:
+            clock, scale = clock[request_entry], scale[request_entry]
+        latency = (clock - np.array(request["start"], float)) * scale
+        micros = (np.array(entry["ts"]) * 1e6).astype("int64")
         stamps = per_entry(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         arrays: dict[str, pa.Array] = {
-            "request_id": per_entry(meta["request_id"], pa.string()),
-            "client_request_id": per_entry(meta["client_request_id"], pa.string()),
+            "request_id": per_request(request["request_id"], pa.string()),
+            "client_request_id": per_request(request["client_request_id"], pa.string()),
             "ts": stamps,
             "date": pc.cast(stamps, pa.date32()),
             "deployment": pa.array([deployment] * self.rows, pa.string()),
-            "revision": per_entry(meta["revision"], pa.int64()),
-            "variant": per_entry(meta["variant"], pa.string()),
-            "role": per_entry(meta["role"], pa.string()),
-            **_model_columns(self.models, per_entry(meta["model"], pa.int64())),
-            "key": pa.array(self.keys, pa.string()),
-            "latency_ms": per_entry(meta["latency_ms"], pa.float64()),
-            "status": per_entry(meta["status"], pa.string()),
-            "error": per_entry(meta["error"], pa.string()),
-            "output": _outputs(self.outputs, self.output_rows),
+            "revision": per_request(request["revision"], pa.int64()),
+            "variant": per_request(request["variant"], pa.string()),
+            "role": per_entry(entry["role"], pa.string()),
+            **_model_columns(self.models, per_entry(entry["model"], pa.int64())),
+            "key": self._key_column(request["key"], sizes, row_request is None),
+            "latency_ms": per_request(latency, pa.float64()),
+            "status": per_entry(entry["status"], pa.string()),
+            "error": per_entry(entry["error"], pa.string()),
+            "output": _outputs(self.outputs, entry["rows"]),
         }
         blocked = self._blocked()
         for name, kind in self.types.items():
@@ -514,10 +553,20 @@ class _Buffer:
             arrays[f"input_{name}" if name in _RESERVED else name] = column
         return pa.table(arrays)
 
+    def _key_column(self, keys: list[Any], sizes: list[int], one_row_each: bool) -> pa.Array:
+        """Each row's key: its request's one key (or None), or its own (_LISTED)."""
+        if one_row_each and not self.keys:
+            return pa.array(keys, pa.string())
+        listed = iter(self.keys)
+        rows: list[str | None] = []
+        for key, n in zip(keys, sizes, strict=True):
+            rows.extend(islice(listed, n) if key is _LISTED else [key] * n)
+        return pa.array(rows, pa.string())
+
     def _blocked(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every block's features by name: (values, valid) over all rows, NaN and False
         where no block has the row (one scatter per block, not per feature)."""
-        blocks = [block for block in self._blocks if block.rows]
+        blocks = [block for block in self._blocks if block.rows or block.matrices]
         at = {name: i for i, name in enumerate(dict.fromkeys(n for b in blocks for n in b.index))}
         data = np.full((len(at), self.rows), np.nan)
         covered = np.zeros((len(blocks), self.rows), bool)  # the rows each block has
@@ -525,8 +574,7 @@ class _Buffer:
             features = [at[name] for name in block.index]
             # Every feature, in order: a plain scatter, a tenth of the time of np.ix_'s.
             whole = features == list(range(len(at)))
-            values = np.frombuffer(block.values, np.float64).reshape(len(block.rows), -1)
-            index = np.frombuffer(block.rows, np.int64)
+            values, index = block.joined()
             if whole:
                 data[:, index] = values.T
             else:
@@ -560,15 +608,41 @@ class _Buffer:
 
 class _Block:
     """The feature rows of one all-double model, in ``index``'s order: ``values``
-    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``."""
+    holds one row of ``len(names)`` doubles per buffer row listed in ``rows``, and each
+    of ``matrices`` (scored matrices, kept as they are) the rows from its ``firsts``
+    entry on."""
 
-    __slots__ = ("index", "width", "values", "rows")
+    __slots__ = ("index", "width", "values", "rows", "matrices", "firsts")
 
     def __init__(self, names: list[str]) -> None:
         self.index = {name: j for j, name in enumerate(names)}
         self.width = len(names)
         self.values = array("d")
         self.rows = array("q")
+        self.matrices: list[np.ndarray] = []
+        self.firsts: list[int] = []
+
+    def keep(self, first: int, matrix: np.ndarray) -> None:
+        """Rows ``first`` on: ``matrix``'s (n, width) doubles, not copied unless it is a
+        view of a larger array (it would keep that alive until the flush)."""
+        base = matrix.base
+        if base is not None and getattr(base, "nbytes", None) != matrix.nbytes:
+            matrix = matrix.copy()
+        self.matrices.append(matrix)
+        self.firsts.append(first)
+
+    def joined(self) -> tuple[np.ndarray, np.ndarray]:
+        """All the block's rows as one (rows, width) matrix, and their buffer rows."""
+        values = [np.frombuffer(self.values, np.float64).reshape(len(self.rows), self.width)]
+        index = [np.frombuffer(self.rows, np.int64)]
+        if self.matrices:
+            lengths = np.array([len(m) for m in self.matrices])
+            ends = np.cumsum(lengths)
+            # row i of the joined matrices is buffer row firsts[k] + (i - start of k)
+            offsets = np.repeat(np.array(self.firsts) - (ends - lengths), lengths)
+            values += self.matrices
+            index.append(np.arange(ends[-1]) + offsets)
+        return np.concatenate(values), np.concatenate(index)
 
     def add(self, first: int, n: int, columns: dict[str, Any], pick: Any) -> bool:
         """Rows ``first`` .. ``first + n - 1``; False (nothing kept) when a value is not

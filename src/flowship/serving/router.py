@@ -40,7 +40,7 @@ from flowship.serving.errors import NotReady
 from flowship.serving.follow import ModelHolder, labels_of
 from flowship.serving.helper_process import helper_pool
 from flowship.serving.metrics import Counter, Gauge, ServingMetrics
-from flowship.serving.prediction_log import LogEntry, PredictionLog
+from flowship.serving.prediction_log import LogEntry, PredictionLog, Tag
 from flowship.serving.shadow import ShadowCopy, ShadowQueue
 
 log = logging.getLogger(__name__)
@@ -432,12 +432,12 @@ class DeploymentRouter:
         groups: dict[str, list[int]] | None = None
         if n_rows <= 1 or assigned.count(first) == n_rows:  # one variant answers every row
             variant = routing.variants[first]
-            # A logged request's rows reach the log with its micro-batch (_log_scored).
-            tag = (
-                (request_id, client_request_id, keys, routing.revision, first, start)
-                if logged
-                else None
-            )
+            # A logged request's rows reach the log with its micro-batch (_log_scored),
+            # its Tag (prediction_log) as the buffer keeps it.
+            tag: Tag | None = None
+            if logged and n_rows:
+                key = keys[0] if keys is not None and n_rows == 1 else keys
+                tag = (request_id, client_request_id, key, n_rows, routing.revision, first, start)
             try:
                 result, predictor, _ = await variant.batcher.predict(  # type: ignore[union-attr]
                     columns if self._reject else self._inputs(variant, columns),
@@ -510,21 +510,15 @@ class DeploymentRouter:
         batch's rows as one buffer entry when it was scored in one call, else each
         request's (an entry per request cost a logged server about 2% more throughput:
         docs/benchmarks.md)."""
-        assert self.log is not None  # tags are only made for a log
-        clock = time.perf_counter()
-        requests = [
-            (request_id, client_request_id, keys, n_rows, revision, variant, (clock - start) * 1000)
-            for (request_id, client_request_id, keys, revision, variant, start), n_rows, _, _
-            in tagged
-        ]  # fmt: skip
+        log = self.log
+        assert log is not None  # tags are only made for a log
         if together is not None:
             columns, result, inputs = together
-            self.log.add_scored(predictor, requests, columns, len(result), result, inputs)
+            log.add_scored(predictor, tagged, columns, len(result), result, inputs)
             return
-        for request, (_, n_rows, columns, (result, _, inputs)) in zip(
-            requests, tagged, strict=True
-        ):
-            self.log.add_scored(predictor, (request,), columns, n_rows, result, inputs)
+        for one in tagged:
+            _, n_rows, columns, (result, _, inputs) = one
+            log.add_scored(predictor, (one,), columns, n_rows, result, inputs)
 
     def _log_answer(
         self, routed, answer, scored, groups, columns, keys, client_request_id, latency
@@ -677,6 +671,12 @@ def _client_request_id(headers: dict[bytes, bytes]) -> str | None:
 
 def _keys(values: Any, field: str) -> list[str]:
     """The key column as text, one per row; a row without a key is a 400."""
+    if type(values) is list and len(values) == 1:  # one row (most requests): no loop
+        value = values[0]
+        if type(value) is str:
+            return [value[:MAX_HEADER_CHARS]]
+        if type(value) is int:
+            return [str(value)[:MAX_HEADER_CHARS]]
     if isinstance(values, np.ndarray):
         values = values.tolist()
     keys = []
