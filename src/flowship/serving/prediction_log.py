@@ -404,7 +404,7 @@ class _Buffer:
 
     def add(self, e: LogEntry) -> None:
         keys = e.keys
-        key = keys[0] if keys is not None and e.n_rows == 1 and len(keys) == 1 else keys
+        key = keys[0] if keys is not None and e.n_rows == 1 else keys  # as route tags
         tag = (e.request_id, e.client_request_id, key, e.n_rows, e.revision, e.variant, 0.0)
         self.scored(e.predictor, ((tag,),), e.columns, e.n_rows, e.output, e.inputs,
                     clock=e.latency_ms, scale=1.0, ts=e.ts, role=e.role, status=e.status,
@@ -513,8 +513,11 @@ class _Buffer:
         row_request = None
         if sizes.count(1) != len(sizes):
             row_request = np.repeat(np.arange(len(sizes)), sizes)
-        row_entry = row_request if request_entry is None else request_entry
-        if request_entry is not None and row_request is not None:
+        if request_entry is None:
+            row_entry = row_request
+        elif row_request is None:
+            row_entry = request_entry
+        else:
             row_entry = request_entry[row_request]
 
         def per_request(values: Any, kind: pa.DataType) -> pa.Array:
