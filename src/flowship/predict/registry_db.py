@@ -25,16 +25,19 @@ from flowship.predict.ref_syntax import STAGES, ResolvedRef, parse_registry_ref
 
 _log = logging.getLogger(__name__)
 
-# The Alembic head of MLflow 3.17, whose SqlAlchemyStore the rules below were read from.
-# Any other schema (older, or migrated by a newer MLflow) is left to MLflow, which also
-# refuses a database whose schema differs from its own head.
-SCHEMA_REVISION = "dc11669786a5"
+# The Alembic heads of the MLflow releases whose SqlAlchemyStore the rules below were read
+# from: 3.17 and 3.18 (whose one migration changes only MCP server tables, on MySQL and
+# MSSQL). Any other schema (older, or migrated by a newer MLflow) is left to MLflow,
+# which also refuses a database whose schema differs from its own head.
+SCHEMA_REVISIONS = frozenset({"dc11669786a5", "f4a9b2c7d1e6"})
 _DEFAULT_WORKSPACE = "default"
 _DELETED = "Deleted_Internal"  # MLflow's soft delete: the row stays, the version is gone
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
 # refs._versions reads one page of MlflowClient.search_model_versions, this many versions.
 _SEARCH_PAGE = 10_000
-_ALIAS = re.compile(r"^[\w\-]*$")  # MLflow's alias rule; it refuses other aliases up front
+# MLflow's alias rule, applied to the whole alias as 3.18 does (3.17's re.match let a
+# trailing newline through); it refuses other aliases up front.
+_ALIAS = re.compile(r"[\w\-]*")
 _MAX_ALIAS = 255
 
 _alembic = sa.table("alembic_version", sa.column("version_num"))
@@ -97,7 +100,7 @@ def _parse(ref: str) -> tuple[str, str, str] | None:
         return None
     name, kind, value = parsed.name, parsed.kind, parsed.value
     if kind == "alias":
-        if not _ALIAS.match(value) or len(value) > _MAX_ALIAS:
+        if not _ALIAS.fullmatch(value) or len(value) > _MAX_ALIAS:
             return None
         if value.lower() == "latest":
             kind, value = "latest_alias", ""
@@ -123,10 +126,10 @@ def _valid_name(name: str) -> bool:
 def _warn_schema(uri: str, found: tuple[str, ...]) -> None:
     """Say once per store, not per ref, that every look-up now goes through MLflow."""
     _log.warning(
-        "The fast registry look-up is off: the MLflow store's schema is %s, not %s (the "
-        "one it was checked against); model refs are resolved through MLflow, which is "
+        "The fast registry look-up is off: the MLflow store's schema is %s, not one of %s "
+        "(those it was checked against); model refs are resolved through MLflow, which is "
         "slower. Upgrade flowship to match the installed MLflow to get it back.",
-        ", ".join(found) or "unknown", SCHEMA_REVISION,
+        ", ".join(found) or "unknown", ", ".join(sorted(SCHEMA_REVISIONS)),
     )  # fmt: skip
 
 
@@ -157,7 +160,7 @@ def _engine(uri: str) -> sa.Engine | None:
 
 def _find(conn: sa.Connection, name: str, kind: str, value: str) -> sa.Row | None:
     found = conn.execute(sa.select(_alembic.c.version_num)).scalars().all()
-    if found != [SCHEMA_REVISION]:
+    if len(found) != 1 or found[0] not in SCHEMA_REVISIONS:
         _warn_schema(tracking_uri(), tuple(found))
         return None
     elsewhere = sa.or_(
