@@ -30,14 +30,19 @@ def sklearn_model(ref: str):
     return mlflow.sklearn.load_model(ref)
 
 
+# A tree ensemble's backend is measured at load (choose._by_batch_size): ONNX Runtime, or
+# the compiled forest when it clearly wins on this machine at that moment; either is right.
+MEASURED = ("onnx", "forest")
+
+
 @pytest.mark.parametrize(
     ("name", "backend"),
     [
         ("lr", "linear"),  # compiled: faster than ONNX Runtime at every batch size
-        ("rf", "onnx"),
-        ("gb", "onnx"),
+        ("rf", MEASURED),
+        ("gb", MEASURED),
         ("reg", "linear"),
-        ("rfr", "onnx"),
+        ("rfr", MEASURED),
         ("words", "onnx"),
         ("ft", "native"),
         ("mixed", "native"),
@@ -48,7 +53,12 @@ def sklearn_model(ref: str):
 def test_auto_backend_matches_mlflow_pyfunc(store, name, backend):
     ref = f"models:/{name}/1"
     p = Predictor.load(ref)
-    assert p.backend == backend, p.backend_reason
+    if backend is MEASURED:
+        assert p.backend in MEASURED, p.backend_reason
+        if p.backend == "forest":  # only on a measured clear win
+            assert "faster than ONNX Runtime on every batch" in p.backend_reason
+    else:
+        assert p.backend == backend, p.backend_reason
     columns = [c.name for c in p.input_columns] or FEATURES
     frame = store.data[columns].head(50)
     if name == "ft":
