@@ -178,7 +178,9 @@ def test_observing_many_values_at_once_matches_observing_each(multiprocess, tmp_
     one_by_one, at_once = ServingMetrics(), ServingMetrics()
     for value in values:
         one_by_one.latency.observe(value, "a", "1", "onnx", "mlflow")
-    at_once.latency.observe_many(values, ("b", "1", "onnx", "mlflow"))
+    # ... and the same values into a second histogram (a deployment's variant latency)
+    variant = at_once.variants().latency, ("churn", "champion")
+    at_once.latency.observe_many(values, ("b", "1", "onnx", "mlflow"), variant)
     text = (at_once if multiprocess else one_by_one).render().decode()
     if not multiprocess:
         text += at_once.render().decode()
@@ -187,10 +189,13 @@ def test_observing_many_values_at_once_matches_observing_each(multiprocess, tmp_
         assert expected == metric(
             text, "flowship_request_duration_seconds_bucket", model="b", le=le
         ), le
-    assert metric(text, "flowship_request_duration_seconds_count", model="b") == len(values)
-    assert metric(text, "flowship_request_duration_seconds_sum", model="b") == pytest.approx(
-        sum(values)
-    )
+        assert expected == metric(
+            text, "flowship_variant_request_duration_seconds_bucket", variant="champion", le=le
+        ), le
+    for name in ("flowship_request_duration_seconds", "flowship_variant_request_duration_seconds"):
+        labels = {"model": "b"} if "variant" not in name else {"variant": "champion"}
+        assert metric(text, f"{name}_count", **labels) == len(values)
+        assert metric(text, f"{name}_sum", **labels) == pytest.approx(sum(values))
 
 
 def test_counters_are_printed_exactly():

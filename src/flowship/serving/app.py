@@ -194,7 +194,7 @@ class ServingApp:
                         decoded.columns, decoded.n_rows, headers=headers, sequences=sequences,
                         start=scope[START],
                     )  # fmt: skip
-                    result, predictor = routed.result, routed.predictor
+                    result = routed.result
                 else:
                     columns = self._filter_extra(decoded.columns)
                     result, predictor, _ = await self.batcher.predict(

@@ -113,21 +113,30 @@ class Histogram(_Family):
     def observe(self, value: float, *labels: str) -> None:
         self.child(labels).observe(value)
 
-    def observe_many(self, values: Sequence[float], labels: tuple[str, ...]) -> None:
+    def observe_many(
+        self,
+        values: Sequence[float],
+        labels: tuple[str, ...],
+        *also: tuple[Histogram, tuple[str, ...]],
+    ) -> None:
         """``observe`` for each of ``values``, in one update per bucket used instead of
-        two locked updates per value. prometheus_client has no public way to do this, so
-        it writes the child's ``_buckets`` and ``_sum`` (non-cumulative bucket counts, a
+        two locked updates per value; ``also``: other (histogram, labels) with the same
+        buckets that observe the same values (bucketed once: a deployment's request and
+        per-variant latencies). prometheus_client has no public way to do this, so it
+        writes each child's ``_buckets`` and ``_sum`` (non-cumulative bucket counts, a
         value going to the first bound not below it, as ``observe`` does); the tripwire
         test in tests/serving/test_units.py fails if those insides change."""
-        child = self.child(labels)
-        bounds = child._upper_bounds
+        children = [self.child(labels), *(histogram.child(more) for histogram, more in also)]
+        bounds = children[0]._upper_bounds
         counts = [0] * len(bounds)
         for value in values:
             counts[bisect_left(bounds, value)] += 1
-        child._sum.inc(sum(values))
-        for i, count in enumerate(counts):
-            if count:
-                child._buckets[i].inc(count)
+        total = sum(values)
+        for child in children:
+            child._sum.inc(total)
+            for i, count in enumerate(counts):
+                if count:
+                    child._buckets[i].inc(count)
 
     def count(self, *labels: str) -> int:
         child = self.child(labels)
@@ -365,11 +374,11 @@ class LoopTally:
             for (answer, protocol), (count, rows, values) in routed.items():
                 labels = (*answer.model_labels, protocol)
                 metrics.requests.inc(*labels, "200", amount=count)
-                metrics.latency.observe_many(values, labels)
+                also = [(variants.latency, variant) for variant in answer.labels]
+                metrics.latency.observe_many(values, labels, *also)
                 for variant, n in zip(answer.labels, rows, strict=True):
                     variants.rows.inc(*variant, amount=n)
                     variants.requests.inc(*variant, "ok", amount=count)
-                    variants.latency.observe_many(values, variant)
         for predictor, rows in batches.items():
             labels = (
                 predictor.model_name or "",

@@ -671,7 +671,8 @@ def _client_request_id(headers: dict[bytes, bytes]) -> str | None:
 
 def _keys(values: Any, field: str) -> list[str]:
     """The key column as text, one per row; a row without a key is a 400."""
-    if type(values) is list and len(values) == 1:  # one row (most requests): no loop
+    kind = type(values)
+    if (kind is tuple or kind is list) and len(values) == 1:  # one row (most requests)
         value = values[0]
         if type(value) is str:
             return [value[:MAX_HEADER_CHARS]]
