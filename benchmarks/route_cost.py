@@ -10,6 +10,13 @@ concurrency 8, in blocks that alternate between the servers; the CPU time per re
 of a block moves by well under a microsecond from block to block. Printed: the fastest
 and the median block of each, and their difference from the single model's.
 
+``--opcodes N`` also counts the Python bytecode instructions each server runs for N
+requests (``sys.settrace`` with opcode events, after the timed blocks, so the counter
+slows nothing that is timed), and prints them a request, with the functions where a
+deployment runs the most more than the single model. A count does not move with the
+machine's load: it tells whether a change to the request path removed work, where two
+timings of a noisy machine cannot.
+
 - single: ``models:/lr/1`` (the 30-feature logistic regression of traffic.py), bodies
   without a key;
 - solo: a deployment keyed by ``customer_id`` whose one live variant is that model
@@ -18,7 +25,7 @@ and the median block of each, and their difference from the single model's.
 - split: the 90/10 split of traffic.py (solo, plus a hash per key and the challenger's
   own micro-batches).
 
-    .venv/bin/python benchmarks/route_cost.py [--blocks 30]
+    .venv/bin/python benchmarks/route_cost.py [--blocks 30] [--opcodes 1600]
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,6 +50,7 @@ import traffic  # noqa: E402  (the model and the deployments of the traffic benc
 from _isolate import isolate  # noqa: E402
 
 CONCURRENCY, ROUNDS = 8, 400  # requests at a time; rounds of them per block
+COUNTED_FLUSH_S = 0.2  # the metrics' flush delay while opcodes are counted
 # uvicorn's checks of each response header line (uvicorn/protocols/http/httptools_impl.py)
 HEADER_RE = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
 HEADER_VALUE_RE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
@@ -107,7 +116,7 @@ def serving_app(target: str):
     return app
 
 
-async def measure(blocks: int) -> dict[str, list[float]]:
+async def measure(blocks: int, opcodes: int) -> dict[str, list[float]]:
     apps = {name: serving_app(name) for name in ("single", "solo", "split")}
     rng = random.Random(7)
     keys = [rng.randint(1, 1_000_000) for _ in range(ROUNDS * CONCURRENCY)]
@@ -122,6 +131,10 @@ async def measure(blocks: int) -> dict[str, list[float]]:
                 await asyncio.gather(*(call(app, p) for p in payloads[i : i + CONCURRENCY]))
             spent = time.process_time() - start
             per_request[name].append(spent / len(payloads) * 1e6)
+    if opcodes:
+        opcodes = min(opcodes, len(keys))
+        counted = {name: await count_opcodes(apps[name], bodies[name][:opcodes]) for name in apps}
+        print_opcodes(counted, opcodes)
     split = apps["split"].metrics
     split.tally.flush()
     answered = {
@@ -137,9 +150,55 @@ async def measure(blocks: int) -> dict[str, list[float]]:
     return per_request
 
 
+async def count_opcodes(app, payloads: list[bytes]) -> Counter:
+    """Opcodes run while ``app`` answers ``payloads``, by (file, function): every
+    frame's, the event loop's and uvicorn's checks included. The metrics tally is
+    flushed every ``COUNTED_FLUSH_S`` instead of every 10 ms: the counter slows requests
+    about twentyfold, and a flush every 10 ms would carry a twentieth of the requests it
+    carries at full speed (about a hundred)."""
+    from flowship.serving import metrics
+
+    counts: Counter = Counter()
+
+    def tracer(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            code = frame.f_code
+            counts[(Path(code.co_filename).name, code.co_name)] += 1
+        return tracer
+
+    timed, metrics.FLUSH_S = metrics.FLUSH_S, COUNTED_FLUSH_S
+    sys.settrace(tracer)
+    try:
+        for i in range(0, len(payloads), CONCURRENCY):
+            await asyncio.gather(*(call(app, p) for p in payloads[i : i + CONCURRENCY]))
+        app.metrics.tally.flush()
+    finally:
+        sys.settrace(None)
+        metrics.FLUSH_S = timed
+    return counts
+
+
+def print_opcodes(counted: dict[str, Counter], requests: int) -> None:
+    print(f"Python opcodes a request, {requests} requests each")
+    single = counted["single"]
+    for name, counts in counted.items():
+        print(f"{name:8} {sum(counts.values()) / requests:8.0f}")
+        if name == "single":
+            continue
+        more = Counter(counts)
+        more.subtract(single)
+        top = [(where, n) for where, n in more.most_common(8) if n >= requests]
+        for (file, function), n in top:
+            print(f"    {n / requests:+7.1f}  {file}:{function}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=30, help="blocks of each server")
+    parser.add_argument(
+        "--opcodes", type=int, default=0, help="also count the opcodes of this many requests"
+    )
     args = parser.parse_args()
     isolate()
     home = Path(tempfile.mkdtemp(prefix="flowship-route-cost-"))
@@ -153,7 +212,7 @@ def main() -> None:
             [*flowship, "deployment", "apply", str(path)], check=True, capture_output=True
         )
     try:
-        per_request = asyncio.run(measure(args.blocks))
+        per_request = asyncio.run(measure(args.blocks, args.opcodes))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     fastest = {name: min(values) for name, values in per_request.items()}

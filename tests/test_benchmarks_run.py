@@ -25,7 +25,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         pytest.param(
             "predict.py", ["--rows", "1000", "--repeat", "10"], "backend", marks=pytest.mark.slow
         ),
-        pytest.param("route_cost.py", ["--blocks", "1"], "fastest", marks=pytest.mark.slow),
+        pytest.param(
+            "route_cost.py",
+            ["--blocks", "1", "--opcodes", "80"],
+            "opcodes a request",
+            marks=pytest.mark.slow,
+        ),
         pytest.param(
             "batch.py", ["--rows", "5000", "--models", "lr"], "work folder", marks=pytest.mark.slow
         ),
