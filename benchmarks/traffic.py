@@ -31,8 +31,8 @@ Needs wrk (``apt-get install -y wrk``).
 Many short rounds rather than a few long ones: on a shared 2-core machine one round's
 ratio moves by up to 30 points (a burst of other work lands on one server's round).
 Over four runs the median of 20 three-second rounds moved by 2.7 points for the split
-and 5 for the log; two runs of 6 ten-second rounds differed by 6.5 and 15
-(docs/benchmarks.md, 7 Dec 2026, 17:57-19:21 UTC).
+and 5 for the log; two runs of 6 ten-second rounds, of builds a few opcodes apart,
+differed by 6.5 and 15 (docs/benchmarks.md, 7 Dec 2026, 17:57-19:21 UTC).
 """
 
 from __future__ import annotations
