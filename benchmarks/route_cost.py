@@ -200,6 +200,8 @@ def main() -> None:
         "--opcodes", type=int, default=0, help="also count the opcodes of this many requests"
     )
     args = parser.parse_args()
+    if args.blocks < 1 or args.opcodes < 0:
+        parser.error("--blocks takes 1 or more, --opcodes 0 or more (requests to count)")
     isolate()
     home = Path(tempfile.mkdtemp(prefix="flowship-route-cost-"))
     uri = traffic.register(home)

@@ -58,3 +58,16 @@ def test_benchmark_runs(script: str, args: list[str], printed: str, tmp_path: Pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert printed in done.stdout
     assert list(trap.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--opcodes", "-1"], ["--blocks", "0"]])
+def test_route_cost_refuses_counts_it_cannot_use(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "route_cost.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "--blocks takes 1 or more, --opcodes 0 or more" in done.stderr
+    assert "Traceback" not in done.stderr
