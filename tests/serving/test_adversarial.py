@@ -69,23 +69,37 @@ class Outcome:
     seconds: float
     worst_ping: float
     growth_mb: float
+    attempts: int
+
+    def in_time(self) -> bool:
+        return self.seconds < ANSWER_S and self.worst_ping < PING_S
 
 
-def attack(server: Server, send: Callable[[], httpx.Response], times: int = 1) -> Outcome:
+def attack(server: Server, send: Callable[[], httpx.Response]) -> Outcome:
+    """Send the attack while /ping is watched.
+
+    A shared machine can stall any process (this one's garbage collector, the server's
+    scheduling) for a second. A request that blocks the event loop blocks it on every
+    attempt, so an attempt over the time budgets is tried again, up to three attempts.
+    Memory growth counts from before the first attempt, so a retry never hides a leak.
+    """
     assert server.proc is not None
     before = rss_mb(server.proc.pid)
-    with PingWatch(server) as watch:
-        started = time.monotonic()
-        for _ in range(times):
+    for attempt in range(1, 4):
+        with PingWatch(server) as watch:
+            started = time.monotonic()
             response = send()
-        seconds = (time.monotonic() - started) / times
-    assert watch.statuses == {200}, watch.statuses
-    return Outcome(response, seconds, watch.worst, rss_mb(server.proc.pid) - before)
+            seconds = time.monotonic() - started
+        assert watch.statuses == {200}, watch.statuses
+        outcome = Outcome(response, seconds, watch.worst, 0.0, attempt)
+        if outcome.in_time():
+            break
+    outcome.growth_mb = rss_mb(server.proc.pid) - before
+    return outcome
 
 
 def within_budgets(outcome: Outcome) -> None:
-    assert outcome.seconds < ANSWER_S, outcome
-    assert outcome.worst_ping < PING_S, outcome
+    assert outcome.in_time(), outcome
     assert outcome.growth_mb < RSS_BUDGET_MB, outcome
 
 
@@ -142,7 +156,7 @@ def test_split_bodies_naming_a_million_columns(target):
     for outcome in outcomes:
         assert outcome.response.status_code == 400
         assert "1000000 columns" in outcome.response.json()["message"]
-        assert outcome.seconds < ANSWER_S and outcome.worst_ping < PING_S, outcome
+        assert outcome.in_time(), outcome
     assert sum(o.growth_mb for o in outcomes) < RSS_BUDGET_MB, outcomes
     healthy(target)
 
@@ -240,7 +254,7 @@ def test_v2_hostile_tensors_get_a_v2_400_and_are_counted(target, tensors, needle
     counted = (metric(after, "flowship_requests_total", protocol="v2", status=status) or 0) - (
         metric(before, "flowship_requests_total", protocol="v2", status=status) or 0
     )
-    assert counted == 1
+    assert counted == outcome.attempts
 
 
 def test_unknown_paths_and_methods_answer_json_in_the_protocols_shape(target):
