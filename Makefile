@@ -14,8 +14,9 @@ $(BIN)/flowship: pyproject.toml
 quickstart: $(BIN)/flowship
 	$(BIN)/flowship quickstart
 
+# --durations: the slowest tests in every run's output, so a suite that grows slow shows where.
 test: $(BIN)/flowship browser-deps
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 # The HTML-report test drives headless chromium; install it when missing and we are root
 # (otherwise that test skips and says why).
