@@ -141,19 +141,23 @@ def _sklearn(ref: str):
     return mlflow.sklearn.load_model(ref)
 
 
-def _uses(predictor: Predictor, compiled: str, every: bool) -> bool:
-    """The compiled backend answers every batch (named after it), or large ones only."""
-    if every:
-        return predictor.backend == compiled and f"{compiled}: compiled" in predictor.backend_reason
-    return predictor.backend == "onnx" and f"use the {compiled} backend" in predictor.backend_reason
+def _uses(predictor: Predictor, compiled: str, every: bool | None) -> bool:
+    """The compiled backend answers every batch (named after it), or large ones only.
+    ``None``: either, as the load's timing of small batches on this machine decided
+    (choose._by_batch_size; ONNX Runtime usually wins them, but not on every machine)."""
+    on_every = predictor.backend == compiled and f"{compiled}: compiled" in predictor.backend_reason
+    on_large = (
+        predictor.backend == "onnx" and f"use the {compiled} backend" in predictor.backend_reason
+    )
+    return {True: on_every, False: on_large, None: on_every or on_large}[every]
 
 
 @pytest.mark.parametrize(
     ("name", "output", "compiled", "every"),
     [
-        ("rf", "predict", "forest", False),  # ONNX Runtime is faster on small batches
-        ("rf", "proba", "forest", False),
-        ("rfr", "predict", "forest", False),
+        ("rf", "predict", "forest", None),
+        ("rf", "proba", "forest", None),
+        ("rfr", "predict", "forest", None),
         ("lr", "predict", "linear", True),  # one NumPy product: faster at any size
     ],
 )
@@ -172,6 +176,7 @@ def test_large_batches_go_to_the_compiled_model_and_reload_without_the_estimator
     again = Predictor.load(f"models:/{name}/1", output=output)
     assert "estimator not loaded" in again.backend_reason
     assert _uses(again, compiled, every), again.backend_reason
+    assert again.backend == first.backend  # the recorded choice, not a new measurement
     np.testing.assert_array_equal(again.predict(data), first.predict(data))
 
 
@@ -184,7 +189,7 @@ def test_a_recorded_forest_that_no_longer_holds_means_a_full_load(store, flowshi
         np.savez(out, **saved)
     reloaded = Predictor.load("models:/rf/1")
     assert "estimator not loaded" not in reloaded.backend_reason
-    assert "use the forest backend" in reloaded.backend_reason
+    assert _uses(reloaded, "forest", None), reloaded.backend_reason
     data = _batch(store)
     matrix = np.column_stack([data[c] for c in FEATURES])
     np.testing.assert_array_equal(reloaded.predict(data), _sklearn("models:/rf/1").predict(matrix))
