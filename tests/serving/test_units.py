@@ -192,8 +192,10 @@ def test_observing_many_values_at_once_matches_observing_each(multiprocess, tmp_
         assert expected == metric(
             text, "flowship_variant_request_duration_seconds_bucket", variant="champion", le=le
         ), le
-    for name in ("flowship_request_duration_seconds", "flowship_variant_request_duration_seconds"):
-        labels = {"model": "b"} if "variant" not in name else {"variant": "champion"}
+    for name, labels in (
+        ("flowship_request_duration_seconds", {"model": "b"}),
+        ("flowship_variant_request_duration_seconds", {"variant": "champion"}),
+    ):
         assert metric(text, f"{name}_count", **labels) == len(values)
         assert metric(text, f"{name}_sum", **labels) == pytest.approx(sum(values))
 
