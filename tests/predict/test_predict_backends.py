@@ -43,7 +43,7 @@ MEASURED = ("onnx", "forest")
         ("gb", MEASURED),
         ("reg", "linear"),
         ("rfr", MEASURED),
-        ("words", "onnx"),
+        ("words", MEASURED),  # a forest with string classes
         ("ft", "native"),
         ("mixed", "native"),
         ("custom", "pyfunc"),
